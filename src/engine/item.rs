@@ -1,0 +1,118 @@
+//! One request's state during a run: attempts, the page it is on, and the pages
+//! merged so far.
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::options::Options;
+use crate::request::{relative_url, Request};
+use crate::result::{error_of, ErrorInfo, ItemResult};
+
+/// The paging link of an ARM list answer.
+const NEXT_LINK: &str = "nextLink";
+
+pub(super) struct Item {
+    pub request: Request,
+    /// Path and query of the page to fetch next.
+    pub url: String,
+    /// Sends of this request, all pages together.
+    pub attempts: u32,
+    /// Sends of the current page; the retry budget is per page.
+    pub page_tries: u32,
+    /// Pages received and merged so far.
+    pages: u32,
+    /// The merged body of the pages received so far.
+    merged: Option<Value>,
+    pub done: bool,
+}
+
+impl Item {
+    pub fn new(request: Request) -> Item {
+        Item {
+            url: request.url.clone(),
+            request,
+            attempts: 0,
+            page_tries: 0,
+            pages: 0,
+            merged: None,
+            done: false,
+        }
+    }
+
+    /// The next page to fetch, when `body` links to one on the endpoint's origin.
+    /// A link elsewhere is not followed (the token would go with it).
+    pub fn next_link(&self, body: &Value, options: &Options) -> Option<String> {
+        let link = body.get(NEXT_LINK)?.as_str()?;
+        let url = Url::parse(link).ok()?;
+        if !options.is_same_origin(&url) {
+            return None;
+        }
+        relative_url(link, options).ok()
+    }
+
+    /// Merges a page that links to another and moves on to `next`.
+    pub fn add_page(&mut self, body: Value, next: Option<String>) {
+        self.merge(body);
+        if let Some(next) = next {
+            self.url = next;
+            self.page_tries = 0;
+        }
+    }
+
+    fn merge(&mut self, body: Value) {
+        self.pages += 1;
+        match &mut self.merged {
+            None => self.merged = Some(body),
+            Some(merged) => {
+                if let (Some(Value::Array(all)), Value::Object(mut page)) =
+                    (merged.get_mut("value"), body)
+                {
+                    if let Some(Value::Array(more)) = page.remove("value") {
+                        all.extend(more);
+                    }
+                    match page.remove(NEXT_LINK) {
+                        Some(link) => merged[NEXT_LINK] = link,
+                        None => {
+                            if let Some(m) = merged.as_object_mut() {
+                                m.remove(NEXT_LINK);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The final result from an HTTP answer. A successful last page joins the
+    /// pages before it; a failed page ends the request with that failure.
+    pub fn finish_http(
+        &mut self,
+        status: u16,
+        headers: Map<String, Value>,
+        body: Value,
+    ) -> ItemResult {
+        let body = if (200..300).contains(&status) {
+            self.merge(body);
+            self.merged.take().unwrap_or(Value::Null)
+        } else {
+            body
+        };
+        ItemResult {
+            id: self.request.id.clone(),
+            status,
+            error: error_of(status, &body),
+            headers,
+            body,
+            attempts: self.attempts,
+            pages: self.pages,
+            index: 0,
+        }
+    }
+
+    /// The final result when there is no HTTP answer to give.
+    pub fn finish_without_answer(&mut self, error: ErrorInfo) -> ItemResult {
+        let mut r = ItemResult::no_answer(0, &self.request.id, self.attempts, error);
+        r.pages = self.pages;
+        r
+    }
+}

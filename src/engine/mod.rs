@@ -1,0 +1,348 @@
+//! The engine: sends batches in parallel, polls asynchronous ones, classifies
+//! every answer, puts retryable items into later batches after their wait,
+//! follows `nextLink` pages, and gives every request exactly one final result,
+//! streamed out as soon as it is known.
+
+mod item;
+mod send;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::options::Options;
+use crate::plan;
+use crate::progress::Progress;
+use crate::request::Request;
+use crate::result::{codes, ErrorInfo, ItemResult, Summary};
+use crate::retry::{envelope_not_processed, is_retryable_status, retry_after};
+use crate::transport::Transport;
+use crate::wire::{arm, ItemAnswer};
+use item::Item;
+use send::{Ctx, Reply};
+
+/// Everything a run needs besides its requests.
+pub struct Engine {
+    ctx: Arc<Ctx>,
+}
+
+impl Engine {
+    /// An engine for `options` that sends through `transport`.
+    pub fn new(options: Arc<Options>, transport: Arc<dyn Transport>) -> Engine {
+        Engine {
+            ctx: Arc::new(Ctx { options, transport }),
+        }
+    }
+
+    /// Runs `requests` to completion (or cancellation, or the deadline). Each
+    /// request's final result goes to `sink` once, as soon as it is known.
+    pub async fn run(
+        &self,
+        requests: Vec<Request>,
+        sink: UnboundedSender<ItemResult>,
+        progress: Arc<Progress>,
+        cancel: CancellationToken,
+    ) -> Summary {
+        let started = Instant::now();
+        let deadline = started + self.ctx.options.timeout;
+        progress.set_total(requests.len() as u64);
+        let mut run = Run {
+            ctx: self.ctx.clone(),
+            ready: (0..requests.len()).collect(),
+            items: requests.into_iter().map(Item::new).collect(),
+            delayed: BinaryHeap::new(),
+            batch_size: self.ctx.options.batch_size,
+            paused_until: None,
+            in_flight_items: 0,
+            sink,
+            progress: progress.clone(),
+        };
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>> =
+            FuturesUnordered::new();
+
+        loop {
+            let now = Instant::now();
+            run.promote_due(now);
+            let paused = run.paused_until.filter(|t| *t > now);
+            while paused.is_none()
+                && in_flight.len() < self.ctx.options.concurrency
+                && !run.ready.is_empty()
+            {
+                in_flight.push(run.launch());
+            }
+            if in_flight.is_empty() && run.ready.is_empty() && run.delayed.is_empty() {
+                break;
+            }
+            let next_retry = run.delayed.peek().map(|Reverse((t, _))| *t);
+            let wake = match (paused, next_retry) {
+                (Some(p), _) if !run.ready.is_empty() => Some(p),
+                (Some(p), Some(r)) => Some(p.max(r)),
+                (_, r) => r,
+            };
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    run.abandon(&mut in_flight, codes::CANCELLED, "the run was cancelled before this request finished");
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    run.abandon(&mut in_flight, codes::TIMEOUT, "the run's deadline passed before this request finished");
+                    break;
+                }
+                Some((batch, reply)) = in_flight.next(), if !in_flight.is_empty() => run.land(batch, reply),
+                _ = sleep_until_opt(wake), if wake.is_some() => {}
+            }
+        }
+
+        let p = progress.snapshot();
+        Summary {
+            total: p.total,
+            succeeded: p.succeeded,
+            failed: p.failed,
+            retries: p.retries,
+            batches: p.batches,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    if let Some(t) = t {
+        tokio::time::sleep_until(t).await;
+    }
+}
+
+/// The mutable state of one run.
+struct Run {
+    ctx: Arc<Ctx>,
+    items: Vec<Item>,
+    /// Items to send as soon as a batch slot is free, in order.
+    ready: VecDeque<usize>,
+    /// Items waiting for their retry time.
+    delayed: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Items per batch now; halved after an envelope 429.
+    batch_size: usize,
+    /// No batch is sent before this: the service throttled the whole client.
+    paused_until: Option<Instant>,
+    in_flight_items: u64,
+    sink: UnboundedSender<ItemResult>,
+    progress: Arc<Progress>,
+}
+
+impl Run {
+    fn options(&self) -> &Options {
+        &self.ctx.options
+    }
+
+    fn promote_due(&mut self, now: Instant) {
+        while let Some(Reverse((t, idx))) = self.delayed.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.delayed.pop();
+            self.ready.push_back(idx);
+        }
+    }
+
+    /// Plans the next batch from the ready queue and starts sending it.
+    fn launch(&mut self) -> BoxFuture<'static, (Vec<usize>, Reply)> {
+        let items = &self.items;
+        let batch = plan::next_batch(&mut self.ready, self.batch_size, |i| {
+            items[i].request.body.is_some()
+        });
+        let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
+        let outgoing: Vec<arm::Outgoing<'_>> = batch
+            .iter()
+            .zip(&names)
+            .map(|(&i, name)| arm::Outgoing {
+                name,
+                request: &self.items[i].request,
+                url: &self.items[i].url,
+            })
+            .collect();
+        let body = arm::encode(&outgoing);
+        for &i in &batch {
+            let item = &mut self.items[i];
+            item.attempts += 1;
+            item.page_tries += 1;
+        }
+        self.in_flight_items += batch.len() as u64;
+        self.progress.batch_sent(batch.len() as u64);
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let reply = ctx.send_batch(body).await;
+            (batch, reply)
+        })
+    }
+
+    /// Handles the reply to one batch.
+    fn land(&mut self, batch: Vec<usize>, reply: Reply) {
+        self.in_flight_items -= batch.len() as u64;
+        self.progress.batch_landed(batch.len() as u64);
+        match reply {
+            Reply::Items(answers) => {
+                let mut by_name: HashMap<String, ItemAnswer> =
+                    answers.into_iter().map(|a| (a.name.clone(), a)).collect();
+                for idx in batch {
+                    match by_name.remove(&idx.to_string()) {
+                        Some(answer) => self.answered(idx, answer),
+                        None => self.maybe_sent(
+                            idx,
+                            "the batch answer had no response for this request".into(),
+                        ),
+                    }
+                }
+            }
+            Reply::Envelope {
+                status,
+                headers,
+                body,
+            } => {
+                if status == 429 {
+                    self.progress.throttled();
+                    self.batch_size = (self.batch_size / 2).max(1);
+                }
+                let wait = retry_after(|k| find_header(&headers, k), SystemTime::now());
+                if envelope_not_processed(status) {
+                    let pause = wait.unwrap_or_else(|| self.options().backoff.delay(1));
+                    self.paused_until = Some(Instant::now() + pause);
+                }
+                let what = format!("the batch request was answered HTTP {status}");
+                for idx in batch {
+                    if envelope_not_processed(status) {
+                        let body = body.clone();
+                        self.retry_or(idx, wait, move |item| {
+                            item.finish_http(status, Default::default(), body)
+                        });
+                    } else if is_retryable_status(status) {
+                        self.maybe_sent(idx, format!("{what}; the request may have run"));
+                    } else {
+                        let result =
+                            self.items[idx].finish_http(status, Default::default(), body.clone());
+                        self.finish(idx, result);
+                    }
+                }
+            }
+            Reply::NotSent(why) => {
+                for idx in batch {
+                    let why = why.clone();
+                    self.retry_or(idx, None, move |item| {
+                        item.finish_without_answer(ErrorInfo::new(codes::CONNECTION_FAILED, why))
+                    });
+                }
+            }
+            Reply::MaybeSent(why) => {
+                for idx in batch {
+                    self.maybe_sent(idx, why.clone());
+                }
+            }
+        }
+    }
+
+    /// The batch may have reached the service but we have no answer for `idx`:
+    /// send it again only when that is safe (or the caller opted in).
+    fn maybe_sent(&mut self, idx: usize, why: String) {
+        let item = &self.items[idx];
+        if item.request.is_idempotent() || self.options().retry_non_idempotent {
+            self.retry_or(idx, None, move |item| {
+                item.finish_without_answer(ErrorInfo::new(codes::INVALID_RESPONSE, why))
+            });
+        } else {
+            let msg = format!(
+                "{why}; {} is not idempotent so it was not sent again (set retryNonIdempotent to allow that)",
+                item.request.method
+            );
+            let result =
+                self.items[idx].finish_without_answer(ErrorInfo::new(codes::OUTCOME_UNKNOWN, msg));
+            self.finish(idx, result);
+        }
+    }
+
+    /// One item's own answer.
+    fn answered(&mut self, idx: usize, answer: ItemAnswer) {
+        if answer.status == 429 {
+            self.progress.throttled();
+        }
+        if is_retryable_status(answer.status) {
+            let wait = retry_after(|k| answer.header(k), SystemTime::now());
+            self.retry_or(idx, wait, move |item| {
+                item.finish_http(answer.status, answer.headers, answer.body)
+            });
+            return;
+        }
+        let follow = self.options().follow_next_link;
+        let item = &mut self.items[idx];
+        if follow && (200..300).contains(&answer.status) {
+            if let Some(next) = item.next_link(&answer.body, &self.ctx.options) {
+                item.add_page(answer.body, Some(next));
+                self.ready.push_back(idx);
+                return;
+            }
+        }
+        let result = item.finish_http(answer.status, answer.headers, answer.body);
+        self.finish(idx, result);
+    }
+
+    /// Schedules another attempt after `wait` (or the backoff), or, when the item
+    /// has used its attempts, finishes it with `last`.
+    fn retry_or(
+        &mut self,
+        idx: usize,
+        wait: Option<Duration>,
+        last: impl FnOnce(&mut Item) -> ItemResult,
+    ) {
+        let item = &mut self.items[idx];
+        if item.page_tries >= self.ctx.options.max_attempts {
+            let result = last(item);
+            self.finish(idx, result);
+            return;
+        }
+        let wait = wait.unwrap_or_else(|| self.ctx.options.backoff.delay(item.page_tries));
+        self.progress.retried(1);
+        self.delayed.push(Reverse((Instant::now() + wait, idx)));
+    }
+
+    fn finish(&mut self, idx: usize, mut result: ItemResult) {
+        let item = &mut self.items[idx];
+        debug_assert!(!item.done, "request {idx} finished twice");
+        if item.done {
+            return;
+        }
+        item.done = true;
+        result.index = idx;
+        self.progress.finished(result.is_success());
+        let _ = self.sink.send(result);
+    }
+
+    /// Ends the run early: drops the batches on the wire and finishes every
+    /// unfinished item with `code`.
+    fn abandon<F>(&mut self, in_flight: &mut FuturesUnordered<F>, code: &str, message: &str) {
+        in_flight.clear();
+        self.progress.batch_landed(self.in_flight_items);
+        self.in_flight_items = 0;
+        self.ready.clear();
+        self.delayed.clear();
+        for idx in 0..self.items.len() {
+            if !self.items[idx].done {
+                let result = self.items[idx].finish_without_answer(ErrorInfo::new(code, message));
+                self.finish(idx, result);
+            }
+        }
+    }
+}
+
+fn find_header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}

@@ -1,0 +1,515 @@
+//! Engine behaviour against a scripted transport, on tokio's paused clock: the
+//! waits are checked to the millisecond and take no wall time.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use crate::options::{parse_endpoint, Api, Options};
+use crate::progress::Progress;
+use crate::request::Request;
+use crate::result::ItemResult;
+use crate::retry::Backoff;
+use crate::secret::Secret;
+use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
+
+type Handler = Box<dyn FnMut(&Sent) -> Result<HttpResponse, TransportError> + Send>;
+
+/// What the fake service saw: when, what, and which items.
+#[derive(Clone, Debug)]
+struct Sent {
+    at: Duration,
+    method: &'static str,
+    url: String,
+    bearer: Option<String>,
+    items: Vec<Value>,
+}
+
+struct Script {
+    start: Instant,
+    handler: Mutex<Handler>,
+    log: Mutex<Vec<Sent>>,
+}
+
+struct Fake(Arc<Script>);
+
+impl Transport for Fake {
+    fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, TransportError>> {
+        let body: Value = req
+            .body
+            .as_deref()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .unwrap_or(Value::Null);
+        let sent = Sent {
+            at: self.0.start.elapsed(),
+            method: req.method,
+            url: req.url.to_string(),
+            bearer: req.bearer.map(|s| s.expose().to_string()),
+            items: body["requests"].as_array().cloned().unwrap_or_default(),
+        };
+        self.0.log.lock().unwrap().push(sent.clone());
+        let out = (self.0.handler.lock().unwrap())(&sent);
+        Box::pin(async move { out })
+    }
+}
+
+fn options() -> Options {
+    let mut o = Options::new(Api::Arm);
+    o.endpoint = parse_endpoint("https://arm.test").unwrap();
+    o.token = Some(Secret::new("tok"));
+    o.backoff = Backoff {
+        jitter: false,
+        ..Backoff::default()
+    };
+    o
+}
+
+fn get(id: &str, url: &str) -> Request {
+    Request {
+        id: id.into(),
+        method: "GET".into(),
+        url: url.into(),
+        body: None,
+        header_details: None,
+    }
+}
+
+fn post(id: &str) -> Request {
+    Request {
+        id: id.into(),
+        method: "POST".into(),
+        url: "/x?api-version=1".into(),
+        body: Some(json!({})),
+        header_details: None,
+    }
+}
+
+fn answer(items: Vec<Value>) -> Result<HttpResponse, TransportError> {
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: json!({ "responses": items }).to_string().into_bytes(),
+    })
+}
+
+fn item(sent: &Value, status: u16, headers: Value, content: Value) -> Value {
+    json!({"name": sent["name"], "httpStatusCode": status, "headers": headers, "content": content})
+}
+
+fn ok_all(s: &Sent) -> Result<HttpResponse, TransportError> {
+    answer(
+        s.items
+            .iter()
+            .map(|i| item(i, 200, json!({}), json!({"url": i["url"]})))
+            .collect(),
+    )
+}
+
+async fn run(
+    o: Options,
+    requests: Vec<Request>,
+    handler: Handler,
+) -> (Vec<ItemResult>, Vec<Sent>, crate::Summary) {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(handler),
+        log: Mutex::new(vec![]),
+    });
+    let engine = Engine::new(Arc::new(o), Arc::new(Fake(script.clone())));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let n = requests.len();
+    let summary = engine
+        .run(
+            requests,
+            tx,
+            Arc::new(Progress::default()),
+            CancellationToken::new(),
+        )
+        .await;
+    let mut results = vec![];
+    while let Ok(r) = rx.try_recv() {
+        results.push(r);
+    }
+    assert_eq!(results.len(), n, "one result per request");
+    results.sort_by_key(|r| r.index);
+    let log = script.log.lock().unwrap().clone();
+    (results, log, summary)
+}
+
+#[tokio::test(start_paused = true)]
+async fn item_429_waits_its_own_retry_after() {
+    let mut calls = 0;
+    let (results, log, summary) = run(
+        options(),
+        vec![get("a", "/a"), get("b", "/b")],
+        Box::new(move |s| {
+            calls += 1;
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| {
+                        if calls == 1 && i["url"] == "/a" {
+                            item(
+                                i,
+                                429,
+                                json!({"Retry-After": "7"}),
+                                json!({"error":{"code":"TooManyRequests"}}),
+                            )
+                        } else {
+                            item(i, 200, json!({}), json!({"ok": true}))
+                        }
+                    })
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        log[1].at,
+        Duration::from_secs(7),
+        "retried exactly after Retry-After"
+    );
+    assert_eq!(
+        log[1].items.len(),
+        1,
+        "only the throttled item is sent again"
+    );
+    assert_eq!((results[0].status, results[0].attempts), (200, 2));
+    assert_eq!((results[1].status, results[1].attempts), (200, 1));
+    assert_eq!(
+        (summary.retries, summary.batches, summary.succeeded),
+        (1, 2, 2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_without_retry_after_and_attempts_run_out() {
+    let (results, log, _) = run(
+        options(),
+        vec![get("a", "/a")],
+        Box::new(|s| {
+            answer(vec![item(
+                &s.items[0],
+                503,
+                json!({}),
+                json!({"error":{"code":"ServiceUnavailable","message":"busy"}}),
+            )])
+        }),
+    )
+    .await;
+    // The timer rounds each wait up to the next millisecond, hence the tolerance.
+    let gaps: Vec<u128> = log
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_millis())
+        .collect();
+    assert_eq!(gaps.len(), 5, "six attempts");
+    for (gap, want) in gaps.iter().zip([800, 1600, 3200, 6400, 12800]) {
+        assert!((want..=want + 1).contains(gap), "0.8 s doubling: {gaps:?}");
+    }
+    let r = &results[0];
+    assert_eq!((r.status, r.attempts), (503, 6));
+    assert_eq!(r.error.as_ref().unwrap().code, "ServiceUnavailable");
+}
+
+#[tokio::test(start_paused = true)]
+async fn decimal_retry_after_and_http_date_are_honoured() {
+    let mut calls = 0;
+    let (_, log, _) = run(
+        options(),
+        vec![get("a", "/a")],
+        Box::new(move |s| {
+            calls += 1;
+            let st = if calls == 1 { 429 } else { 200 };
+            answer(vec![item(
+                &s.items[0],
+                st,
+                json!({"retry-after": "0.249"}),
+                json!({}),
+            )])
+        }),
+    )
+    .await;
+    assert_eq!(log[1].at, Duration::from_millis(249));
+}
+
+#[tokio::test(start_paused = true)]
+async fn envelope_429_retries_everything_with_half_the_batch_size() {
+    let mut calls = 0;
+    let reqs: Vec<Request> = (0..40)
+        .map(|i| get(&i.to_string(), &format!("/r{i}")))
+        .collect();
+    let mut o = options();
+    o.concurrency = 1;
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(move |s| {
+            calls += 1;
+            if calls == 1 {
+                return Ok(HttpResponse {
+                    status: 429,
+                    headers: vec![("Retry-After".into(), "3".into())],
+                    body: b"{}".to_vec(),
+                });
+            }
+            ok_all(s)
+        }),
+    )
+    .await;
+    let sizes: Vec<usize> = log.iter().map(|s| s.items.len()).collect();
+    assert_eq!(sizes, [20, 10, 10, 10, 10]);
+    assert!(
+        log[1..].iter().all(|s| s.at >= Duration::from_secs(3)),
+        "nothing is sent during the envelope's Retry-After"
+    );
+    assert!(results.iter().all(|r| r.status == 200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn envelope_500_resends_reads_but_not_writes_unless_allowed() {
+    for allow in [false, true] {
+        let mut calls = 0;
+        let mut o = options();
+        o.retry_non_idempotent = allow;
+        let (results, log, _) = run(
+            o,
+            vec![get("g", "/g"), post("p")],
+            Box::new(move |s| {
+                calls += 1;
+                if calls == 1 {
+                    return Ok(HttpResponse {
+                        status: 500,
+                        headers: vec![],
+                        body: b"oops".to_vec(),
+                    });
+                }
+                ok_all(s)
+            }),
+        )
+        .await;
+        assert_eq!(results[0].status, 200);
+        if allow {
+            assert_eq!((results[1].status, results[1].attempts), (200, 2));
+        } else {
+            assert_eq!(results[1].status, 0);
+            assert_eq!(results[1].error.as_ref().unwrap().code, "OutcomeUnknown");
+            assert_eq!(log[1].items.len(), 1, "only the GET is sent again");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_answers_and_unreachable_service() {
+    // A reset after sending: the read is retried, the write is not.
+    let mut calls = 0;
+    let (results, _, _) = run(
+        options(),
+        vec![get("g", "/g"), post("p")],
+        Box::new(move |s| {
+            calls += 1;
+            if calls == 1 {
+                Err(TransportError::MaybeSent("connection reset".into()))
+            } else {
+                ok_all(s)
+            }
+        }),
+    )
+    .await;
+    assert_eq!(results[0].status, 200);
+    assert_eq!(results[1].error.as_ref().unwrap().code, "OutcomeUnknown");
+    assert!(results[1]
+        .error
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("connection reset"));
+
+    // Never reachable: everything is retried, then fails with ConnectionFailed.
+    let (results, log, _) = run(
+        options(),
+        vec![get("g", "/g"), post("p")],
+        Box::new(|_| Err(TransportError::NotSent("connection refused".into()))),
+    )
+    .await;
+    assert_eq!(log.len(), 6);
+    for r in &results {
+        assert_eq!(
+            (
+                r.status,
+                r.attempts,
+                r.error.as_ref().unwrap().code.as_str()
+            ),
+            (0, 6, "ConnectionFailed")
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_missing_from_the_answer_is_not_lost() {
+    let mut calls = 0;
+    let (results, _, _) = run(
+        options(),
+        vec![get("g", "/g"), post("p")],
+        Box::new(move |s| {
+            calls += 1;
+            if calls == 1 {
+                answer(vec![])
+            } else {
+                ok_all(s)
+            }
+        }),
+    )
+    .await;
+    assert_eq!(results[0].status, 200);
+    assert_eq!(results[1].error.as_ref().unwrap().code, "OutcomeUnknown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn accepted_batches_are_polled_at_their_retry_after() {
+    let mut polls = 0;
+    let (results, log, _) = run(
+        options(),
+        vec![get("a", "/a"), get("b", "/b")],
+        Box::new(move |s| {
+            if s.method == "POST" {
+                return Ok(HttpResponse {
+                    status: 202,
+                    headers: vec![("Location".into(), "https://arm.test/batchop/1".into()), ("Retry-After".into(), "2".into())],
+                    body: vec![],
+                });
+            }
+            polls += 1;
+            if polls < 3 {
+                return Ok(HttpResponse { status: 202, headers: vec![("Retry-After".into(), "5".into())], body: vec![] });
+            }
+            let v = json!({"value": [{"name":"0","httpStatusCode":200,"content":{"n":0}},{"name":"1","httpStatusCode":404,"content":{}}]});
+            Ok(HttpResponse { status: 200, headers: vec![], body: v.to_string().into_bytes() })
+        }),
+    )
+    .await;
+    let at: Vec<(u64, &str)> = log.iter().map(|s| (s.at.as_secs(), s.method)).collect();
+    assert_eq!(at, [(0, "POST"), (2, "GET"), (7, "GET"), (12, "GET")]);
+    assert!(log.iter().all(|s| s.bearer.as_deref() == Some("tok")));
+    assert_eq!((results[0].status, results[1].status), (200, 404));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_location_on_another_host_is_never_called() {
+    let (results, log, _) = run(
+        options(),
+        vec![get("a", "/a")],
+        Box::new(|_| {
+            Ok(HttpResponse {
+                status: 202,
+                headers: vec![("Location".into(), "https://evil.test/op".into())],
+                body: vec![],
+            })
+        }),
+    )
+    .await;
+    assert!(
+        log.iter().all(|s| s.url.starts_with("https://arm.test/")),
+        "{log:?}"
+    );
+    assert_eq!(results[0].status, 0);
+    assert!(results[0]
+        .error
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("evil.test"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_ends_waiting_items() {
+    let mut o = options();
+    o.timeout = Duration::from_secs(10);
+    let start = Instant::now();
+    let (results, _, _) = run(
+        o,
+        vec![get("a", "/a")],
+        Box::new(|s| {
+            answer(vec![item(
+                &s.items[0],
+                429,
+                json!({"Retry-After": "30"}),
+                json!({}),
+            )])
+        }),
+    )
+    .await;
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert_eq!(results[0].error.as_ref().unwrap().code, "Timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn next_links_are_followed_on_the_endpoint_only() {
+    let mut o = options();
+    o.follow_next_link = true;
+    let (results, log, _) = run(
+        o,
+        vec![get("list", "/things?api-version=1"), get("foreign", "/other?api-version=1")],
+        Box::new(|s| {
+            answer(s.items.iter().map(|i| {
+                let url = i["url"].as_str().unwrap();
+                let body = match url {
+                    "/things?api-version=1" => json!({"value":[1,2],"nextLink":"https://arm.test/things?api-version=1&$skiptoken=2"}),
+                    "/things?api-version=1&$skiptoken=2" => json!({"value":[3],"nextLink":"https://arm.test/things?api-version=1&$skiptoken=3"}),
+                    "/things?api-version=1&$skiptoken=3" => json!({"value":[4]}),
+                    _ => json!({"value":["x"],"nextLink":"https://evil.test/next"}),
+                };
+                item(i, 200, json!({}), body)
+            }).collect())
+        }),
+    )
+    .await;
+    assert_eq!(results[0].body, json!({"value":[1,2,3,4]}));
+    assert_eq!((results[0].pages, results[0].attempts), (3, 3));
+    assert_eq!(
+        results[1].body["nextLink"], "https://evil.test/next",
+        "left for the caller to see"
+    );
+    assert_eq!(results[1].pages, 1);
+    assert!(log.iter().all(|s| s.url.starts_with("https://arm.test/")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_gives_every_unfinished_request_a_result() {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(Box::new(|s: &Sent| {
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| item(i, 429, json!({"Retry-After":"60"}), json!({})))
+                    .collect(),
+            )
+        })),
+        log: Mutex::new(vec![]),
+    });
+    let engine = Engine::new(Arc::new(options()), Arc::new(Fake(script)));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        c2.cancel();
+    });
+    let reqs = (0..30).map(|i| get(&i.to_string(), "/a")).collect();
+    engine
+        .run(reqs, tx, Arc::new(Progress::default()), cancel)
+        .await;
+    let mut n = 0;
+    while let Ok(r) = rx.try_recv() {
+        assert_eq!((r.status, r.error.unwrap().code.as_str()), (0, "Cancelled"));
+        n += 1;
+    }
+    assert_eq!(n, 30);
+}

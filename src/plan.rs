@@ -1,0 +1,60 @@
+//! The planner: which ready requests travel together in the next batch.
+
+use std::collections::VecDeque;
+
+/// ARM takes at most this many items in a batch once any of them has content.
+pub const ARM_MAX_ITEMS_WITH_BODY: usize = 20;
+
+/// Takes the next batch off the front of `ready`, in order: at most `size`
+/// items, and at most [`ARM_MAX_ITEMS_WITH_BODY`] when any item has a body.
+pub fn next_batch(
+    ready: &mut VecDeque<usize>,
+    size: usize,
+    has_body: impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    let mut batch = Vec::with_capacity(size.min(ready.len()));
+    let mut any_body = false;
+    while let Some(&next) = ready.front() {
+        if batch.len() >= size {
+            break;
+        }
+        let body = has_body(next);
+        if batch.len() >= ARM_MAX_ITEMS_WITH_BODY && (any_body || body) {
+            break;
+        }
+        any_body |= body;
+        batch.push(next);
+        ready.pop_front();
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_in_order_up_to_the_size() {
+        let mut ready: VecDeque<usize> = (0..45).collect();
+        let sizes: Vec<usize> = std::iter::from_fn(|| Some(next_batch(&mut ready, 20, |_| false)))
+            .take_while(|b| !b.is_empty())
+            .map(|b| b.len())
+            .collect();
+        assert_eq!(sizes, [20, 20, 5]);
+        let mut ready: VecDeque<usize> = (0..3).collect();
+        assert_eq!(next_batch(&mut ready, 2, |_| false), [0, 1]);
+    }
+
+    #[test]
+    fn batches_with_bodies_stay_at_twenty() {
+        let mut ready: VecDeque<usize> = (0..100).collect();
+        assert_eq!(
+            next_batch(&mut ready, 100, |i| i == 30).len(),
+            30,
+            "body item would be the 31st"
+        );
+        let b = next_batch(&mut ready, 100, |i| i == 30);
+        assert_eq!((b.len(), b[0]), (20, 30));
+        assert_eq!(next_batch(&mut ready, 100, |_| false).len(), 50);
+    }
+}

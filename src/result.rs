@@ -1,0 +1,146 @@
+//! Final results: exactly one per request, whatever happened to it.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Error codes AzBatch itself gives to results that have no HTTP answer (status 0)
+/// or whose answer AzBatch could not use.
+pub mod codes {
+    /// The run was cancelled before this request finished.
+    pub const CANCELLED: &str = "Cancelled";
+    /// The batch may have reached the service but its answer was lost; the
+    /// request was not idempotent so it was not sent again.
+    pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
+    /// The run's deadline passed before this request finished.
+    pub const TIMEOUT: &str = "Timeout";
+    /// The service could not be reached (nothing was sent), attempts exhausted.
+    pub const CONNECTION_FAILED: &str = "ConnectionFailed";
+    /// The batch's answer could not be read, attempts exhausted.
+    pub const INVALID_RESPONSE: &str = "InvalidResponse";
+    /// The answer was an HTTP error without an error object of its own.
+    pub const HTTP_ERROR: &str = "HttpError";
+    /// AzBatch failed internally; the request may or may not have run.
+    pub const INTERNAL: &str = "InternalError";
+}
+
+/// `{"code","message"}`, the error part of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    /// A stable code: the service's own (`ResourceGroupNotFound`) or one of [`codes`].
+    pub code: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl ErrorInfo {
+    /// An error with the given code and message.
+    pub fn new(code: &str, message: impl Into<String>) -> ErrorInfo {
+        ErrorInfo {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The final result of one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemResult {
+    /// The request's id.
+    pub id: String,
+    /// HTTP status of the final answer; 0 when there was none.
+    pub status: u16,
+    /// Headers of the final answer.
+    pub headers: Map<String, Value>,
+    /// The answer's JSON (pages merged), a string when it was not JSON, or null.
+    pub body: Value,
+    /// How many times the request was sent (all pages together).
+    pub attempts: u32,
+    /// How many pages were fetched (1 without paging; 0 when nothing came back).
+    pub pages: u32,
+    /// Null on success.
+    pub error: Option<ErrorInfo>,
+    /// Position of the request in the order added.
+    #[serde(skip)]
+    pub index: usize,
+}
+
+impl ItemResult {
+    /// Whether the request succeeded (2xx).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status) && self.error.is_none()
+    }
+
+    /// A result for a request that got no usable HTTP answer.
+    pub fn no_answer(index: usize, id: &str, attempts: u32, error: ErrorInfo) -> ItemResult {
+        ItemResult {
+            id: id.to_string(),
+            status: 0,
+            headers: Map::new(),
+            body: Value::Null,
+            attempts,
+            pages: 0,
+            error: Some(error),
+            index,
+        }
+    }
+}
+
+/// The error of an HTTP answer: the service's `{"error":{"code","message"}}` when
+/// it sent one, else a generic one for non-2xx statuses, else none.
+pub fn error_of(status: u16, body: &Value) -> Option<ErrorInfo> {
+    if (200..400).contains(&status) {
+        return None;
+    }
+    let e = body.get("error").unwrap_or(body);
+    let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(match (text("code"), text("message")) {
+        (Some(code), message) => ErrorInfo {
+            code,
+            message: message.unwrap_or_default(),
+        },
+        _ => ErrorInfo::new(codes::HTTP_ERROR, format!("HTTP {status}")),
+    })
+}
+
+/// Totals of a finished run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Requests in the run.
+    pub total: u64,
+    /// Results with a 2xx status.
+    pub succeeded: u64,
+    /// All other results.
+    pub failed: u64,
+    /// Sends beyond each item's first.
+    pub retries: u64,
+    /// Batch requests sent.
+    pub batches: u64,
+    /// Wall time of the run.
+    pub elapsed_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_comes_from_cloud_error_or_status() {
+        assert_eq!(error_of(200, &json!({"error":{"code":"X"}})), None);
+        let e = error_of(
+            404,
+            &json!({"error":{"code":"ResourceGroupNotFound","message":"gone"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("ResourceGroupNotFound", "gone")
+        );
+        let e = error_of(502, &json!("bad gateway")).unwrap();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("HttpError", "HTTP 502")
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The HTTP client behind the engine, behind a trait so the engine can be tested
+//! on a paused clock with a scripted server.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use url::Url;
+
+use crate::secret::Secret;
+
+/// An HTTP request the engine wants sent.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Where to; the engine has checked it is on the endpoint's origin.
+    pub url: Url,
+    /// JSON body, if any.
+    pub body: Option<Vec<u8>>,
+    /// Sent as `Authorization: Bearer ...` when present.
+    pub bearer: Option<Secret>,
+}
+
+/// The answer to an [`HttpRequest`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Header names and values, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A header, looked up case-insensitively.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Why an HTTP exchange failed, split by what it means for retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// The request never left (connection refused, DNS): safe to send again.
+    NotSent(String),
+    /// The request may have reached the service (reset, cut-off answer, timeout).
+    MaybeSent(String),
+}
+
+/// Sends HTTP requests.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends one request and reads its whole answer.
+    fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, TransportError>>;
+}
+
+/// The real transport: reqwest with rustls, no redirects (a redirect could carry
+/// the token elsewhere), a connection pool sized for the run.
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A client for `concurrency` parallel batches.
+    pub fn new(concurrency: usize) -> Result<ReqwestTransport, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("azbatch/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(ReqwestTransport { client })
+    }
+}
+
+impl Transport for ReqwestTransport {
+    fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, TransportError>> {
+        let method =
+            reqwest::Method::from_bytes(req.method.as_bytes()).expect("engine methods are valid");
+        let mut rb = self.client.request(method, req.url);
+        if let Some(token) = &req.bearer {
+            rb = rb.bearer_auth(token.expose());
+        }
+        if let Some(body) = req.body {
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        Box::pin(async move {
+            let resp = rb.send().await.map_err(classify)?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| TransportError::MaybeSent(describe(&e)))?;
+            Ok(HttpResponse {
+                status,
+                headers,
+                body: body.to_vec(),
+            })
+        })
+    }
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    if e.is_connect() {
+        TransportError::NotSent(describe(&e))
+    } else {
+        TransportError::MaybeSent(describe(&e))
+    }
+}
+
+/// The error and its causes on one line. reqwest's text names the URL, never headers.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
