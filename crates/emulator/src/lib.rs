@@ -1,14 +1,94 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! A local emulator of Azure's batch endpoints, for AzBatch's tests, demo and
+//! benchmarks. ARM: `POST /batch` over an in-memory tenant with ARM's
+//! throttling, asynchronous batches and seeded fault injection.
+
+pub mod answer;
+pub mod arm;
+pub mod config;
+pub mod server;
+pub mod service;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use config::{Config, Faults, Latency, Throttle};
+pub use service::{BatchRecord, Op, Service};
+
+/// A running emulator on 127.0.0.1, served by its own thread and runtime so it
+/// works beside any caller (blocking tests, C programs, async code). Dropping it
+/// stops it.
+pub struct Emulator {
+    addr: SocketAddr,
+    service: Arc<Service>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Emulator {
+    /// Binds and starts serving.
+    pub fn start(config: Config) -> std::io::Result<Emulator> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let service = Arc::new(Service::new(config));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = server::router(service.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("azbatch-emulator")
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("azbatch-emulator".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+                runtime.shutdown_background();
+            })?;
+        Ok(Emulator {
+            addr,
+            service,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every inner operation executed so far.
+    pub fn ops(&self) -> Vec<Op> {
+        self.service.ops()
+    }
+
+    /// Every batch request received so far.
+    pub fn batches(&self) -> Vec<BatchRecord> {
+        self.service.batches.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

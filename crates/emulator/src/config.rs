@@ -1,0 +1,148 @@
+//! What the emulator models and how badly it behaves: sizes, latency,
+//! throttling limits and seeded fault rates.
+
+use std::time::Duration;
+
+/// Delay of each item (and each direct call): fixed when `min == max`, else
+/// uniform in `min..=max`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    /// Shortest delay.
+    pub min: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// The same delay every time.
+    pub fn fixed(d: Duration) -> Latency {
+        Latency { min: d, max: d }
+    }
+}
+
+/// ARM's per-subscription token buckets.
+#[derive(Debug, Clone, Copy)]
+pub struct Throttle {
+    /// Off: never 429 for load.
+    pub enabled: bool,
+    /// Read bucket size.
+    pub read_capacity: f64,
+    /// Reads refilled per second.
+    pub read_refill: f64,
+    /// Write bucket size.
+    pub write_capacity: f64,
+    /// Writes refilled per second.
+    pub write_refill: f64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            enabled: true,
+            read_capacity: 250.0,
+            read_refill: 25.0,
+            write_capacity: 200.0,
+            write_refill: 10.0,
+        }
+    }
+}
+
+/// Seeded fault injection; each rate is the chance (0..=1) per item or per batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Seed of the fault dice, so a failing run can be replayed.
+    pub seed: u64,
+    /// An item answered 429 (not executed).
+    pub item_429: f64,
+    /// An item answered 500 (not executed).
+    pub item_500: f64,
+    /// An item answered 503 (not executed).
+    pub item_503: f64,
+    /// The batch answered 429 (nothing executed).
+    pub envelope_429: f64,
+    /// The batch answered 500 (nothing executed).
+    pub envelope_500: f64,
+    /// The batch answered 503 (nothing executed).
+    pub envelope_503: f64,
+    /// The connection is dropped before any answer (nothing executed).
+    pub reset: f64,
+    /// The items run, then the answer is cut off halfway.
+    pub truncate: f64,
+    /// The batch waits `slow_delay` before it starts.
+    pub slow_batch: f64,
+    /// Delay of a slow batch.
+    pub slow_delay: Duration,
+    /// `Retry-After` seconds of injected 429/503 answers.
+    pub retry_after_secs: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            seed: 1,
+            item_429: 0.0,
+            item_500: 0.0,
+            item_503: 0.0,
+            envelope_429: 0.0,
+            envelope_500: 0.0,
+            envelope_503: 0.0,
+            reset: 0.0,
+            truncate: 0.0,
+            slow_batch: 0.0,
+            slow_delay: Duration::from_secs(2),
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// Everything the emulator can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// How many subscriptions the tenant has.
+    pub subscriptions: usize,
+    /// The bearer token every call must carry; `None` accepts any call.
+    pub token: Option<String>,
+    /// Per-item delay.
+    pub latency: Latency,
+    /// Per-subscription throttling.
+    pub throttle: Throttle,
+    /// Fault injection.
+    pub faults: Faults,
+    /// Batches with more items than this answer 202 and are polled.
+    pub async_threshold: usize,
+    /// `Retry-After` seconds of 202 answers.
+    pub async_retry_after_secs: u64,
+    /// Key of the item list in a polled final answer: `responses` or `value`.
+    pub async_result_key: &'static str,
+    /// Answer batch items in a random order instead of the order sent.
+    pub shuffle: bool,
+    /// Page size of `GET /subscriptions`.
+    pub subscriptions_page: usize,
+    /// Page size of the Batch accounts list.
+    pub batch_accounts_page: usize,
+    /// When set, `nextLink`s point at this base URL instead of the emulator (tests
+    /// that links to other hosts are not followed).
+    pub next_link_base: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 0,
+            subscriptions: 10,
+            token: None,
+            latency: Latency::default(),
+            throttle: Throttle::default(),
+            faults: Faults::default(),
+            async_threshold: 20,
+            async_retry_after_secs: 1,
+            async_result_key: "responses",
+            shuffle: false,
+            subscriptions_page: 50,
+            batch_accounts_page: 2,
+            next_link_base: None,
+        }
+    }
+}

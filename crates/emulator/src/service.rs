@@ -1,0 +1,198 @@
+//! The emulator's shared state and the one path every inner operation takes,
+//! inside a batch or called directly: throttle, latency, the model, the log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use crate::arm::model::{cloud_error, ArmModel, Reply};
+use crate::config::Config;
+use crate::throttle::{Buckets, Kind};
+
+/// One inner operation the emulator executed (it reached the model).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// HTTP method.
+    pub method: String,
+    /// Path without query, as sent.
+    pub path: String,
+    /// The status the model answered.
+    pub status: u16,
+    /// Whether it came inside a batch.
+    pub in_batch: bool,
+}
+
+/// One batch request the emulator received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Items in it (0 when the envelope was refused before reading them).
+    pub items: usize,
+    /// Status of the envelope's first answer.
+    pub status: u16,
+}
+
+/// State behind every request.
+pub struct Service {
+    pub(crate) config: Config,
+    arm: Mutex<ArmModel>,
+    buckets: Mutex<Buckets>,
+    rng: Mutex<StdRng>,
+    ops: Mutex<Vec<Op>>,
+    pub(crate) batches: Mutex<Vec<BatchRecord>>,
+    /// Asynchronous batches: id → final answer once done.
+    pub(crate) pending: Mutex<HashMap<String, Option<Value>>>,
+}
+
+impl Service {
+    /// A fresh tenant for `config`.
+    pub fn new(config: Config) -> Service {
+        Service {
+            arm: Mutex::new(ArmModel::new(
+                config.subscriptions,
+                config.subscriptions_page,
+                config.batch_accounts_page,
+            )),
+            buckets: Mutex::new(Buckets::new(config.throttle)),
+            rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
+            ops: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    /// Rolls the fault dice: true with probability `rate`.
+    pub fn roll(&self, rate: f64) -> bool {
+        rate > 0.0 && self.rng.lock().unwrap().random::<f64>() < rate
+    }
+
+    fn latency(&self) -> Duration {
+        let l = self.config.latency;
+        if l.max <= l.min {
+            return l.min;
+        }
+        let span = (l.max - l.min).as_micros() as u64;
+        l.min + Duration::from_micros(self.rng.lock().unwrap().random_range(0..=span))
+    }
+
+    /// Every operation executed so far.
+    pub fn ops(&self) -> Vec<Op> {
+        self.ops.lock().unwrap().clone()
+    }
+
+    /// Runs one ARM operation: throttling, latency, the model, the log.
+    /// `url` is a path with query, or an absolute URL whose path is used.
+    pub async fn execute(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        base: &str,
+        in_batch: bool,
+    ) -> Reply {
+        let (path, query) = split_url(url);
+        let kind = if matches!(method, "GET" | "HEAD") {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
+        let key = throttle_key(&path);
+        let taken = self
+            .buckets
+            .lock()
+            .unwrap()
+            .take(&key, kind, Instant::now());
+        let mut reply = match taken {
+            Err(wait) => {
+                let mut r = cloud_error(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    &format!("Number of {} requests for subscription '{key}' exceeded the limit. Please try again after '{wait}' seconds.", if kind == Kind::Read { "read" } else { "write" }),
+                );
+                r.headers.push(("Retry-After".into(), wait.to_string()));
+                r.headers.push((kind.remaining_header().into(), "0".into()));
+                return r;
+            }
+            Ok(remaining) => {
+                let delay = self.latency();
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let base = self.config.next_link_base.as_deref().unwrap_or(base);
+                let mut r = self
+                    .arm
+                    .lock()
+                    .unwrap()
+                    .handle(method, &path, &query, body, base);
+                r.headers
+                    .push((kind.remaining_header().into(), remaining.to_string()));
+                r
+            }
+        };
+        reply.headers.push((
+            "x-ms-request-id".into(),
+            format!("{:016x}", self.rng.lock().unwrap().random::<u64>()),
+        ));
+        self.ops.lock().unwrap().push(Op {
+            method: method.to_string(),
+            path,
+            status: reply.status,
+            in_batch,
+        });
+        reply
+    }
+}
+
+/// `/subscriptions/{id}/...` is throttled per subscription; anything else per tenant.
+fn throttle_key(path: &str) -> String {
+    let mut segs = path.trim_start_matches('/').split('/');
+    match (segs.next(), segs.next()) {
+        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
+            id.to_ascii_lowercase()
+        }
+        _ => "tenant".to_string(),
+    }
+}
+
+/// Splits a path-with-query or absolute URL into its path and decoded query.
+pub fn split_url(url: &str) -> (String, BTreeMap<String, String>) {
+    let rest = match url.find("://") {
+        Some(i) => {
+            let after = &url[i + 3..];
+            after.find('/').map(|j| &after[j..]).unwrap_or("/")
+        }
+        None => url,
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let query = url_query(query);
+    (path.to_string(), query)
+}
+
+fn url_query(q: &str) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_paths_and_queries() {
+        let (p, q) = split_url(
+            "https://management.azure.com/subscriptions?api-version=2022-12-01&%24skiptoken=50",
+        );
+        assert_eq!(p, "/subscriptions");
+        assert_eq!(q["api-version"], "2022-12-01");
+        assert_eq!(q["$skiptoken"], "50");
+        let (p, q) = split_url("/a/b");
+        assert_eq!((p.as_str(), q.len()), ("/a/b", 0));
+        assert_eq!(throttle_key("/subscriptions/ABC/resourcegroups"), "abc");
+        assert_eq!(throttle_key("/subscriptions"), "tenant");
+    }
+}
