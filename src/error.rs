@@ -5,6 +5,9 @@
 /// never contains a token.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Error {
+    /// Options or a request are not JSON at all.
+    #[error("{0}")]
+    InvalidJson(String),
     /// The options could not be parsed or hold a value out of range.
     #[error("options: {0}")]
     InvalidOptions(String),
@@ -20,4 +23,19 @@ pub enum Error {
     /// Something failed inside AzBatch itself.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl Error {
+    /// Sorts a serde error: broken JSON text, or JSON with a bad value.
+    pub(crate) fn from_json(
+        e: serde_json::Error,
+        what: impl FnOnce(String) -> Error,
+        at: &str,
+    ) -> Error {
+        if e.is_syntax() || e.is_eof() {
+            Error::InvalidJson(format!("{at}: not valid JSON: {e}"))
+        } else {
+            what(e.to_string())
+        }
+    }
 }

@@ -40,7 +40,7 @@ impl Api {
 /// The API versions the ARM batch endpoint accepts.
 pub const ARM_BATCH_API_VERSIONS: [&str; 2] = ["2020-06-01", "2015-11-01"];
 /// Largest ARM batch the service takes.
-pub const ARM_MAX_BATCH: usize = 500;
+pub(crate) const ARM_MAX_BATCH: usize = 500;
 
 /// Checked options for one run.
 #[derive(Debug, Clone)]
@@ -110,8 +110,8 @@ impl Options {
     /// Parses and checks the options JSON of the C ABI. Unknown keys are an error
     /// so that a typo does not silently fall back to a default.
     pub fn from_json(text: &str) -> Result<Options, Error> {
-        let raw: RawOptions =
-            serde_json::from_str(text).map_err(|e| Error::InvalidOptions(e.to_string()))?;
+        let raw: RawOptions = serde_json::from_str(text)
+            .map_err(|e| Error::from_json(e, Error::InvalidOptions, "options"))?;
         let mut o = Options::new(Api::parse(&raw.api)?);
         if let Some(e) = raw.endpoint {
             o.endpoint = parse_endpoint(&e)?;

@@ -77,8 +77,13 @@ impl RequestList {
     /// the field at fault.
     pub fn add_json(&mut self, text: &str, options: &Options) -> Result<&Request, Error> {
         let index = self.items.len();
-        let raw: RawRequest = serde_json::from_str(text)
-            .map_err(|e| Error::InvalidRequest(format!("request[{index}]: {e}")))?;
+        let raw: RawRequest = serde_json::from_str(text).map_err(|e| {
+            Error::from_json(
+                e,
+                |m| Error::InvalidRequest(format!("request[{index}]: {m}")),
+                &format!("request[{index}]"),
+            )
+        })?;
         let id = match (raw.id, raw.name) {
             (Some(_), Some(_)) => {
                 return Err(Error::InvalidRequest(format!(
@@ -282,7 +287,7 @@ mod tests {
                 "GET request cannot have a body",
             ),
             (r#"{"url":"/a","id":""}"#, "field \"id\""),
-            (r#"not json"#, "request[1]: expected"),
+            (r#"not json"#, "request[1]: not valid JSON"),
         ];
         for (input, want) in cases {
             let e = l.add_json(input, &opts()).unwrap_err().to_string();
