@@ -1,0 +1,248 @@
+/*
+ * Drives the AzBatch C ABI the way a C or P/Invoke caller does: a normal run,
+ * streaming, NULL arguments, bad JSON, unknown options, cancel mid-run, and a
+ * free for everything handed out. Run under AddressSanitizer and valgrind by
+ * tests/c/run.sh against the emulator.
+ *
+ * usage: abi_test ENDPOINT TOKEN
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "azbatch.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        checks++;                                                                \
+        if (!(cond)) {                                                           \
+            failures++;                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fprintf(stderr, "\n");                                               \
+        }                                                                        \
+    } while (0)
+
+static int count(const char *haystack, const char *needle) {
+    int n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+static char options[1024];
+static char url[256];
+
+static AzBatch *new_batch(const char *extra) {
+    char text[2048];
+    char *err = NULL;
+    snprintf(text, sizeof text, "%s%s}", options, extra);
+    AzBatch *b = batch_new(text, &err);
+    CHECK(b != NULL, "batch_new: %s", err ? err : "(no message)");
+    batch_string_free(err);
+    return b;
+}
+
+static void add_pim(AzBatch *b, int n, int subs) {
+    for (int i = 0; i < n; i++) {
+        char req[512];
+        char *err = NULL;
+        snprintf(req, sizeof req,
+                 "{\"url\":\"/subscriptions/00000000-0000-4000-8000-%012d/providers/"
+                 "Microsoft.Authorization/roleEligibilityScheduleInstances?api-version=2020-10-01\"}",
+                 i % subs);
+        int rc = batch_add(b, req, &err);
+        CHECK(rc == AZBATCH_OK, "batch_add %d: %d %s", i, rc, err ? err : "");
+        batch_string_free(err);
+    }
+}
+
+static void test_version(void) {
+    CHECK(strcmp(batch_version(), AZBATCH_VERSION) == 0, "batch_version() = %s", batch_version());
+}
+
+static void test_null_arguments(void) {
+    char *err = NULL;
+    CHECK(batch_new(NULL, &err) == NULL, "batch_new(NULL)");
+    CHECK(err && strstr(err, "options_json is NULL"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+    CHECK(batch_new(NULL, NULL) == NULL, "batch_new(NULL, NULL)");
+
+    err = NULL;
+    CHECK(batch_add(NULL, "{\"url\":\"/x\"}", &err) == AZBATCH_ERR_NULL_ARGUMENT, "batch_add(NULL batch)");
+    CHECK(err && strstr(err, "batch is NULL"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+
+    AzBatch *b = new_batch("");
+    err = NULL;
+    CHECK(batch_add(b, NULL, &err) == AZBATCH_ERR_NULL_ARGUMENT, "batch_add(NULL json)");
+    batch_string_free(err);
+    CHECK(batch_add(b, NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_add without error_out");
+    CHECK(batch_start(NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_start(NULL)");
+    CHECK(batch_execute(NULL, NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_execute(NULL)");
+    CHECK(batch_next(NULL, 0, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_next(NULL)");
+    AzBatchProgress p;
+    CHECK(batch_progress(NULL, &p) == AZBATCH_ERR_NULL_ARGUMENT, "batch_progress(NULL batch)");
+    CHECK(batch_progress(b, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_progress(NULL out)");
+    CHECK(batch_cancel(NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_cancel(NULL)");
+    batch_free(NULL);
+    batch_string_free(NULL);
+    batch_free(b);
+}
+
+static void test_bad_input(void) {
+    char *err = NULL;
+    CHECK(batch_new("{\"api\":", &err) == NULL, "truncated options");
+    CHECK(err && strstr(err, "not valid JSON"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+
+    err = NULL;
+    CHECK(batch_new("{\"api\":\"arm\",\"batchsize\":5}", &err) == NULL, "unknown option");
+    CHECK(err && strstr(err, "unknown field `batchsize`"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+
+    err = NULL;
+    CHECK(batch_new("{\"api\":\"arm\",\"endpoint\":\"http://example.com\"}", &err) == NULL, "http on a public host");
+    batch_string_free(err);
+
+    AzBatch *b = new_batch("");
+    err = NULL;
+    CHECK(batch_add(b, "{\"url\":", &err) == AZBATCH_ERR_INVALID_JSON, "bad request JSON");
+    batch_string_free(err);
+    err = NULL;
+    int rc = batch_add(b, "{\"id\":\"x\",\"url\":\"https://evil.example/steal\"}", &err);
+    CHECK(rc == AZBATCH_ERR_INVALID_VALUE, "foreign host: %d", rc);
+    CHECK(err && strstr(err, "request[0] (id \"x\"): field \"url\""), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+    CHECK(batch_add(b, "{\"id\":\"dup\",\"url\":\"/a\"}", NULL) == AZBATCH_OK, "first dup");
+    err = NULL;
+    CHECK(batch_add(b, "{\"id\":\"DUP\",\"url\":\"/b\"}", &err) == AZBATCH_ERR_INVALID_VALUE, "duplicate id");
+    CHECK(err && strstr(err, "duplicate"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+    CHECK(batch_add(b, "{\"url\":\"/\xff\"}", NULL) == AZBATCH_ERR_INVALID_UTF8, "invalid UTF-8");
+    CHECK(batch_next(b, 0, NULL) == AZBATCH_ERR_WRONG_STATE, "next before start");
+    batch_free(b);
+}
+
+static void test_execute(void) {
+    AzBatch *b = new_batch("");
+    add_pim(b, 30, 30);
+    char *result = NULL, *err = NULL;
+    int rc = batch_execute(b, &result, &err);
+    CHECK(rc == AZBATCH_OK, "batch_execute: %d %s", rc, err ? err : "");
+    CHECK(err == NULL, "error_out untouched on success");
+    CHECK(result && count(result, "\"status\":200") == 30, "30 successes");
+    CHECK(result && strstr(result, "\"summary\":{") && strstr(result, "\"total\":30"), "summary");
+    CHECK(result && strstr(result, "\"id\":\"0\""), "first id");
+    batch_string_free(result);
+    err = NULL;
+    CHECK(batch_add(b, "{\"url\":\"/x\"}", &err) == AZBATCH_ERR_WRONG_STATE, "add after execute");
+    batch_string_free(err);
+    CHECK(batch_start(b, NULL) == AZBATCH_ERR_WRONG_STATE, "start twice");
+    AzBatchProgress p;
+    CHECK(batch_progress(b, &p) == AZBATCH_OK && p.total == 30 && p.completed == 30 && p.succeeded == 30, "progress");
+    CHECK(batch_next(b, 0, NULL) == AZBATCH_DONE, "nothing left");
+    batch_free(b);
+}
+
+static void test_streaming(void) {
+    AzBatch *b = new_batch(",\"batchSize\":4");
+    add_pim(b, 12, 12);
+    char req[1024];
+    snprintf(req, sizeof req, "{\"id\":\"last\",\"url\":\"%s\"}", url);
+    CHECK(batch_add(b, req, NULL) == AZBATCH_OK, "named request");
+    CHECK(batch_start(b, NULL) == AZBATCH_OK, "start");
+    int items = 0, named = 0, rc;
+    while ((rc = batch_next(b, 2000, NULL)) != AZBATCH_DONE) {
+        if (rc == AZBATCH_TIMEOUT) continue;
+        CHECK(rc == AZBATCH_OK, "batch_next: %d", rc);
+        if (rc != AZBATCH_OK) break;
+        items++;
+        if (items == 6) break; /* take the rest with item_out below */
+    }
+    char *item = NULL;
+    while ((rc = batch_next(b, 2000, &item)) != AZBATCH_DONE) {
+        if (rc == AZBATCH_TIMEOUT) continue;
+        CHECK(rc == AZBATCH_OK && item, "batch_next item: %d", rc);
+        if (rc != AZBATCH_OK) break;
+        items++;
+        if (strstr(item, "\"id\":\"last\"")) named++;
+        batch_string_free(item);
+        item = NULL;
+    }
+    CHECK(items == 13, "13 results, got %d", items);
+    AzBatchProgress p;
+    batch_progress(b, &p);
+    CHECK(p.completed == 13 && p.in_flight == 0 && p.batches >= 4, "progress %llu/%llu", (unsigned long long)p.completed, (unsigned long long)p.batches);
+    CHECK(named <= 1, "the named request came at most once");
+    batch_free(b);
+}
+
+static void test_unicode_roundtrip(void) {
+    AzBatch *b = new_batch("");
+    char req[1024];
+    snprintf(req, sizeof req, "{\"id\":\"\xc3\xbc" "ber-\xe6\x9d\xb1\xe4\xba\xac\",\"url\":\"%s\"}", url);
+    CHECK(batch_add(b, req, NULL) == AZBATCH_OK, "unicode id");
+    char *result = NULL;
+    CHECK(batch_execute(b, &result, NULL) == AZBATCH_OK, "execute");
+    CHECK(result && strstr(result, "\"id\":\"\xc3\xbc" "ber-\xe6\x9d\xb1\xe4\xba\xac\""), "id round trip: %s", result ? result : "");
+    batch_string_free(result);
+    batch_free(b);
+}
+
+static void test_cancel(void) {
+    AzBatch *b = new_batch(",\"batchSize\":2,\"concurrency\":1");
+    add_pim(b, 40, 10);
+    CHECK(batch_start(b, NULL) == AZBATCH_OK, "start");
+    char *item = NULL;
+    int rc;
+    while ((rc = batch_next(b, 5000, &item)) == AZBATCH_TIMEOUT) {}
+    CHECK(rc == AZBATCH_OK, "first result: %d", rc);
+    batch_string_free(item);
+    CHECK(batch_cancel(b) == AZBATCH_OK, "cancel");
+    CHECK(batch_cancel(b) == AZBATCH_OK, "cancel twice");
+    int results = 1, cancelled = 0;
+    while ((rc = batch_next(b, 5000, &item)) != AZBATCH_DONE) {
+        if (rc == AZBATCH_TIMEOUT) continue;
+        CHECK(rc == AZBATCH_OK, "drain: %d", rc);
+        if (rc != AZBATCH_OK) break;
+        results++;
+        if (strstr(item, "\"code\":\"Cancelled\"")) cancelled++;
+        batch_string_free(item);
+    }
+    CHECK(results == 40, "every request once: %d", results);
+    CHECK(cancelled >= 30, "most were cancelled: %d", cancelled);
+    batch_free(b);
+
+    /* Cancel before start, and free a batch that was never started. */
+    b = new_batch("");
+    add_pim(b, 3, 3);
+    batch_cancel(b);
+    char *err = NULL;
+    CHECK(batch_start(b, &err) == AZBATCH_ERR_CANCELLED, "start after cancel");
+    batch_string_free(err);
+    batch_free(b);
+    b = new_batch("");
+    add_pim(b, 3, 3);
+    batch_free(b);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s ENDPOINT TOKEN\n", argv[0]);
+        return 2;
+    }
+    snprintf(options, sizeof options, "{\"api\":\"arm\",\"endpoint\":\"%s\",\"token\":\"%s\",\"jitter\":false", argv[1], argv[2]);
+    snprintf(url, sizeof url, "/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01");
+    test_version();
+    test_null_arguments();
+    test_bad_input();
+    test_execute();
+    test_streaming();
+    test_unicode_roundtrip();
+    test_cancel();
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures == 0 ? 0 : 1;
+}
