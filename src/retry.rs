@@ -99,7 +99,8 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        let table: Vec<(Vec<(&str, &str)>, Option<Duration>)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<Duration>);
+        let table: Vec<Case> = vec![
             (vec![("Retry-After", "7")], Some(Duration::from_secs(7))),
             (
                 vec![("retry-after", "0.249")],

@@ -25,12 +25,7 @@ fn header_exports_exactly_the_abi() {
     let mut functions: Vec<&str> = GENERATED
         .lines()
         .filter(|l| l.contains('(') && l.trim_end().ends_with(");") && !l.starts_with("//"))
-        .filter_map(|l| {
-            l.split('(')
-                .next()?
-                .split(|c: char| c == ' ' || c == '*')
-                .last()
-        })
+        .filter_map(|l| l.split('(').next()?.rsplit([' ', '*']).next())
         .collect();
     functions.sort();
     let mut want = vec![

@@ -346,3 +346,31 @@ fn find_header(headers: &[(String, String)], name: &str) -> Option<String> {
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.clone())
 }
+
+/// Runs `requests` with the real HTTP client and returns every result in the
+/// order added, with the totals. For callers that want results as they finish,
+/// use [`Engine::run`] (async) or [`crate::Batch::next`] (blocking).
+pub async fn execute(
+    options: Options,
+    requests: Vec<Request>,
+) -> Result<(Vec<ItemResult>, Summary), crate::Error> {
+    let transport = crate::transport::ReqwestTransport::new(options.concurrency)
+        .map_err(crate::Error::Internal)?;
+    let engine = Engine::new(Arc::new(options), Arc::new(transport));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let n = requests.len();
+    let summary = engine
+        .run(
+            requests,
+            tx,
+            Arc::new(Progress::default()),
+            CancellationToken::new(),
+        )
+        .await;
+    let mut results: Vec<ItemResult> = Vec::with_capacity(n);
+    while let Some(r) = rx.recv().await {
+        results.push(r);
+    }
+    results.sort_by_key(|r| r.index);
+    Ok((results, summary))
+}
