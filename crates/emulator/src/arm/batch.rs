@@ -225,44 +225,55 @@ fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
 
 async fn run_items(svc: &Service, items: Vec<Item>, base: &str) -> Vec<Value> {
     let f = svc.config.faults;
-    let runs = items.into_iter().map(|item| async move {
-        let injected = [
-            (f.item_429, 429, "TooManyRequests"),
-            (f.item_500, 500, "InternalServerError"),
-            (f.item_503, 503, "ServiceUnavailable"),
-        ]
-        .into_iter()
-        .find(|(rate, _, _)| svc.roll(*rate));
-        let (status, headers, content) = match injected {
-            Some((_, status, code)) => {
-                let mut h = vec![("x-ms-failure-cause".to_string(), "injected".to_string())];
-                if status != 500 {
-                    h.push(("Retry-After".into(), f.retry_after_secs.to_string()));
-                }
-                (
-                    status,
-                    h,
-                    json!({"error": {"code": code, "message": "Injected by the emulator."}}),
-                )
-            }
-            None => {
-                let r = svc
-                    .execute(&item.method, &item.url, item.content.as_ref(), base, true)
-                    .await;
-                (r.status, r.headers, r.body)
-            }
-        };
-        let headers: Map<String, Value> = headers
+    // Roll the dice in item order before anything runs, so a seed replays the
+    // same faults whatever order the concurrent items finish in.
+    let faults: Vec<Option<(u16, &str)>> = items
+        .iter()
+        .map(|_| {
+            [
+                (f.item_429, 429, "TooManyRequests"),
+                (f.item_500, 500, "InternalServerError"),
+                (f.item_503, 503, "ServiceUnavailable"),
+            ]
             .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let mut out = json!({"name": item.name, "httpStatusCode": status, "headers": headers});
-        if !content.is_null() {
-            out["contentLength"] = json!(content.to_string().len());
-            out["content"] = content;
-        }
-        out
-    });
+            .find(|(rate, _, _)| svc.roll(*rate))
+            .map(|(_, status, code)| (status, code))
+        })
+        .collect();
+    let runs = items
+        .into_iter()
+        .zip(faults)
+        .map(|(item, injected)| async move {
+            let (status, headers, content) = match injected {
+                Some((status, code)) => {
+                    let mut h = vec![("x-ms-failure-cause".to_string(), "injected".to_string())];
+                    if status != 500 {
+                        h.push(("Retry-After".into(), f.retry_after_secs.to_string()));
+                    }
+                    (
+                        status,
+                        h,
+                        json!({"error": {"code": code, "message": "Injected by the emulator."}}),
+                    )
+                }
+                None => {
+                    let r = svc
+                        .execute(&item.method, &item.url, item.content.as_ref(), base, true)
+                        .await;
+                    (r.status, r.headers, r.body)
+                }
+            };
+            let headers: Map<String, Value> = headers
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            let mut out = json!({"name": item.name, "httpStatusCode": status, "headers": headers});
+            if !content.is_null() {
+                out["contentLength"] = json!(content.to_string().len());
+                out["content"] = content;
+            }
+            out
+        });
     let mut answers = futures::future::join_all(runs).await;
     if svc.config.shuffle {
         answers.shuffle(&mut rand::rng());
