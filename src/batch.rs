@@ -110,7 +110,10 @@ impl Batch {
         }
         let mut state = self.lock()?;
         let list = match &mut *state {
-            State::Building(list) => std::mem::take(list),
+            State::Building(list) => {
+                list.check_dependencies()?;
+                std::mem::take(list)
+            }
             State::Running(_) => {
                 return Err(Error::WrongState("the batch has already started".into()))
             }

@@ -15,6 +15,7 @@ pub mod ffi;
 pub mod options;
 pub mod plan;
 pub mod progress;
+pub mod reference;
 pub mod request;
 pub mod result;
 pub mod retry;

@@ -15,17 +15,17 @@ use crate::secret::Secret;
 pub enum Api {
     /// Azure Resource Manager, `POST {endpoint}/batch`.
     Arm,
+    /// Microsoft Graph, `POST {endpoint}/{v1.0|beta}/$batch`.
+    Graph,
 }
 
 impl Api {
     fn parse(s: &str) -> Result<Api, Error> {
         match s.to_ascii_lowercase().as_str() {
             "arm" => Ok(Api::Arm),
-            "graph" => Err(Error::InvalidOptions(
-                "api \"graph\" is not available in this build yet; use \"arm\"".into(),
-            )),
+            "graph" => Ok(Api::Graph),
             other => Err(Error::InvalidOptions(format!(
-                "api must be \"arm\" (got \"{other}\")"
+                "api must be \"arm\" or \"graph\" (got \"{other}\")"
             ))),
         }
     }
@@ -33,9 +33,31 @@ impl Api {
     fn default_endpoint(self) -> &'static str {
         match self {
             Api::Arm => "https://management.azure.com",
+            Api::Graph => "https://graph.microsoft.com",
+        }
+    }
+
+    /// Most items one batch may hold.
+    pub fn max_batch(self) -> usize {
+        match self {
+            Api::Arm => ARM_MAX_BATCH,
+            Api::Graph => GRAPH_MAX_BATCH,
+        }
+    }
+
+    /// The body key of a paged answer's link to the next page.
+    pub fn next_link_key(self) -> &'static str {
+        match self {
+            Api::Arm => "nextLink",
+            Api::Graph => "@odata.nextLink",
         }
     }
 }
+
+/// Graph's versions.
+pub const GRAPH_VERSIONS: [&str; 2] = ["v1.0", "beta"];
+/// Largest Graph batch the service takes.
+pub(crate) const GRAPH_MAX_BATCH: usize = 20;
 
 /// The API versions the ARM batch endpoint accepts.
 pub const ARM_BATCH_API_VERSIONS: [&str; 2] = ["2020-06-01", "2015-11-01"];
@@ -51,8 +73,10 @@ pub struct Options {
     pub endpoint: Url,
     /// Bearer token sent to `endpoint`'s host only.
     pub token: Option<Secret>,
-    /// `api-version` of the batch endpoint itself.
+    /// `api-version` of the ARM batch endpoint itself.
     pub api_version: String,
+    /// Graph version root, `v1.0` or `beta`.
+    pub graph_version: String,
     /// Items per batch request.
     pub batch_size: usize,
     /// Batch requests in flight at once.
@@ -77,6 +101,7 @@ struct RawOptions {
     endpoint: Option<String>,
     token: Option<String>,
     api_version: Option<String>,
+    graph_version: Option<String>,
     batch_size: Option<u64>,
     concurrency: Option<u64>,
     max_attempts: Option<u64>,
@@ -97,6 +122,7 @@ impl Options {
             endpoint: Url::parse(api.default_endpoint()).expect("default endpoint is a URL"),
             token: None,
             api_version: ARM_BATCH_API_VERSIONS[0].to_string(),
+            graph_version: GRAPH_VERSIONS[0].to_string(),
             batch_size: 20,
             concurrency: 8,
             max_attempts: 6,
@@ -122,7 +148,25 @@ impl Options {
             }
             o.token = Some(Secret::new(t.trim().to_string()));
         }
+        if let Some(v) = raw.graph_version {
+            if o.api != Api::Graph {
+                return Err(Error::InvalidOptions(
+                    "graphVersion applies to api \"graph\" only".into(),
+                ));
+            }
+            if !GRAPH_VERSIONS.contains(&v.as_str()) {
+                return Err(Error::InvalidOptions(format!(
+                    "graphVersion must be one of {GRAPH_VERSIONS:?} (got \"{v}\")"
+                )));
+            }
+            o.graph_version = v;
+        }
         if let Some(v) = raw.api_version {
+            if o.api != Api::Arm {
+                return Err(Error::InvalidOptions(
+                    "apiVersion applies to api \"arm\" only".into(),
+                ));
+            }
             if !ARM_BATCH_API_VERSIONS.contains(&v.as_str()) {
                 return Err(Error::InvalidOptions(format!(
                     "apiVersion must be one of {ARM_BATCH_API_VERSIONS:?} (got \"{v}\")"
@@ -131,7 +175,7 @@ impl Options {
             o.api_version = v;
         }
         if let Some(n) = raw.batch_size {
-            o.batch_size = in_range("batchSize", n, 1, ARM_MAX_BATCH as u64)? as usize;
+            o.batch_size = in_range("batchSize", n, 1, o.api.max_batch() as u64)? as usize;
         }
         if let Some(n) = raw.concurrency {
             o.concurrency = in_range("concurrency", n, 1, 256)? as usize;
@@ -162,10 +206,25 @@ impl Options {
     /// The URL of the batch endpoint.
     pub fn batch_url(&self) -> Url {
         let mut u = self.endpoint.clone();
-        let path = format!("{}/batch", u.path().trim_end_matches('/'));
-        u.set_path(&path);
-        u.set_query(Some(&format!("api-version={}", self.api_version)));
+        let base = u.path().trim_end_matches('/').to_string();
+        match self.api {
+            Api::Arm => {
+                u.set_path(&format!("{base}/batch"));
+                u.set_query(Some(&format!("api-version={}", self.api_version)));
+            }
+            Api::Graph => u.set_path(&format!("{base}/{}/$batch", self.graph_version)),
+        }
         u
+    }
+
+    /// The path that request URLs are relative to: the endpoint's own path for
+    /// ARM, `{path}/{version}` for Graph.
+    pub fn url_root(&self) -> String {
+        let base = self.endpoint.path().trim_end_matches('/');
+        match self.api {
+            Api::Arm => base.to_string(),
+            Api::Graph => format!("{base}/{}", self.graph_version),
+        }
     }
 
     /// Whether `url` is on the configured endpoint's scheme, host and port: the
@@ -248,8 +307,30 @@ mod tests {
         );
         let e = Options::from_json(r#"{"api":"arm","apiVersion":"2019-01-01"}"#).unwrap_err();
         assert!(e.to_string().contains("apiVersion"), "{e}");
+        let e = Options::from_json(r#"{"api":"graph","batchSize":21}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("batchSize must be between 1 and 20"),
+            "{e}"
+        );
+        let e = Options::from_json(r#"{"api":"graph","apiVersion":"2020-06-01"}"#).unwrap_err();
+        assert!(e.to_string().contains("arm\" only"), "{e}");
         let e = Options::from_json(r#"{"api":"soap"}"#).unwrap_err();
         assert!(e.to_string().contains("\"soap\""), "{e}");
+    }
+
+    #[test]
+    fn graph_endpoints() {
+        let o = Options::from_json(r#"{"api":"graph"}"#).unwrap();
+        assert_eq!(
+            o.batch_url().as_str(),
+            "https://graph.microsoft.com/v1.0/$batch"
+        );
+        let o = Options::from_json(
+            r#"{"api":"Graph","graphVersion":"beta","endpoint":"http://127.0.0.1:9"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.batch_url().as_str(), "http://127.0.0.1:9/beta/$batch");
+        assert_eq!(o.url_root(), "/beta");
     }
 
     #[test]

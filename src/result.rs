@@ -21,6 +21,10 @@ pub mod codes {
     pub const HTTP_ERROR: &str = "HttpError";
     /// AzBatch failed internally; the request may or may not have run.
     pub const INTERNAL: &str = "InternalError";
+    /// A request it depends on failed, so it was not sent (status 424).
+    pub const FAILED_DEPENDENCY: &str = "FailedDependency";
+    /// A `{{id.body.path}}` reference had no value, so it was not sent.
+    pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
 }
 
 /// `{"code","message"}`, the error part of a result.
@@ -59,6 +63,9 @@ pub struct ItemResult {
     pub pages: u32,
     /// Null on success.
     pub error: Option<ErrorInfo>,
+    /// `"base64"` when `body` is base64 of a non-JSON answer (Graph), else absent.
+    #[serde(rename = "bodyEncoding", skip_serializing_if = "Option::is_none")]
+    pub body_encoding: Option<&'static str>,
     /// Position of the request in the order added.
     #[serde(skip)]
     pub index: usize,
@@ -80,6 +87,7 @@ impl ItemResult {
             attempts,
             pages: 0,
             error: Some(error),
+            body_encoding: None,
             index,
         }
     }

@@ -41,6 +41,18 @@ fn parse_seconds(v: &str) -> Option<f64> {
     (n.is_finite() && n >= 0.0).then_some(n.min(86_400_000.0))
 }
 
+/// How long to hold new batches when Graph says the app has used `percent` of
+/// its throttling limit (`x-ms-throttle-limit-percentage`, sent above 80):
+/// nothing below 80, then 50 ms per point above it, up to a second at 100.
+pub fn slow_down(percent: f64) -> Option<Duration> {
+    if !percent.is_finite() || percent < 80.0 {
+        return None;
+    }
+    Some(Duration::from_millis(
+        (((percent - 80.0) * 50.0) as u64).clamp(50, 1000),
+    ))
+}
+
 /// Exponential backoff with optional jitter, for retries without `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -128,6 +140,16 @@ mod tests {
         for (headers, want) in table {
             assert_eq!(retry_after(lookup(&headers), now), want, "{headers:?}");
         }
+    }
+
+    #[test]
+    fn slows_down_above_eighty_percent() {
+        assert_eq!(slow_down(79.9), None);
+        assert_eq!(slow_down(80.0), Some(Duration::from_millis(50)));
+        assert_eq!(slow_down(90.0), Some(Duration::from_millis(500)));
+        assert_eq!(slow_down(100.0), Some(Duration::from_secs(1)));
+        assert_eq!(slow_down(250.0), Some(Duration::from_secs(1)));
+        assert_eq!(slow_down(f64::NAN), None);
     }
 
     #[test]

@@ -8,9 +8,6 @@ use crate::options::Options;
 use crate::request::{relative_url, Request};
 use crate::result::{error_of, ErrorInfo, ItemResult};
 
-/// The paging link of an ARM list answer.
-const NEXT_LINK: &str = "nextLink";
-
 pub(super) struct Item {
     pub request: Request,
     /// Path and query of the page to fetch next.
@@ -42,7 +39,7 @@ impl Item {
     /// The next page to fetch, when `body` links to one on the endpoint's origin.
     /// A link elsewhere is not followed (the token would go with it).
     pub fn next_link(&self, body: &Value, options: &Options) -> Option<String> {
-        let link = body.get(NEXT_LINK)?.as_str()?;
+        let link = body.get(options.api.next_link_key())?.as_str()?;
         let url = Url::parse(link).ok()?;
         if !options.is_same_origin(&url) {
             return None;
@@ -51,15 +48,15 @@ impl Item {
     }
 
     /// Merges a page that links to another and moves on to `next`.
-    pub fn add_page(&mut self, body: Value, next: Option<String>) {
-        self.merge(body);
+    pub fn add_page(&mut self, body: Value, next: Option<String>, link_key: &str) {
+        self.merge(body, link_key);
         if let Some(next) = next {
             self.url = next;
             self.page_tries = 0;
         }
     }
 
-    fn merge(&mut self, body: Value) {
+    fn merge(&mut self, body: Value, link_key: &str) {
         self.pages += 1;
         match &mut self.merged {
             None => self.merged = Some(body),
@@ -70,11 +67,11 @@ impl Item {
                     if let Some(Value::Array(more)) = page.remove("value") {
                         all.extend(more);
                     }
-                    match page.remove(NEXT_LINK) {
-                        Some(link) => merged[NEXT_LINK] = link,
+                    match page.remove(link_key) {
+                        Some(link) => merged[link_key] = link,
                         None => {
                             if let Some(m) = merged.as_object_mut() {
-                                m.remove(NEXT_LINK);
+                                m.remove(link_key);
                             }
                         }
                     }
@@ -90,11 +87,17 @@ impl Item {
         status: u16,
         headers: Map<String, Value>,
         body: Value,
+        base64: bool,
+        link_key: &str,
     ) -> ItemResult {
-        let body = if (200..300).contains(&status) {
-            self.merge(body);
+        let ok = (200..300).contains(&status);
+        let body = if ok && !base64 {
+            self.merge(body, link_key);
             self.merged.take().unwrap_or(Value::Null)
         } else {
+            if ok {
+                self.pages += 1;
+            }
             body
         };
         ItemResult {
@@ -105,6 +108,7 @@ impl Item {
             body,
             attempts: self.attempts,
             pages: self.pages,
+            body_encoding: base64.then_some("base64"),
             index: 0,
         }
     }

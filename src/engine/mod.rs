@@ -1,7 +1,8 @@
 //! The engine: sends batches in parallel, polls asynchronous ones, classifies
 //! every answer, puts retryable items into later batches after their wait,
-//! follows `nextLink` pages, and gives every request exactly one final result,
-//! streamed out as soon as it is known.
+//! follows `nextLink` pages, holds requests back until the requests they depend
+//! on have succeeded (filling in their references), and gives every request
+//! exactly one final result, streamed out as soon as it is known.
 
 mod item;
 mod send;
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,13 +24,17 @@ use tokio_util::sync::CancellationToken;
 use crate::options::Options;
 use crate::plan;
 use crate::progress::Progress;
+use crate::reference;
 use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
-use crate::retry::{envelope_not_processed, is_retryable_status, retry_after};
+use crate::retry::{envelope_not_processed, is_retryable_status, retry_after, slow_down};
 use crate::transport::Transport;
-use crate::wire::{arm, ItemAnswer};
+use crate::wire::{self, ItemAnswer, Outgoing};
 use item::Item;
 use send::{Ctx, Reply};
+
+/// Graph's header telling how much of the app's throttling limit is used.
+const THROTTLE_PERCENT: &str = "x-ms-throttle-limit-percentage";
 
 /// Everything a run needs besides its requests.
 pub struct Engine {
@@ -45,6 +51,9 @@ impl Engine {
 
     /// Runs `requests` to completion (or cancellation, or the deadline). Each
     /// request's final result goes to `sink` once, as soon as it is known.
+    /// Every `dependsOn` must name a request in `requests`
+    /// ([`crate::request::RequestList::check_dependencies`]); one that does not
+    /// finishes its request with an error.
     pub async fn run(
         &self,
         requests: Vec<Request>,
@@ -55,17 +64,7 @@ impl Engine {
         let started = Instant::now();
         let deadline = started + self.ctx.options.timeout;
         progress.set_total(requests.len() as u64);
-        let mut run = Run {
-            ctx: self.ctx.clone(),
-            ready: (0..requests.len()).collect(),
-            items: requests.into_iter().map(Item::new).collect(),
-            delayed: BinaryHeap::new(),
-            batch_size: self.ctx.options.batch_size,
-            paused_until: None,
-            in_flight_items: 0,
-            sink,
-            progress: progress.clone(),
-        };
+        let mut run = Run::new(self.ctx.clone(), requests, sink, progress.clone());
         let mut in_flight: FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>> =
             FuturesUnordered::new();
 
@@ -102,6 +101,12 @@ impl Engine {
                 _ = sleep_until_opt(wake), if wake.is_some() => {}
             }
         }
+        // Nothing should be left; if something is, it still gets its one result.
+        run.abandon(
+            &mut in_flight,
+            codes::INTERNAL,
+            "AzBatch stopped before this request could be sent",
+        );
 
         let p = progress.snapshot();
         Summary {
@@ -121,6 +126,14 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
+/// The answer of a finished request, kept while requests that depend on it may
+/// still read it through references.
+struct Kept {
+    status: u16,
+    headers: Map<String, Value>,
+    body: Value,
+}
+
 /// The mutable state of one run.
 struct Run {
     ctx: Arc<Ctx>,
@@ -129,6 +142,14 @@ struct Run {
     ready: VecDeque<usize>,
     /// Items waiting for their retry time.
     delayed: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// For each item, the items that depend on it.
+    dependents: Vec<Vec<usize>>,
+    /// For each item, how many of its dependencies have not succeeded yet.
+    waiting: Vec<usize>,
+    /// Lower-case id → index, for references.
+    ids: HashMap<String, usize>,
+    /// Answers of finished items that others depend on.
+    kept: HashMap<usize, Kept>,
     /// Items per batch now; halved after an envelope 429.
     batch_size: usize,
     /// No batch is sent before this: the service throttled the whole client.
@@ -139,6 +160,57 @@ struct Run {
 }
 
 impl Run {
+    fn new(
+        ctx: Arc<Ctx>,
+        requests: Vec<Request>,
+        sink: UnboundedSender<ItemResult>,
+        progress: Arc<Progress>,
+    ) -> Run {
+        let ids: HashMap<String, usize> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.to_lowercase(), i))
+            .collect();
+        let mut dependents = vec![Vec::new(); requests.len()];
+        let mut waiting = vec![0; requests.len()];
+        let mut unknown = vec![];
+        for (i, r) in requests.iter().enumerate() {
+            for d in &r.depends_on {
+                match ids.get(&d.to_lowercase()) {
+                    Some(&j) => {
+                        dependents[j].push(i);
+                        waiting[i] += 1;
+                    }
+                    None => unknown.push((i, d.clone())),
+                }
+            }
+        }
+        let batch_size = ctx.options.batch_size;
+        let mut run = Run {
+            ctx,
+            ready: (0..requests.len()).filter(|&i| waiting[i] == 0).collect(),
+            items: requests.into_iter().map(Item::new).collect(),
+            delayed: BinaryHeap::new(),
+            dependents,
+            waiting,
+            ids,
+            kept: HashMap::new(),
+            batch_size,
+            paused_until: None,
+            in_flight_items: 0,
+            sink,
+            progress,
+        };
+        for (i, d) in unknown {
+            run.ready.retain(|&r| r != i);
+            let msg = format!("dependsOn names \"{d}\", which is not a request of this run");
+            let result =
+                run.items[i].finish_without_answer(ErrorInfo::new(codes::FAILED_DEPENDENCY, msg));
+            run.finish(i, result);
+        }
+        run
+    }
+
     fn options(&self) -> &Options {
         &self.ctx.options
     }
@@ -153,6 +225,12 @@ impl Run {
         }
     }
 
+    /// Holds new batches back until `until` (the later of any two holds).
+    fn pause(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
     /// Plans the next batch from the ready queue and starts sending it.
     fn launch(&mut self) -> BoxFuture<'static, (Vec<usize>, Reply)> {
         let items = &self.items;
@@ -160,16 +238,17 @@ impl Run {
             items[i].request.body.is_some()
         });
         let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
-        let outgoing: Vec<arm::Outgoing<'_>> = batch
+        let outgoing: Vec<Outgoing<'_>> = batch
             .iter()
             .zip(&names)
-            .map(|(&i, name)| arm::Outgoing {
+            .map(|(&i, name)| Outgoing {
                 name,
                 request: &self.items[i].request,
                 url: &self.items[i].url,
+                depends_on: vec![],
             })
             .collect();
-        let body = arm::encode(&outgoing);
+        let body = wire::encode(self.options().api, &outgoing);
         for &i in &batch {
             let item = &mut self.items[i];
             item.attempts += 1;
@@ -213,21 +292,26 @@ impl Run {
                 }
                 let wait = retry_after(|k| find_header(&headers, k), SystemTime::now());
                 if envelope_not_processed(status) {
-                    let pause = wait.unwrap_or_else(|| self.options().backoff.delay(1));
-                    self.paused_until = Some(Instant::now() + pause);
+                    self.pause(wait.unwrap_or_else(|| self.options().backoff.delay(1)));
                 }
                 let what = format!("the batch request was answered HTTP {status}");
+                let key = self.options().api.next_link_key();
                 for idx in batch {
                     if envelope_not_processed(status) {
                         let body = body.clone();
                         self.retry_or(idx, wait, move |item| {
-                            item.finish_http(status, Default::default(), body)
+                            item.finish_http(status, Map::new(), body, false, key)
                         });
                     } else if is_retryable_status(status) {
                         self.maybe_sent(idx, format!("{what}; the request may have run"));
                     } else {
-                        let result =
-                            self.items[idx].finish_http(status, Default::default(), body.clone());
+                        let result = self.items[idx].finish_http(
+                            status,
+                            Map::new(),
+                            body.clone(),
+                            false,
+                            key,
+                        );
                         self.finish(idx, result);
                     }
                 }
@@ -272,23 +356,43 @@ impl Run {
         if answer.status == 429 {
             self.progress.throttled();
         }
+        if let Some(wait) = answer
+            .header(THROTTLE_PERCENT)
+            .and_then(|p| p.trim().parse().ok())
+            .and_then(slow_down)
+        {
+            self.pause(wait);
+        }
+        let key = self.options().api.next_link_key();
         if is_retryable_status(answer.status) {
             let wait = retry_after(|k| answer.header(k), SystemTime::now());
             self.retry_or(idx, wait, move |item| {
-                item.finish_http(answer.status, answer.headers, answer.body)
+                item.finish_http(
+                    answer.status,
+                    answer.headers,
+                    answer.body,
+                    answer.base64,
+                    key,
+                )
             });
             return;
         }
         let follow = self.options().follow_next_link;
         let item = &mut self.items[idx];
-        if follow && (200..300).contains(&answer.status) {
+        if follow && (200..300).contains(&answer.status) && !answer.base64 {
             if let Some(next) = item.next_link(&answer.body, &self.ctx.options) {
-                item.add_page(answer.body, Some(next));
+                item.add_page(answer.body, Some(next), key);
                 self.ready.push_back(idx);
                 return;
             }
         }
-        let result = item.finish_http(answer.status, answer.headers, answer.body);
+        let result = item.finish_http(
+            answer.status,
+            answer.headers,
+            answer.body,
+            answer.base64,
+            key,
+        );
         self.finish(idx, result);
     }
 
@@ -311,16 +415,87 @@ impl Run {
         self.delayed.push(Reverse((Instant::now() + wait, idx)));
     }
 
-    fn finish(&mut self, idx: usize, mut result: ItemResult) {
-        let item = &mut self.items[idx];
-        debug_assert!(!item.done, "request {idx} finished twice");
-        if item.done {
-            return;
+    /// Hands out a final result, then releases or fails the requests that
+    /// depend on it (and theirs, and so on, without recursion).
+    fn finish(&mut self, idx: usize, result: ItemResult) {
+        let mut work = vec![(idx, result)];
+        while let Some((i, mut result)) = work.pop() {
+            if self.items[i].done {
+                debug_assert!(false, "request {i} finished twice");
+                continue;
+            }
+            self.items[i].done = true;
+            result.index = i;
+            let ok = result.is_success();
+            self.progress.finished(ok);
+            let dependents = std::mem::take(&mut self.dependents[i]);
+            if ok && !dependents.is_empty() {
+                let kept = Kept {
+                    status: result.status,
+                    headers: result.headers.clone(),
+                    body: result.body.clone(),
+                };
+                self.kept.insert(i, kept);
+            }
+            let (id, status) = (result.id.clone(), result.status);
+            let _ = self.sink.send(result);
+            for d in dependents {
+                if self.items[d].done {
+                    continue;
+                }
+                if !ok {
+                    work.push((d, failed_dependency(&mut self.items[d], &id, status)));
+                    continue;
+                }
+                self.waiting[d] -= 1;
+                if self.waiting[d] == 0 {
+                    match self.fill_references(d) {
+                        Ok(()) => self.ready.push_back(d),
+                        Err(why) => {
+                            let r = self.items[d].finish_without_answer(ErrorInfo::new(
+                                codes::REFERENCE_NOT_FOUND,
+                                why,
+                            ));
+                            work.push((d, r));
+                        }
+                    }
+                }
+            }
         }
-        item.done = true;
-        result.index = idx;
-        self.progress.finished(result.is_success());
-        let _ = self.sink.send(result);
+    }
+
+    /// Fills `{{id.body.path}}` references of item `idx` from the answers of the
+    /// requests it depends on, which have all succeeded.
+    fn fill_references(&mut self, idx: usize) -> Result<(), String> {
+        if !self.items[idx].request.has_references {
+            return Ok(());
+        }
+        let (ids, kept) = (&self.ids, &self.kept);
+        let answer_of = |id: &str| {
+            let k = kept.get(ids.get(&id.to_lowercase())?)?;
+            Some(reference::Answer {
+                status: k.status,
+                headers: &k.headers,
+                body: &k.body,
+            })
+        };
+        let r = &self.items[idx].request;
+        let url = reference::fill_text(&r.url, &answer_of)?;
+        let headers = r
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), reference::fill_text(v, &answer_of)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let body = match &r.body {
+            Some(b) if !r.body_base64 => Some(reference::fill_json(b, &answer_of)?),
+            other => other.clone(),
+        };
+        let item = &mut self.items[idx];
+        item.url = url.clone();
+        item.request.url = url;
+        item.request.headers = headers;
+        item.request.body = body;
+        Ok(())
     }
 
     /// Ends the run early: drops the batches on the wire and finishes every
@@ -338,6 +513,16 @@ impl Run {
             }
         }
     }
+}
+
+/// The 424 of a request whose dependency `id` failed with `status`.
+fn failed_dependency(item: &mut Item, id: &str, status: u16) -> ItemResult {
+    let message = match status {
+        0 => format!("not sent: request \"{id}\", which it depends on, did not succeed"),
+        s => format!("not sent: request \"{id}\", which it depends on, failed with status {s}"),
+    };
+    let body = json!({"error": {"code": codes::FAILED_DEPENDENCY, "message": message}});
+    item.finish_http(424, Map::new(), body, false, "")
 }
 
 fn find_header(headers: &[(String, String)], name: &str) -> Option<String> {

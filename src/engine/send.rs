@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use url::Url;
 
+use crate::options::Api;
 use crate::options::Options;
 use crate::retry::{is_retryable_status, retry_after};
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
-use crate::wire::{arm, ItemAnswer};
+use crate::wire::{self, ItemAnswer};
 
 /// Wait between polls when the service names none.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
@@ -77,7 +78,7 @@ impl Ctx {
             Ok(r) if matches!(r.status, 201 | 202) && r.header("location").is_some() => {
                 self.poll(r).await
             }
-            Ok(r) => final_answer(r),
+            Ok(r) => final_answer(self.options.api, r),
         }
     }
 
@@ -105,7 +106,9 @@ impl Ctx {
                     let w = retry_after(|k| r.header(k), SystemTime::now());
                     (format!("polling the batch answered HTTP {}", r.status), w)
                 }
-                Ok(r) if (200..300).contains(&r.status) => return final_answer(r),
+                Ok(r) if (200..300).contains(&r.status) => {
+                    return final_answer(self.options.api, r)
+                }
                 Ok(r) => {
                     return Reply::MaybeSent(format!(
                         "polling the batch answered HTTP {}",
@@ -135,9 +138,9 @@ fn poll_wait(r: &HttpResponse) -> Duration {
 }
 
 /// A final (non-202) answer to a batch request.
-fn final_answer(r: HttpResponse) -> Reply {
+fn final_answer(api: Api, r: HttpResponse) -> Reply {
     if (200..300).contains(&r.status) {
-        return match arm::decode(&r.body) {
+        return match wire::decode(api, &r.body) {
             Ok(items) => Reply::Items(items),
             Err(e) => Reply::MaybeSent(e),
         };

@@ -71,23 +71,38 @@ fn options() -> Options {
 }
 
 fn get(id: &str, url: &str) -> Request {
-    Request {
-        id: id.into(),
-        method: "GET".into(),
-        url: url.into(),
-        body: None,
-        header_details: None,
-    }
+    Request::get(id, url)
 }
 
 fn post(id: &str) -> Request {
-    Request {
-        id: id.into(),
-        method: "POST".into(),
-        url: "/x?api-version=1".into(),
-        body: Some(json!({})),
-        header_details: None,
+    let mut r = Request::get(id, "/x?api-version=1");
+    r.method = "POST".into();
+    r.body = Some(json!({}));
+    r
+}
+
+fn graph_options() -> Options {
+    let mut o = options();
+    o.api = Api::Graph;
+    o
+}
+
+/// Requests as a caller gives them, through the same checks.
+fn parse(o: &Options, reqs: &[Value]) -> Vec<Request> {
+    let mut list = crate::request::RequestList::default();
+    for r in reqs {
+        list.add_json(&r.to_string(), o).unwrap();
     }
+    list.check_dependencies().unwrap();
+    list.into_vec()
+}
+
+fn graph_answer(items: Vec<Value>) -> Result<HttpResponse, TransportError> {
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: json!({ "responses": items }).to_string().into_bytes(),
+    })
 }
 
 fn answer(items: Vec<Value>) -> Result<HttpResponse, TransportError> {
@@ -512,4 +527,176 @@ async fn cancel_gives_every_unfinished_request_a_result() {
         n += 1;
     }
     assert_eq!(n, 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dependents_wait_for_their_dependencies_and_read_their_answers() {
+    let o = graph_options();
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "license", "method": "POST", "url": "/users/{{newUser.body.id}}/assignLicense", "dependsOn": ["newUser", "sku"],
+               "body": {"addLicenses": [{"skuId": "{{sku.body.value.0.skuId}}"}], "count": "{{sku.body.n}}"}}),
+            json!({"id": "newUser", "method": "POST", "url": "/users", "body": {"displayName": "Ada"}}),
+            json!({"id": "sku", "url": "/subscribedSkus"}),
+        ],
+    );
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            graph_answer(s.items.iter().map(|i| {
+                let body = match i["url"].as_str().unwrap() {
+                    "/users" => json!({"id": "u-42"}),
+                    "/subscribedSkus" => json!({"value": [{"skuId": "sku-1"}], "n": 7}),
+                    _ => json!({"echo": i["body"].clone()}),
+                };
+                json!({"id": i["id"], "status": if i["method"] == "POST" && i["url"] == "/users" { 201 } else { 200 }, "body": body})
+            }).collect())
+        }),
+    )
+    .await;
+    assert_eq!(
+        log.len(),
+        2,
+        "the two independent requests go first, together"
+    );
+    assert_eq!(log[0].items.len(), 2);
+    assert_eq!(log[1].items[0]["url"], "/users/u-42/assignLicense");
+    assert_eq!(
+        log[1].items[0]["body"],
+        json!({"addLicenses": [{"skuId": "sku-1"}], "count": 7})
+    );
+    assert_eq!(results[0].status, 200);
+    assert!(results.iter().all(|r| r.error.is_none()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dependency_cascades_as_424_without_sending() {
+    let o = options();
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "rg", "method": "PUT", "url": "/rg?api-version=1", "body": {"location": "x"}}),
+            json!({"id": "deploy", "method": "PUT", "url": "/rg/deploy?api-version=1", "body": {}, "dependsOn": ["rg"]}),
+            json!({"id": "check", "url": "/rg/deploy/status?api-version=1", "dependsOn": ["deploy"]}),
+            json!({"id": "other", "url": "/other?api-version=1"}),
+        ],
+    );
+    let (results, log, summary) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| {
+                        if i["url"] == "/rg?api-version=1" {
+                            item(i, 409, json!({}), json!({"error": {"code": "Conflict"}}))
+                        } else {
+                            item(i, 200, json!({}), json!({}))
+                        }
+                    })
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert_eq!(log.len(), 1, "only the first batch is sent");
+    assert_eq!(results[0].status, 409);
+    for r in &results[1..3] {
+        assert_eq!(
+            (
+                r.status,
+                r.attempts,
+                r.error.as_ref().unwrap().code.as_str()
+            ),
+            (424, 0, "FailedDependency")
+        );
+    }
+    assert!(results[2]
+        .error
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("\"deploy\""));
+    assert_eq!(results[3].status, 200);
+    assert_eq!((summary.succeeded, summary.failed), (1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_reference_fails_the_request_and_its_dependents() {
+    let o = graph_options();
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "u", "method": "POST", "url": "/users", "body": {}}),
+            json!({"id": "g", "url": "/users/{{u.body.id}}", "dependsOn": ["u"]}),
+            json!({"id": "h", "url": "/x", "dependsOn": ["g"]}),
+        ],
+    );
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            graph_answer(
+                s.items
+                    .iter()
+                    .map(|i| json!({"id": i["id"], "status": 201, "body": {"noId": true}}))
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert_eq!(log.len(), 1);
+    let e = results[1].error.as_ref().unwrap();
+    assert_eq!(
+        (results[1].status, e.code.as_str()),
+        (0, "ReferenceNotFound")
+    );
+    assert!(e.message.contains("{{u.body.id}}"), "{}", e.message);
+    assert_eq!(results[2].status, 424);
+}
+
+#[tokio::test(start_paused = true)]
+async fn graph_base64_answers_and_throttle_percentage() {
+    let o = graph_options();
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "photo", "url": "/users/1/photo/$value"}),
+            json!({"id": "me", "url": "/me"}),
+        ],
+    );
+    let mut calls = 0;
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(move |s| {
+            calls += 1;
+            if calls == 1 {
+                return graph_answer(vec![
+                    json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "image/jpeg", "x-ms-throttle-limit-percentage": "90"}, "body": "/9j/4AAQ"}),
+                    json!({"id": s.items[1]["id"], "status": 429, "headers": {"Retry-After": "0"}, "body": {"error": {"code": "TooManyRequests"}}}),
+                ]);
+            }
+            graph_answer(vec![json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "application/json"}, "body": {"id": "me"}})])
+        }),
+    )
+    .await;
+    assert_eq!(
+        (results[0].body.as_str(), results[0].body_encoding),
+        (Some("/9j/4AAQ"), Some("base64"))
+    );
+    let text = serde_json::to_string(&results[0]).unwrap();
+    assert!(text.contains("\"bodyEncoding\":\"base64\""));
+    assert!(!serde_json::to_string(&results[1])
+        .unwrap()
+        .contains("bodyEncoding"));
+    assert!(
+        log[1].at >= Duration::from_millis(500),
+        "90% of the limit holds the next batch 0.5 s: {:?}",
+        log[1].at
+    );
+    assert!(log[0].url.ends_with("/v1.0/$batch"));
 }

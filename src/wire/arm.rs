@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ItemAnswer;
-use crate::request::Request;
+use super::{ItemAnswer, Outgoing};
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -24,17 +23,6 @@ struct Item<'a> {
     content: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_header_details: Option<&'a Value>,
-}
-
-/// What one batch item carries: the request, its wire name, and the URL of the
-/// page to fetch (the request's own or a `nextLink`).
-pub struct Outgoing<'a> {
-    /// Unique within the batch; answers are matched by it.
-    pub name: &'a str,
-    /// The request.
-    pub request: &'a Request,
-    /// Path and query to call.
-    pub url: &'a str,
 }
 
 /// The JSON body of a batch request.
@@ -88,6 +76,7 @@ pub fn decode(body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
                 status: i.http_status_code,
                 headers: i.headers.unwrap_or_default(),
                 body: i.content,
+                base64: false,
             })
         })
         .collect())
@@ -100,17 +89,18 @@ mod tests {
 
     #[test]
     fn encodes_arm_items() {
-        let r = Request {
-            id: "rg".into(),
-            method: "PUT".into(),
-            url: "/subscriptions/s/resourcegroups/rg?api-version=2021-04-01".into(),
-            body: Some(json!({"location":"westeurope"})),
-            header_details: Some(json!({"commandName":"test"})),
-        };
+        let mut r = crate::request::Request::get(
+            "rg",
+            "/subscriptions/s/resourcegroups/rg?api-version=2021-04-01",
+        );
+        r.method = "PUT".into();
+        r.body = Some(json!({"location":"westeurope"}));
+        r.header_details = Some(json!({"commandName":"test"}));
         let body = encode(&[Outgoing {
             name: "7",
             request: &r,
             url: &r.url,
+            depends_on: vec![],
         }]);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(

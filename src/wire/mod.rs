@@ -1,8 +1,27 @@
 //! The batch envelopes of each API, exactly as they travel on the wire.
 
 pub mod arm;
+pub mod graph;
 
 use serde_json::{Map, Value};
+
+use crate::options::Api;
+
+/// The JSON body of one batch request in `api`'s dialect.
+pub fn encode(api: Api, items: &[Outgoing<'_>]) -> Vec<u8> {
+    match api {
+        Api::Arm => arm::encode(items),
+        Api::Graph => graph::encode(items),
+    }
+}
+
+/// Reads a final batch answer in `api`'s dialect.
+pub fn decode(api: Api, body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
+    match api {
+        Api::Arm => arm::decode(body),
+        Api::Graph => graph::decode(body),
+    }
+}
 
 /// One item's answer inside a batch answer, whatever the dialect.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +34,22 @@ pub struct ItemAnswer {
     pub headers: Map<String, Value>,
     /// The item's content: JSON, a string, or null.
     pub body: Value,
+    /// `body` is base64 of a non-JSON answer (Graph).
+    pub base64: bool,
+}
+
+/// What one batch item carries: the request, its wire name, the URL of the page
+/// to fetch (the request's own or a `nextLink`), and the wire names it depends
+/// on inside the same batch (Graph's server-side `dependsOn`).
+pub struct Outgoing<'a> {
+    /// Unique within the batch; answers are matched by it.
+    pub name: &'a str,
+    /// The request.
+    pub request: &'a crate::request::Request,
+    /// Path and query to call.
+    pub url: &'a str,
+    /// Wire names of items in the same batch this one waits for.
+    pub depends_on: Vec<&'a str>,
 }
 
 impl ItemAnswer {
