@@ -43,13 +43,14 @@ fn parse_seconds(v: &str) -> Option<f64> {
 
 /// How long to hold new batches when Graph says the app has used `percent` of
 /// its throttling limit (`x-ms-throttle-limit-percentage`, sent above 80):
-/// nothing below 80, then 50 ms per point above it, up to a second at 100.
+/// nothing below 80, then 25 ms per point above it, up to half a second at
+/// 100. Gentle on purpose: 429s with their own `Retry-After` do the real work.
 pub fn slow_down(percent: f64) -> Option<Duration> {
     if !percent.is_finite() || percent < 80.0 {
         return None;
     }
     Some(Duration::from_millis(
-        (((percent - 80.0) * 50.0) as u64).clamp(50, 1000),
+        (((percent - 80.0) * 25.0) as u64).clamp(25, 500),
     ))
 }
 
@@ -145,10 +146,10 @@ mod tests {
     #[test]
     fn slows_down_above_eighty_percent() {
         assert_eq!(slow_down(79.9), None);
-        assert_eq!(slow_down(80.0), Some(Duration::from_millis(50)));
-        assert_eq!(slow_down(90.0), Some(Duration::from_millis(500)));
-        assert_eq!(slow_down(100.0), Some(Duration::from_secs(1)));
-        assert_eq!(slow_down(250.0), Some(Duration::from_secs(1)));
+        assert_eq!(slow_down(80.0), Some(Duration::from_millis(25)));
+        assert_eq!(slow_down(90.0), Some(Duration::from_millis(250)));
+        assert_eq!(slow_down(100.0), Some(Duration::from_millis(500)));
+        assert_eq!(slow_down(250.0), Some(Duration::from_millis(500)));
         assert_eq!(slow_down(f64::NAN), None);
     }
 

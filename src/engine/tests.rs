@@ -694,8 +694,8 @@ async fn graph_base64_answers_and_throttle_percentage() {
         .unwrap()
         .contains("bodyEncoding"));
     assert!(
-        log[1].at >= Duration::from_millis(500),
-        "90% of the limit holds the next batch 0.5 s: {:?}",
+        log[1].at >= Duration::from_millis(250),
+        "90% of the limit holds the next batch 0.25 s: {:?}",
         log[1].at
     );
     assert!(log[0].url.ends_with("/v1.0/$batch"));

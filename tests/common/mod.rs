@@ -64,3 +64,12 @@ pub fn drain(b: &Batch, limit: Duration) -> Vec<ItemResult> {
         }
     }
 }
+
+/// A Graph batch for `emu` with extra options merged over the defaults.
+pub fn graph_batch(emu: &Emulator, extra: Value) -> Batch {
+    let mut o = json!({"api": "graph", "endpoint": emu.url(), "token": TOKEN, "jitter": false});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    Batch::new(Options::from_json(&o.to_string()).expect("valid options"))
+}

@@ -47,6 +47,33 @@ impl Default for Throttle {
     }
 }
 
+/// Graph's per-app throttling: a bucket of resource units like the directory's.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphThrottle {
+    /// Off: never 429 for load.
+    pub enabled: bool,
+    /// Resource units in a full bucket.
+    pub capacity: f64,
+    /// Resource units refilled per second.
+    pub refill: f64,
+    /// Cost of a read.
+    pub read_cost: f64,
+    /// Cost of a write.
+    pub write_cost: f64,
+}
+
+impl Default for GraphThrottle {
+    fn default() -> Self {
+        GraphThrottle {
+            enabled: true,
+            capacity: 3500.0,
+            refill: 350.0,
+            read_cost: 1.0,
+            write_cost: 3.0,
+        }
+    }
+}
+
 /// Seeded fault injection; each rate is the chance (0..=1) per item or per batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
@@ -122,6 +149,14 @@ pub struct Config {
     pub subscriptions_page: usize,
     /// Page size of the Batch accounts list.
     pub batch_accounts_page: usize,
+    /// Users in the Graph directory.
+    pub graph_users: usize,
+    /// Groups in the Graph directory.
+    pub graph_groups: usize,
+    /// Graph's per-app throttling.
+    pub graph_throttle: GraphThrottle,
+    /// Answer Graph batch items in a random order, as Graph does.
+    pub graph_shuffle: bool,
     /// When set, `nextLink`s point at this base URL instead of the emulator (tests
     /// that links to other hosts are not followed).
     pub next_link_base: Option<String>,
@@ -142,6 +177,10 @@ impl Default for Config {
             shuffle: false,
             subscriptions_page: 50,
             batch_accounts_page: 2,
+            graph_users: 20,
+            graph_groups: 10,
+            graph_throttle: GraphThrottle::default(),
+            graph_shuffle: true,
             next_link_base: None,
         }
     }

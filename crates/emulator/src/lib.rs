@@ -1,10 +1,14 @@
 //! A local emulator of Azure's batch endpoints, for AzBatch's tests, demo and
 //! benchmarks. ARM: `POST /batch` over an in-memory tenant with ARM's
-//! throttling, asynchronous batches and seeded fault injection.
+//! throttling and asynchronous batches. Graph: `POST /{v1.0|beta}/$batch` over
+//! an in-memory directory with Graph's batch rules and resource-unit
+//! throttling. Both with seeded fault injection.
 
 pub mod answer;
 pub mod arm;
 pub mod config;
+pub mod graph;
+pub mod reply;
 pub mod server;
 pub mod service;
 pub mod throttle;
@@ -13,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use config::{Config, Faults, Latency, Throttle};
+pub use config::{Config, Faults, GraphThrottle, Latency, Throttle};
 pub use service::{BatchRecord, Op, Service};
 
 /// A running emulator on 127.0.0.1, served by its own thread and runtime so it
@@ -74,6 +78,11 @@ impl Emulator {
     /// Every inner operation executed so far.
     pub fn ops(&self) -> Vec<Op> {
         self.service.ops()
+    }
+
+    /// Reads the Graph directory.
+    pub fn graph<T>(&self, f: impl FnOnce(&graph::model::GraphModel) -> T) -> T {
+        self.service.graph(f)
     }
 
     /// Every batch request received so far.

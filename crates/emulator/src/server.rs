@@ -12,14 +12,49 @@ use axum::Router;
 
 use crate::answer::Answer;
 use crate::arm;
+use crate::graph;
 use crate::service::{split_url, Service};
+
+/// Graph's version roots.
+const GRAPH_VERSIONS: [&str; 2] = ["v1.0", "beta"];
 
 pub fn router(svc: Arc<Service>) -> Router {
     Router::new()
         .route("/batch", post(arm_batch))
         .route("/batchOperations/{id}", get(arm_poll))
+        .route("/v1.0/$batch", post(graph_batch_v1))
+        .route("/beta/$batch", post(graph_batch_beta))
         .fallback(direct)
         .with_state(svc)
+}
+
+async fn graph_batch(
+    svc: Arc<Service>,
+    version: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(a) = authorized(&svc, &headers) {
+        return a.into_response();
+    }
+    let root = format!("{}/{version}", base(&headers));
+    graph::batch::post(svc, &body, &root).await.into_response()
+}
+
+async fn graph_batch_v1(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    graph_batch(svc, "v1.0", headers, body).await
+}
+
+async fn graph_batch_beta(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    graph_batch(svc, "beta", headers, body).await
 }
 
 /// Scheme and host the request was sent to, for `Location`s and `nextLink`s.
@@ -83,8 +118,8 @@ async fn arm_poll(
     }
     arm::batch::poll(&svc, &id, &query(&uri), &base(&headers)).into_response()
 }
-
-/// Any other call goes straight to the model, as ARM calls outside a batch do.
+/// Any other call goes straight to a model, as calls outside a batch do:
+/// paths under a Graph version root to the directory, the rest to ARM.
 async fn direct(
     State(svc): State<Arc<Service>>,
     method: Method,
@@ -95,25 +130,66 @@ async fn direct(
     if let Err(a) = authorized(&svc, &headers) {
         return a.into_response();
     }
-    let body = if body.is_empty() {
+    let url = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let content_type = headers
+        .get("content-type")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let json = content_type.is_empty()
+        || content_type
+            .to_ascii_lowercase()
+            .starts_with("application/json");
+    let parsed: Option<serde_json::Value> = if body.is_empty() || !json {
         None
     } else {
         match serde_json::from_slice(&body) {
             Ok(v) => Some(v),
             Err(e) => {
-                return Answer::error(
-                    400,
-                    "InvalidRequestContent",
-                    &format!("The request content was invalid: {e}"),
-                )
-                .into_response()
+                let message = format!("The request content was invalid: {e}");
+                return Answer::error(400, "InvalidRequestContent", &message).into_response();
             }
         }
     };
-    let url = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let r = svc
-        .execute(method.as_str(), url, body.as_ref(), &base(&headers), false)
-        .await;
+    let graph_version = GRAPH_VERSIONS
+        .into_iter()
+        .find(|v| uri.path().starts_with(&format!("/{v}/")));
+    let r = match graph_version {
+        Some(v) => {
+            let bytes = (!json && !body.is_empty()).then_some(&body[..]);
+            let root = format!("{}/{v}", base(&headers));
+            svc.execute_graph(
+                method.as_str(),
+                &url[v.len() + 1..],
+                parsed.as_ref(),
+                bytes,
+                &root,
+                false,
+            )
+            .await
+        }
+        None => {
+            svc.execute(
+                method.as_str(),
+                url,
+                parsed.as_ref(),
+                &base(&headers),
+                false,
+            )
+            .await
+        }
+    };
+    if let Some((bytes, content_type)) = r.bytes {
+        let mut resp = (
+            axum::http::StatusCode::from_u16(r.status).unwrap_or_default(),
+            bytes,
+        )
+            .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&content_type) {
+            resp.headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, v);
+        }
+        return resp;
+    }
     Answer::Json {
         status: r.status,
         headers: r.headers,

@@ -9,8 +9,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use crate::arm::model::{cloud_error, ArmModel, Reply};
+use crate::arm::model::{cloud_error, ArmModel};
 use crate::config::Config;
+use crate::graph::model::GraphModel;
+use crate::reply::{error, Reply};
 use crate::throttle::{Buckets, Kind};
 
 /// One inner operation the emulator executed (it reached the model).
@@ -40,6 +42,9 @@ pub struct Service {
     pub(crate) config: Config,
     arm: Mutex<ArmModel>,
     buckets: Mutex<Buckets>,
+    graph: Mutex<GraphModel>,
+    /// Graph's resource units left and when they were last topped up.
+    graph_units: Mutex<(f64, Instant)>,
     rng: Mutex<StdRng>,
     ops: Mutex<Vec<Op>>,
     pub(crate) batches: Mutex<Vec<BatchRecord>>,
@@ -57,6 +62,8 @@ impl Service {
                 config.batch_accounts_page,
             )),
             buckets: Mutex::new(Buckets::new(config.throttle)),
+            graph: Mutex::new(GraphModel::new(config.graph_users, config.graph_groups)),
+            graph_units: Mutex::new((config.graph_throttle.capacity, Instant::now())),
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
             ops: Mutex::new(Vec::new()),
             batches: Mutex::new(Vec::new()),
@@ -82,6 +89,89 @@ impl Service {
     /// Every operation executed so far.
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().unwrap().clone()
+    }
+
+    /// Reads the Graph directory, for tests.
+    pub fn graph<T>(&self, f: impl FnOnce(&GraphModel) -> T) -> T {
+        f(&self.graph.lock().unwrap())
+    }
+
+    fn log(&self, method: &str, path: String, status: u16, in_batch: bool) {
+        self.ops.lock().unwrap().push(Op {
+            method: method.to_string(),
+            path,
+            status,
+            in_batch,
+        });
+    }
+
+    /// Takes `cost` resource units: `Ok(percent of the limit now used)` or
+    /// `Err(seconds until there are enough)`.
+    fn take_units(&self, cost: f64) -> Result<f64, f64> {
+        let t = self.config.graph_throttle;
+        let mut g = self.graph_units.lock().unwrap();
+        let now = Instant::now();
+        g.0 = (g.0 + now.duration_since(g.1).as_secs_f64() * t.refill).min(t.capacity);
+        g.1 = now;
+        if t.enabled && g.0 < cost {
+            return Err((cost - g.0) / t.refill);
+        }
+        g.0 = (g.0 - cost).max(0.0);
+        Ok(100.0 * (1.0 - g.0 / t.capacity))
+    }
+
+    /// Runs one Graph operation: throttling, latency, the directory, the log.
+    /// `url` is relative to the version root (or absolute); `root` is the
+    /// absolute version root for links.
+    pub async fn execute_graph(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        bytes: Option<&[u8]>,
+        root: &str,
+        in_batch: bool,
+    ) -> Reply {
+        let (path, query) = split_url(url);
+        let t = self.config.graph_throttle;
+        let cost = if matches!(method, "GET" | "HEAD") {
+            t.read_cost
+        } else {
+            t.write_cost
+        };
+        let reply = match self.take_units(cost) {
+            Err(wait) => {
+                let mut r = error(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests, please retry later.",
+                );
+                // Graph sends decimal seconds, such as 0.249.
+                r.headers
+                    .push(("Retry-After".into(), format!("{:.3}", wait.max(0.001))));
+                r
+            }
+            Ok(percent) => {
+                let delay = self.latency();
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let mut r = self
+                    .graph
+                    .lock()
+                    .unwrap()
+                    .handle(method, &path, &query, body, bytes, root);
+                if percent >= 80.0 {
+                    r.headers.push((
+                        "x-ms-throttle-limit-percentage".into(),
+                        format!("{percent:.1}"),
+                    ));
+                }
+                r
+            }
+        };
+        self.log(method, path, reply.status, in_batch);
+        reply
     }
 
     /// Runs one ARM operation: throttling, latency, the model, the log.

@@ -6,30 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-/// An answer of the model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    /// HTTP status.
-    pub status: u16,
-    /// JSON body (null for none).
-    pub body: Value,
-    /// Extra headers.
-    pub headers: Vec<(String, String)>,
-}
-
-impl Reply {
-    fn json(status: u16, body: Value) -> Reply {
-        Reply {
-            status,
-            body,
-            headers: vec![],
-        }
-    }
-}
+pub use crate::reply::Reply;
 
 /// ARM's error body.
 pub fn cloud_error(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(status, json!({"error": {"code": code, "message": message}}))
+    crate::reply::error(status, code, message)
 }
 
 /// The tenant.
@@ -230,6 +211,7 @@ impl ArmModel {
                 Some(_) => Reply {
                     status: 202,
                     body: Value::Null,
+                    bytes: None,
                     headers: vec![(
                         "Location".into(),
                         format!("/subscriptions/{sub}/operationresults/delete-{}", key.1),
