@@ -21,7 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::options::Options;
+use crate::options::{Api, Options};
 use crate::plan;
 use crate::progress::Progress;
 use crate::reference;
@@ -366,6 +366,13 @@ impl Run {
         let key = self.options().api.next_link_key();
         if is_retryable_status(answer.status) {
             let wait = retry_after(|k| answer.header(k), SystemTime::now());
+            // Graph throttles the whole app, so nothing new should go out before
+            // the wait is over; ARM throttles per subscription, so others go on.
+            if answer.status == 429 && self.options().api == Api::Graph {
+                if let Some(w) = wait {
+                    self.pause(w);
+                }
+            }
             self.retry_or(idx, wait, move |item| {
                 item.finish_http(
                     answer.status,

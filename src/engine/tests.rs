@@ -700,3 +700,39 @@ async fn graph_base64_answers_and_throttle_percentage() {
     );
     assert!(log[0].url.ends_with("/v1.0/$batch"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_graph_429_holds_every_send_but_an_arm_429_only_its_item() {
+    for api in [Api::Graph, Api::Arm] {
+        let mut o = options();
+        o.api = api;
+        o.batch_size = 1;
+        o.concurrency = 1;
+        let mut calls = 0;
+        let (results, log, _) = run(
+            o,
+            vec![get("a", "/a"), get("b", "/b")],
+            Box::new(move |s| {
+                calls += 1;
+                let (id, name) = if api == Api::Graph { ("id", &s.items[0]["id"]) } else { ("name", &s.items[0]["name"]) };
+                let status = if calls == 1 { 429 } else { 200 };
+                let mut item = json!({"status": status, "httpStatusCode": status, "headers": {"Retry-After": "2"}, "body": {}, "content": {}});
+                item[id] = name.clone();
+                answer(vec![item])
+            }),
+        )
+        .await;
+        assert!(results.iter().all(|r| r.status == 200), "{api:?}");
+        let later: Vec<Duration> = log[1..].iter().map(|s| s.at).collect();
+        match api {
+            Api::Graph => assert!(
+                later.iter().all(|t| *t >= Duration::from_secs(2)),
+                "Graph: {later:?}"
+            ),
+            Api::Arm => assert!(
+                later.iter().any(|t| *t < Duration::from_secs(2)),
+                "ARM: {later:?}"
+            ),
+        }
+    }
+}

@@ -19,7 +19,9 @@ pub mod status;
 use std::ffi::c_char;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
+
+use crate::result::{ItemResult, Summary};
 
 use crate::batch::{Batch, Next};
 use crate::options::Options;
@@ -51,6 +53,13 @@ pub struct AzBatchProgress {
     pub throttled: u64,
     /// Batch requests sent.
     pub batches: u64,
+}
+
+/// What `batch_execute` hands out.
+#[derive(Serialize)]
+struct ExecuteOutput<'a> {
+    responses: &'a [ItemResult],
+    summary: &'a Summary,
 }
 
 /// Borrows the batch behind a handle.
@@ -147,7 +156,11 @@ pub unsafe extern "C" fn batch_execute(
 ) -> i32 {
     let r = guard("batch_execute", error_out, || {
         let run = handle(batch)?.execute()?;
-        Ok(json!({ "responses": run.results, "summary": run.summary }).to_string())
+        let out = ExecuteOutput {
+            responses: &run.results,
+            summary: &run.summary,
+        };
+        serde_json::to_string(&out).map_err(|e| Failure::new(AZBATCH_ERR_INTERNAL, e.to_string()))
     });
     match r {
         Ok(text) => {

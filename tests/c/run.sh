@@ -23,9 +23,9 @@ cflags=(-std=c99 -Wall -Wextra -Werror -g -Iinclude tests/c/abi_test.c -L"$lib" 
 echo "== C ABI under AddressSanitizer + UBSan"
 gcc -fsanitize=address,undefined -fno-omit-frame-pointer "${cflags[@]}" -o "$out/abi_asan"
 ldd "$out/abi_asan" | grep -q libasan || { echo "AddressSanitizer is not linked" >&2; exit 1; }
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 "$out/abi_asan" "$endpoint" c-abi-token
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 "$out/abi_asan" "$endpoint" c-abi-token asan
 
 echo "== C ABI under valgrind"
 gcc "${cflags[@]}" -o "$out/abi_plain"
 valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-  --show-leak-kinds=definite,indirect "$out/abi_plain" "$endpoint" c-abi-token
+  --show-leak-kinds=definite,indirect "$out/abi_plain" "$endpoint" c-abi-token valgrind

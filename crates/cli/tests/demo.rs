@@ -11,6 +11,8 @@ fn demo_runs_and_the_three_ways_agree() {
             "60",
             "--latency-ms",
             "5",
+            "--users",
+            "300",
             "--no-check",
         ])
         .output()
@@ -31,4 +33,16 @@ fn demo_runs_and_the_three_ways_agree() {
     // Subscription i has i % 6 Batch accounts, two per page.
     assert!(text.contains("150 accounts from 100 pages"), "{text}");
     assert!(text.contains("AzBatch vs one at a time:"), "{text}");
+    // The Graph part: every row ends with its failures, and there are none.
+    for row in [
+        "onboard 50 users (350 requests)",
+        "add one user to 40 groups",
+        "bulk-update 300 users",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no row {row}:\n{text}"));
+        assert!(line.trim_end().ends_with(" 0 failed"), "{line}");
+    }
 }
