@@ -402,6 +402,10 @@ pub fn relative_url(text: &str, options: &Options) -> Result<String, String> {
     if text.is_empty() {
         return Err("is empty".into());
     }
+    // `{{rg.body.id}}?api-version=...`: checked the same way once filled in.
+    if text.starts_with("{{") {
+        return Ok(text.to_string());
+    }
     if !text.contains("://") {
         if text.starts_with("//") {
             return Err(format!("\"{text}\" is neither a path nor an absolute URL"));

@@ -23,7 +23,8 @@ pub mod codes {
     pub const INTERNAL: &str = "InternalError";
     /// A request it depends on failed, so it was not sent (status 424).
     pub const FAILED_DEPENDENCY: &str = "FailedDependency";
-    /// A `{{id.body.path}}` reference had no value, so it was not sent.
+    /// A `{{id.body.path}}` reference had no value (or its value made the url
+    /// invalid), so the request was not sent.
     pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
 }
 

@@ -479,3 +479,37 @@ fn resource_group_lifecycle_through_batches() {
         }
     }
 }
+
+#[test]
+fn arm_dependencies_are_ordered_client_side_with_references() {
+    let emu = emulator(Config {
+        subscriptions: 1,
+        ..Config::default()
+    });
+    let b = batch(&emu, json!({}));
+    let url = format!(
+        "/subscriptions/{}/resourcegroups/app?api-version=2021-04-01",
+        sub(0)
+    );
+    // Added last-first: the read depends on the tag update, which depends on the create.
+    add(
+        &b,
+        json!({"id": "read", "url": "{{rg.body.id}}?api-version=2021-04-01", "dependsOn": ["rg", "tag"]}),
+    );
+    add(
+        &b,
+        json!({"id": "tag", "method": "PATCH", "url": url, "body": {"tags": {"owner": "{{rg.body.name}}"}}, "dependsOn": ["rg"]}),
+    );
+    add(
+        &b,
+        json!({"id": "rg", "method": "PUT", "url": url, "body": {"location": "westeurope"}}),
+    );
+    let run = execute(&b, 3);
+    assert_eq!(
+        run.results.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [200, 200, 201]
+    );
+    assert_eq!(run.results[0].body["tags"], json!({"owner": "app"}));
+    let sizes: Vec<usize> = emu.batches().iter().map(|b| b.items).collect();
+    assert_eq!(sizes, [1, 1, 1], "three rounds, one per level");
+}

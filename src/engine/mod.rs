@@ -487,7 +487,11 @@ impl Run {
             })
         };
         let r = &self.items[idx].request;
-        let url = reference::fill_text(&r.url, &answer_of)?;
+        let mut url = reference::fill_text(&r.url, &answer_of)?;
+        if r.url.starts_with("{{") {
+            url = crate::request::relative_url(&url, &self.ctx.options)
+                .map_err(|why| format!("the filled-in url {why}"))?;
+        }
         let headers = r
             .headers
             .iter()

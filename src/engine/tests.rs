@@ -736,3 +736,42 @@ async fn a_graph_429_holds_every_send_but_an_arm_429_only_its_item() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reference_cannot_point_the_url_at_another_host() {
+    let o = options();
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "a", "url": "/a?api-version=1"}),
+            json!({"id": "b", "url": "{{a.body.link}}", "dependsOn": ["a"]}),
+        ],
+    );
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| {
+                        item(
+                            i,
+                            200,
+                            json!({}),
+                            json!({"link": "https://evil.test/steal"}),
+                        )
+                    })
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert_eq!(log.len(), 1, "b was never sent");
+    let e = results[1].error.as_ref().unwrap();
+    assert_eq!(
+        (results[1].status, e.code.as_str()),
+        (0, "ReferenceNotFound")
+    );
+    assert!(e.message.contains("evil.test"), "{}", e.message);
+}
