@@ -2,6 +2,13 @@
 //! checked-in `include/azbatch.h` is the same.
 
 fn main() {
+    // A soname (install name on macOS) lets a host that loaded the library by
+    // absolute path bind DllImport("azbatch") to that copy (AzBatchNative.cs).
+    match std::env::var("CARGO_CFG_TARGET_OS").as_deref() {
+        Ok("linux") => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libazbatch.so"),
+        Ok("macos") => println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libazbatch.dylib"),
+        _ => {}
+    }
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

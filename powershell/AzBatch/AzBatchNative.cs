@@ -1,0 +1,350 @@
+// AzBatch interop: P/Invoke declarations for include/azbatch.h and a small safe
+// wrapper. Loaded by AzBatch.psm1 with Add-Type, so it must stay valid C# 5
+// (Windows PowerShell 5.1 compiles Add-Type sources as C# 5): no string
+// interpolation, nameof, ?. or expression-bodied members.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace AzBatch
+{
+    /// <summary>Counters of a run (AzBatchProgress in azbatch.h).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Progress
+    {
+        public ulong Total;
+        public ulong Completed;
+        public ulong Succeeded;
+        public ulong Failed;
+        public ulong Retries;
+        public ulong InFlight;
+        public ulong Throttled;
+        public ulong Batches;
+    }
+
+    /// <summary>Status codes of azbatch.h.</summary>
+    public static class Status
+    {
+        public const int Ok = 0;
+        public const int Done = 1;
+        public const int Timeout = 2;
+        public const int NullArgument = -1;
+        public const int InvalidUtf8 = -2;
+        public const int InvalidJson = -3;
+        public const int InvalidValue = -4;
+        public const int WrongState = -5;
+        public const int Cancelled = -6;
+        public const int Panic = -7;
+        public const int Internal = -8;
+    }
+
+    /// <summary>The AzBatch* handle; releasing it calls batch_free.</summary>
+    public sealed class BatchHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        public BatchHandle() : base(true) { }
+
+        protected override bool ReleaseHandle()
+        {
+            NativeMethods.batch_free(handle);
+            return true;
+        }
+    }
+
+    /// <summary>The C ABI, one declaration per function of include/azbatch.h.
+    /// Strings go in as NUL-terminated UTF-8 byte arrays; strings come out as
+    /// pointers that must be freed with batch_string_free.</summary>
+    public static class NativeMethods
+    {
+        public const string Library = "azbatch";
+
+        [DllImport(Library, EntryPoint = "batch_new", CallingConvention = CallingConvention.Cdecl)]
+        public static extern BatchHandle batch_new(byte[] optionsJson, out IntPtr errorOut);
+
+        [DllImport(Library, EntryPoint = "batch_add", CallingConvention = CallingConvention.Cdecl)]
+        public static extern int batch_add(BatchHandle batch, byte[] requestJson, out IntPtr errorOut);
+
+        [DllImport(Library, EntryPoint = "batch_execute", CallingConvention = CallingConvention.Cdecl)]
+        public static extern int batch_execute(BatchHandle batch, out IntPtr resultOut, out IntPtr errorOut);
+
+        [DllImport(Library, EntryPoint = "batch_start", CallingConvention = CallingConvention.Cdecl)]
+        public static extern int batch_start(BatchHandle batch, out IntPtr errorOut);
+
+        [DllImport(Library, EntryPoint = "batch_next", CallingConvention = CallingConvention.Cdecl)]
+        public static extern int batch_next(BatchHandle batch, uint timeoutMs, out IntPtr itemOut);
+
+        [DllImport(Library, EntryPoint = "batch_progress", CallingConvention = CallingConvention.Cdecl)]
+        public static extern int batch_progress(BatchHandle batch, out Progress progressOut);
+
+        [DllImport(Library, EntryPoint = "batch_cancel", CallingConvention = CallingConvention.Cdecl)]
+        public static extern int batch_cancel(BatchHandle batch);
+
+        [DllImport(Library, EntryPoint = "batch_free", CallingConvention = CallingConvention.Cdecl)]
+        public static extern void batch_free(IntPtr batch);
+
+        [DllImport(Library, EntryPoint = "batch_string_free", CallingConvention = CallingConvention.Cdecl)]
+        public static extern void batch_string_free(IntPtr s);
+
+        [DllImport(Library, EntryPoint = "batch_version", CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr batch_version();
+
+        /// <summary>A string as NUL-terminated UTF-8.</summary>
+        public static byte[] Utf8(string s)
+        {
+            if (s == null) return null;
+            byte[] body = Encoding.UTF8.GetBytes(s);
+            byte[] z = new byte[body.Length + 1];
+            Buffer.BlockCopy(body, 0, z, 0, body.Length);
+            return z;
+        }
+
+        /// <summary>Reads a NUL-terminated UTF-8 string without freeing it.</summary>
+        public static string ReadUtf8(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            int len = 0;
+            while (Marshal.ReadByte(p, len) != 0) len++;
+            byte[] bytes = new byte[len];
+            Marshal.Copy(p, bytes, 0, len);
+            return Encoding.UTF8.GetString(bytes);
+        }
+
+        /// <summary>Reads a string AzBatch handed out, then frees it.</summary>
+        public static string TakeUtf8(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            try { return ReadUtf8(p); }
+            finally { batch_string_free(p); }
+        }
+    }
+
+    /// <summary>An AzBatch call failed; Status is one of <see cref="Status"/>.</summary>
+    public class AzBatchException : Exception
+    {
+        public int Status { get; private set; }
+
+        public AzBatchException(int status, string message) : base(message) { Status = status; }
+    }
+
+    /// <summary>One batch: add requests, then Execute or Start and Next.
+    /// Cancel and GetProgress may be called from another thread.</summary>
+    public sealed class Batch : IDisposable
+    {
+        private readonly BatchHandle handle;
+
+        public Batch(string optionsJson)
+        {
+            IntPtr error;
+            handle = NativeMethods.batch_new(NativeMethods.Utf8(optionsJson), out error);
+            if (handle.IsInvalid)
+            {
+                string message = NativeMethods.TakeUtf8(error);
+                handle.Dispose();
+                throw new AzBatchException(Status.InvalidValue, message ?? "batch_new failed");
+            }
+        }
+
+        private static void Check(int status, IntPtr error, string what)
+        {
+            string message = NativeMethods.TakeUtf8(error);
+            if (status < 0)
+            {
+                throw new AzBatchException(status, message ?? string.Format("{0} failed with status {1}", what, status));
+            }
+        }
+
+        /// <summary>Adds one request given as JSON.</summary>
+        public void Add(string requestJson)
+        {
+            IntPtr error;
+            int status = NativeMethods.batch_add(handle, NativeMethods.Utf8(requestJson), out error);
+            Check(status, error, "batch_add");
+        }
+
+        /// <summary>Starts sending in the background.</summary>
+        public void Start()
+        {
+            IntPtr error;
+            int status = NativeMethods.batch_start(handle, out error);
+            Check(status, error, "batch_start");
+        }
+
+        /// <summary>Starts and waits for every result: {"responses":[...],"summary":{...}}.</summary>
+        public string Execute()
+        {
+            IntPtr result, error;
+            int status = NativeMethods.batch_execute(handle, out result, out error);
+            Check(status, error, "batch_execute");
+            return NativeMethods.TakeUtf8(result);
+        }
+
+        /// <summary>Waits up to timeoutMs for the next result. Returns Status.Ok with
+        /// the result's JSON in item, Status.Timeout, or Status.Done.</summary>
+        public int Next(uint timeoutMs, out string item)
+        {
+            IntPtr p;
+            int status = NativeMethods.batch_next(handle, timeoutMs, out p);
+            item = status == Status.Ok ? NativeMethods.TakeUtf8(p) : null;
+            if (status < 0)
+            {
+                throw new AzBatchException(status, string.Format("batch_next failed with status {0}", status));
+            }
+            return status;
+        }
+
+        /// <summary>The run's counters now.</summary>
+        public Progress GetProgress()
+        {
+            Progress p;
+            int status = NativeMethods.batch_progress(handle, out p);
+            if (status < 0) throw new AzBatchException(status, "batch_progress failed");
+            return p;
+        }
+
+        /// <summary>Stops sending; unfinished requests end as Cancelled.</summary>
+        public void Cancel()
+        {
+            if (!handle.IsClosed) NativeMethods.batch_cancel(handle);
+        }
+
+        public bool IsDisposed { get { return handle.IsClosed; } }
+
+        public void Dispose()
+        {
+            handle.Dispose();
+        }
+
+        /// <summary>The native library's version.</summary>
+        public static string Version()
+        {
+            return NativeMethods.ReadUtf8(NativeMethods.batch_version());
+        }
+    }
+
+    /// <summary>Finds and loads the native library: AZBATCH_NATIVE_PATH, else
+    /// runtimes/&lt;os&gt;-&lt;arch&gt;/native/ under the module folder. Loading by absolute
+    /// path first lets DllImport("azbatch") bind to it on Windows PowerShell 5.1,
+    /// which has no NativeLibrary.</summary>
+    public static class NativeLoader
+    {
+        private static string loaded;
+
+        [DllImport("kernel32", EntryPoint = "LoadLibraryW", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern IntPtr LoadLibraryW(string path);
+
+        [DllImport("libdl.so.2", EntryPoint = "dlopen")]
+        private static extern IntPtr DlopenLinux(string path, int flags);
+
+        [DllImport("libdl.so.2", EntryPoint = "dlerror")]
+        private static extern IntPtr DlerrorLinux();
+
+        [DllImport("libSystem.dylib", EntryPoint = "dlopen")]
+        private static extern IntPtr DlopenMac(string path, int flags);
+
+        private const int RTLD_NOW = 2;
+        private const int RTLD_GLOBAL = 0x100;
+        private const int RTLD_GLOBAL_MAC = 0x8;
+
+        /// <summary>"win", "linux" or "osx".</summary>
+        public static string OperatingSystem()
+        {
+            if (Environment.OSVersion.Platform == PlatformID.Win32NT) return "win";
+            if (Directory.Exists("/System/Library/CoreServices")) return "osx";
+            return "linux";
+        }
+
+        /// <summary>"x64", "x86", "arm64" or "arm" for this process.</summary>
+        public static string Architecture()
+        {
+            // RuntimeInformation is missing from older .NET Framework: ask by reflection.
+            string[] names = {
+                "System.Runtime.InteropServices.RuntimeInformation, System.Runtime.InteropServices.RuntimeInformation",
+                "System.Runtime.InteropServices.RuntimeInformation, System.Runtime.InteropServices",
+                "System.Runtime.InteropServices.RuntimeInformation, mscorlib",
+            };
+            foreach (string name in names)
+            {
+                Type t = Type.GetType(name, false);
+                if (t == null) continue;
+                PropertyInfo p = t.GetProperty("ProcessArchitecture");
+                if (p == null) continue;
+                object v = p.GetValue(null, null);
+                if (v != null) return v.ToString().ToLowerInvariant();
+            }
+            return IntPtr.Size == 8 ? "x64" : "x86";
+        }
+
+        /// <summary>The library's file name on this OS.</summary>
+        public static string FileName()
+        {
+            string os = OperatingSystem();
+            if (os == "win") return "azbatch.dll";
+            if (os == "osx") return "libazbatch.dylib";
+            return "libazbatch.so";
+        }
+
+        /// <summary>Where to look, in order.</summary>
+        public static List<string> Candidates(string moduleRoot, string overridePath)
+        {
+            List<string> paths = new List<string>();
+            if (!string.IsNullOrEmpty(overridePath))
+            {
+                paths.Add(Directory.Exists(overridePath) ? Path.Combine(overridePath, FileName()) : overridePath);
+            }
+            string rid = OperatingSystem() + "-" + Architecture();
+            paths.Add(Path.Combine(Path.Combine(Path.Combine(Path.Combine(moduleRoot, "runtimes"), rid), "native"), FileName()));
+            return paths;
+        }
+
+        /// <summary>Loads the library once; throws naming every path tried.</summary>
+        public static string EnsureLoaded(string moduleRoot, string overridePath)
+        {
+            if (loaded != null) return loaded;
+            List<string> tried = new List<string>();
+            foreach (string path in Candidates(moduleRoot, overridePath))
+            {
+                string why;
+                if (TryLoad(path, out why))
+                {
+                    loaded = path;
+                    return path;
+                }
+                tried.Add(string.Format("  {0}: {1}", path, why));
+            }
+            throw new DllNotFoundException(string.Format(
+                "The AzBatch native library could not be loaded. Tried:{0}{1}{0}Set AZBATCH_NATIVE_PATH to the library (or its folder), or rebuild the module with scripts/build-module.sh.",
+                Environment.NewLine, string.Join(Environment.NewLine, tried.ToArray())));
+        }
+
+        private static bool TryLoad(string path, out string why)
+        {
+            why = null;
+            if (!File.Exists(path))
+            {
+                why = "no such file";
+                return false;
+            }
+            IntPtr h;
+            string os = OperatingSystem();
+            if (os == "win")
+            {
+                h = LoadLibraryW(path);
+                if (h == IntPtr.Zero) why = string.Format("LoadLibrary failed (error {0})", Marshal.GetLastWin32Error());
+            }
+            else if (os == "osx")
+            {
+                h = DlopenMac(path, RTLD_NOW | RTLD_GLOBAL_MAC);
+                if (h == IntPtr.Zero) why = "dlopen failed";
+            }
+            else
+            {
+                h = DlopenLinux(path, RTLD_NOW | RTLD_GLOBAL);
+                if (h == IntPtr.Zero) why = "dlopen failed: " + NativeMethods.ReadUtf8(DlerrorLinux());
+            }
+            return h != IntPtr.Zero;
+        }
+    }
+}
