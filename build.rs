@@ -6,7 +6,9 @@ fn main() {
     // absolute path bind DllImport("azbatch") to that copy (AzBatchNative.cs).
     match std::env::var("CARGO_CFG_TARGET_OS").as_deref() {
         Ok("linux") => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libazbatch.so"),
-        Ok("macos") => println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libazbatch.dylib"),
+        Ok("macos") => {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libazbatch.dylib")
+        }
         _ => {}
     }
     println!("cargo:rerun-if-changed=src/ffi");

@@ -16,15 +16,14 @@ trap 'kill $emu 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [ -s "$emu_out" ] && break; sleep 0.1; done
 endpoint=$(head -n1 "$emu_out")
 
-case "$(uname -m)" in x86_64) arch=x64 ;; aarch64|arm64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
-native="$work/module/runtimes/linux-$arch/native"
-mkdir -p "$native"
-cp target/debug/libazbatch.so "$native/"
+# The module folder exactly as scripts/build-module.sh makes it.
+module=$(bash scripts/build-module.sh --debug --out "$work" | tail -n1)
+native=$(dirname "$(ls "$module"/runtimes/*/native/libazbatch.so)")
 
-mcs -langversion:5 -warnaserror -out:"$work/driver.exe" powershell/AzBatch/AzBatchNative.cs powershell/tests/InteropDriver.cs
+mcs -langversion:5 -warnaserror -out:"$work/driver.exe" "$module/AzBatchNative.cs" powershell/tests/InteropDriver.cs
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Mono's own DllImport probing ignores libraries already loaded by absolute
 # path (glibc and .NET bind "libazbatch.so" to the preloaded copy through its
 # soname), so Mono is also told the module's native folder.
 LD_LIBRARY_PATH="$native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-  mono "$work/driver.exe" "$endpoint" mono-token "$work/module" "$version"
+  mono "$work/driver.exe" "$endpoint" mono-token "$module" "$version"
