@@ -383,9 +383,9 @@ function Invoke-AzBatchRequest {
                 $status = $batch.Next(250, [ref]$item)
                 if ($status -eq [AzBatch.Status]::Done) { break }
                 $p = $batch.GetProgress()
-                if ($p.Batches -ne $lastBatches) {
-                    Write-Verbose ("Batches sent: {0}; {1}/{2} done, {3} in flight, {4} retries, {5} throttled" -f $p.Batches, $p.Completed, $total, $p.InFlight, $p.Retries, $p.Throttled)
-                    $lastBatches = $p.Batches
+                while ($lastBatches -lt $p.Batches) {
+                    $lastBatches++
+                    Write-Verbose ("Batch {0} sent; {1}/{2} done, {3} in flight, {4} retries, {5} throttled" -f $lastBatches, $p.Completed, $total, $p.InFlight, $p.Retries, $p.Throttled)
                 }
                 $percent = [int](100 * $p.Completed / [math]::Max(1, $total))
                 Write-Progress -Activity 'AzBatch' -Status ("{0}/{1} done, {2} retries, {3} throttled" -f $p.Completed, $total, $p.Retries, $p.Throttled) -PercentComplete $percent
