@@ -8,7 +8,9 @@
 //! [`wire`] holds each API's batch envelope, [`transport`] the HTTP client,
 //! [`batch`] a blocking facade that the C ABI in [`ffi`] wraps.
 
+pub mod auth;
 pub mod batch;
+pub mod cloud;
 pub mod engine;
 pub mod error;
 pub mod ffi;

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::auth::Credential;
+use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::retry::Backoff;
 use crate::secret::Secret;
@@ -27,13 +29,6 @@ impl Api {
             other => Err(Error::InvalidOptions(format!(
                 "api must be \"arm\" or \"graph\" (got \"{other}\")"
             ))),
-        }
-    }
-
-    fn default_endpoint(self) -> &'static str {
-        match self {
-            Api::Arm => "https://management.azure.com",
-            Api::Graph => "https://graph.microsoft.com",
         }
     }
 
@@ -71,8 +66,10 @@ pub struct Options {
     pub api: Api,
     /// Scheme, host, port and optional base path of the service; no trailing slash.
     pub endpoint: Url,
-    /// Bearer token sent to `endpoint`'s host only.
-    pub token: Option<Secret>,
+    /// The cloud whose hosts (ARM, Graph, login) are used.
+    pub cloud: Cloud,
+    /// Where bearer tokens come from; sent to `endpoint`'s host only.
+    pub credential: Option<Credential>,
     /// `api-version` of the ARM batch endpoint itself.
     pub api_version: String,
     /// Graph version root, `v1.0` or `beta`.
@@ -100,6 +97,8 @@ struct RawOptions {
     api: String,
     endpoint: Option<String>,
     token: Option<String>,
+    auth: Option<RawAuth>,
+    cloud: Option<String>,
     api_version: Option<String>,
     graph_version: Option<String>,
     batch_size: Option<u64>,
@@ -111,6 +110,47 @@ struct RawOptions {
     jitter: Option<bool>,
 }
 
+/// `"auth": {...}`: where to get tokens instead of a static `"token"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAuth {
+    #[serde(rename = "type")]
+    kind: String,
+    client_id: Option<String>,
+    az_path: Option<String>,
+}
+
+impl RawAuth {
+    fn credential(self) -> Result<Credential, Error> {
+        let only = |what: &str, kind: &str| {
+            Error::InvalidOptions(format!("auth.{what} applies to type \"{kind}\" only"))
+        };
+        match self.kind.to_ascii_lowercase().as_str() {
+            "azurecli" => {
+                if self.client_id.is_some() {
+                    return Err(only("clientId", "managedIdentity"));
+                }
+                Ok(Credential::AzureCli { program: self.az_path.unwrap_or_else(|| "az".into()) })
+            }
+            "managedidentity" => {
+                if self.az_path.is_some() {
+                    return Err(only("azPath", "azureCli"));
+                }
+                Ok(Credential::ManagedIdentity { client_id: self.client_id })
+            }
+            "clientsecret" => {
+                if self.az_path.is_some() || self.client_id.is_some() {
+                    return Err(Error::InvalidOptions("auth type \"clientSecret\" reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET and takes no other fields".into()));
+                }
+                Ok(Credential::ClientSecret)
+            }
+            other => Err(Error::InvalidOptions(format!(
+                "auth.type must be \"azureCli\", \"managedIdentity\" or \"clientSecret\" (got \"{other}\")"
+            ))),
+        }
+    }
+}
+
 /// Default overall deadline of a run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -119,8 +159,10 @@ impl Options {
     pub fn new(api: Api) -> Options {
         Options {
             api,
-            endpoint: Url::parse(api.default_endpoint()).expect("default endpoint is a URL"),
-            token: None,
+            endpoint: Url::parse(Cloud::AzureCloud.endpoint(api))
+                .expect("default endpoint is a URL"),
+            cloud: Cloud::AzureCloud,
+            credential: None,
             api_version: ARM_BATCH_API_VERSIONS[0].to_string(),
             graph_version: GRAPH_VERSIONS[0].to_string(),
             batch_size: 20,
@@ -139,15 +181,27 @@ impl Options {
         let raw: RawOptions = serde_json::from_str(text)
             .map_err(|e| Error::from_json(e, Error::InvalidOptions, "options"))?;
         let mut o = Options::new(Api::parse(&raw.api)?);
+        if let Some(c) = raw.cloud {
+            o.cloud = Cloud::parse(&c)?;
+            o.endpoint = Url::parse(o.cloud.endpoint(o.api)).expect("cloud endpoints are URLs");
+        }
+        // An explicit endpoint wins over the cloud's.
         if let Some(e) = raw.endpoint {
             o.endpoint = parse_endpoint(&e)?;
         }
-        if let Some(t) = raw.token {
-            if t.trim().is_empty() {
-                return Err(Error::InvalidOptions("token is empty".into()));
+        o.credential = match (raw.token, raw.auth) {
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidOptions(
+                    "give \"token\" or \"auth\", not both".into(),
+                ))
             }
-            o.token = Some(Secret::new(t.trim().to_string()));
-        }
+            (Some(t), None) if t.trim().is_empty() => {
+                return Err(Error::InvalidOptions("token is empty".into()))
+            }
+            (Some(t), None) => Some(Credential::Static(Secret::new(t.trim().to_string()))),
+            (None, Some(a)) => Some(a.credential()?),
+            (None, None) => None,
+        };
         if let Some(v) = raw.graph_version {
             if o.api != Api::Graph {
                 return Err(Error::InvalidOptions(
@@ -201,6 +255,11 @@ impl Options {
             o.backoff.jitter = j;
         }
         Ok(o)
+    }
+
+    /// The resource (token audience) tokens are asked for.
+    pub fn resource(&self) -> String {
+        self.cloud.resource(self.api)
     }
 
     /// The URL of the batch endpoint.
@@ -316,6 +375,65 @@ mod tests {
         assert!(e.to_string().contains("arm\" only"), "{e}");
         let e = Options::from_json(r#"{"api":"soap"}"#).unwrap_err();
         assert!(e.to_string().contains("\"soap\""), "{e}");
+    }
+
+    #[test]
+    fn clouds_auth_and_an_explicit_endpoint() {
+        let o = Options::from_json(r#"{"api":"graph","cloud":"AzureUSGovernment"}"#).unwrap();
+        assert_eq!(
+            (o.endpoint.as_str(), o.resource()),
+            (
+                "https://graph.microsoft.us/",
+                "https://graph.microsoft.us".to_string()
+            )
+        );
+        let o = Options::from_json(
+            r#"{"api":"arm","cloud":"AzureChinaCloud","endpoint":"http://127.0.0.1:5"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.endpoint.as_str(), o.resource()),
+            (
+                "http://127.0.0.1:5/",
+                "https://management.chinacloudapi.cn/".to_string()
+            )
+        );
+        let o = Options::from_json(
+            r#"{"api":"arm","auth":{"type":"managedIdentity","clientId":"abc"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            o.credential,
+            Some(Credential::ManagedIdentity {
+                client_id: Some("abc".into())
+            })
+        );
+        let o = Options::from_json(r#"{"api":"arm","auth":{"type":"azureCli"}}"#).unwrap();
+        assert_eq!(
+            o.credential,
+            Some(Credential::AzureCli {
+                program: "az".into()
+            })
+        );
+        for (bad, want) in [
+            (
+                r#"{"api":"arm","token":"t","auth":{"type":"azureCli"}}"#,
+                "not both",
+            ),
+            (r#"{"api":"arm","auth":{"type":"password"}}"#, "auth.type"),
+            (
+                r#"{"api":"arm","auth":{"type":"azureCli","clientId":"x"}}"#,
+                "clientId applies",
+            ),
+            (
+                r#"{"api":"arm","auth":{"type":"clientSecret","secret":"x"}}"#,
+                "unknown field `secret`",
+            ),
+            (r#"{"api":"arm","cloud":"Mars"}"#, "cloud must be"),
+        ] {
+            let e = Options::from_json(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub mod codes {
     pub const HTTP_ERROR: &str = "HttpError";
     /// AzBatch failed internally; the request may or may not have run.
     pub const INTERNAL: &str = "InternalError";
+    /// No token could be had (the message names the source and what to do).
+    pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
+    /// The caller's static token expired during the run; the rest was not sent.
+    pub const TOKEN_EXPIRED: &str = "TokenExpired";
     /// A request it depends on failed, so it was not sent (status 424).
     pub const FAILED_DEPENDENCY: &str = "FailedDependency";
     /// A `{{id.body.path}}` reference had no value (or its value made the url

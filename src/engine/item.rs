@@ -20,6 +20,8 @@ pub(super) struct Item {
     pages: u32,
     /// The merged body of the pages received so far.
     merged: Option<Value>,
+    /// Sent once more after a 401, with a freshly fetched token.
+    pub token_renewed: bool,
     pub done: bool,
 }
 
@@ -32,6 +34,7 @@ impl Item {
             page_tries: 0,
             pages: 0,
             merged: None,
+            token_renewed: false,
             done: false,
         }
     }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::TokenSource;
 use crate::options::{Api, Options};
 use crate::plan;
 use crate::progress::Progress;
@@ -44,8 +45,16 @@ pub struct Engine {
 impl Engine {
     /// An engine for `options` that sends through `transport`.
     pub fn new(options: Arc<Options>, transport: Arc<dyn Transport>) -> Engine {
+        let auth = options
+            .credential
+            .clone()
+            .map(|c| TokenSource::new(c, options.resource(), options.cloud.login().to_string()));
         Engine {
-            ctx: Arc::new(Ctx { options, transport }),
+            ctx: Arc::new(Ctx {
+                options,
+                transport,
+                auth,
+            }),
         }
     }
 
@@ -327,6 +336,35 @@ impl Run {
             Reply::MaybeSent(why) => {
                 for idx in batch {
                     self.maybe_sent(idx, why.clone());
+                }
+            }
+            Reply::Auth(e) => {
+                let code = if e.expired {
+                    codes::TOKEN_EXPIRED
+                } else {
+                    codes::AUTHENTICATION_FAILED
+                };
+                for idx in batch {
+                    let result = self.items[idx]
+                        .finish_without_answer(ErrorInfo::new(code, e.message.clone()));
+                    self.finish(idx, result);
+                }
+            }
+            Reply::TokenRenewed { body } => {
+                let key = self.options().api.next_link_key();
+                for idx in batch {
+                    if self.items[idx].token_renewed {
+                        // Rejected again with a fresh token: that is the answer.
+                        let result =
+                            self.items[idx].finish_http(401, Map::new(), body.clone(), false, key);
+                        self.finish(idx, result);
+                    } else {
+                        self.items[idx].token_renewed = true;
+                        let body = body.clone();
+                        self.retry_or(idx, Some(Duration::ZERO), move |item| {
+                            item.finish_http(401, Map::new(), body, false, key)
+                        });
+                    }
                 }
             }
         }

@@ -1,15 +1,16 @@
-//! Sending one batch: the POST, polling an asynchronous answer, and turning what
-//! came back into a [`Reply`] the run loop can classify.
+//! Sending one batch: the token, the POST, polling an asynchronous answer, one
+//! token renewal after a 401, and turning what came back into a [`Reply`] the
+//! run loop can classify.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use url::Url;
 
-use crate::options::Api;
-use crate::options::Options;
+use crate::auth::{AuthError, TokenSource};
+use crate::options::{Api, Options};
 use crate::retry::{is_retryable_status, retry_after};
+use crate::secret::Secret;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
 use crate::wire::{self, ItemAnswer};
 
@@ -33,21 +34,28 @@ pub(crate) enum Reply {
     NotSent(String),
     /// The batch may have reached the service, but no usable answer came back.
     MaybeSent(String),
+    /// No usable token: nothing was sent.
+    Auth(AuthError),
+    /// The service rejected the token (401) and a fresh one was fetched: the
+    /// items may be sent once more.
+    TokenRenewed { body: Value },
 }
 
 pub(crate) struct Ctx {
-    pub options: Arc<Options>,
-    pub transport: Arc<dyn Transport>,
+    pub options: std::sync::Arc<Options>,
+    pub transport: std::sync::Arc<dyn Transport>,
+    pub auth: Option<TokenSource>,
 }
 
 impl Ctx {
-    /// Sends an HTTP request to the endpoint, with the token. This is the only
-    /// place the token is attached, and it refuses any other origin.
+    /// Sends an HTTP request to the endpoint. This is the only place a token
+    /// is attached, and it refuses any other origin.
     async fn http(
         &self,
         method: &'static str,
         url: Url,
         body: Option<Vec<u8>>,
+        bearer: &Option<Secret>,
     ) -> Result<HttpResponse, TransportError> {
         if !self.options.is_same_origin(&url) {
             return Err(TransportError::MaybeSent(format!(
@@ -56,34 +64,74 @@ impl Ctx {
                 self.options.endpoint.origin().ascii_serialization()
             )));
         }
-        let bearer = self.options.token.clone();
         self.transport
             .send(HttpRequest {
                 method,
                 url,
                 body,
-                bearer,
+                bearer: bearer.clone(),
             })
             .await
     }
 
     /// POSTs one batch and, when the service answers asynchronously, polls it.
     pub async fn send_batch(&self, body: Vec<u8>) -> Reply {
-        match self
-            .http("POST", self.options.batch_url(), Some(body))
+        let (bearer, generation) = match &self.auth {
+            None => (None, 0),
+            Some(a) => match a.token().await {
+                Ok((t, g)) => (Some(t), g),
+                Err(e) => return Reply::Auth(e),
+            },
+        };
+        let reply = match self
+            .http("POST", self.options.batch_url(), Some(body), &bearer)
             .await
         {
             Err(TransportError::NotSent(e)) => Reply::NotSent(e),
             Err(TransportError::MaybeSent(e)) => Reply::MaybeSent(e),
             Ok(r) if matches!(r.status, 201 | 202) && r.header("location").is_some() => {
-                self.poll(r).await
+                self.poll(r, &bearer).await
             }
             Ok(r) => final_answer(self.options.api, r),
+        };
+        match (reply, &self.auth) {
+            (
+                Reply::Envelope {
+                    status: 401,
+                    headers,
+                    body,
+                },
+                Some(auth),
+            ) => {
+                if auth.can_refresh() {
+                    // One fresh token for every batch that saw this one rejected.
+                    match auth.refresh(generation).await {
+                        Ok(()) => Reply::TokenRenewed { body },
+                        Err(e) => Reply::Auth(e),
+                    }
+                } else if auth.static_token_expired().await {
+                    match auth.token().await {
+                        Err(e) => Reply::Auth(e),
+                        Ok(_) => Reply::Envelope {
+                            status: 401,
+                            headers,
+                            body,
+                        },
+                    }
+                } else {
+                    Reply::Envelope {
+                        status: 401,
+                        headers,
+                        body,
+                    }
+                }
+            }
+            (reply, _) => reply,
         }
     }
 
     /// Polls the `Location` of an accepted batch until its final answer.
-    async fn poll(&self, accepted: HttpResponse) -> Reply {
+    async fn poll(&self, accepted: HttpResponse, bearer: &Option<Secret>) -> Reply {
         let location = accepted.header("location").unwrap_or_default();
         let url = match self.options.endpoint.join(&location) {
             Ok(u) => u,
@@ -97,7 +145,7 @@ impl Ctx {
         let mut failures = 0;
         loop {
             tokio::time::sleep(wait).await;
-            let failure = match self.http("GET", url.clone(), None).await {
+            let failure = match self.http("GET", url.clone(), None, bearer).await {
                 Ok(r) if matches!(r.status, 201 | 202) => {
                     wait = poll_wait(&r);
                     continue;

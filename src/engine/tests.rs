@@ -62,7 +62,7 @@ impl Transport for Fake {
 fn options() -> Options {
     let mut o = Options::new(Api::Arm);
     o.endpoint = parse_endpoint("https://arm.test").unwrap();
-    o.token = Some(Secret::new("tok"));
+    o.credential = Some(crate::auth::Credential::Static(Secret::new("tok")));
     o.backoff = Backoff {
         jitter: false,
         ..Backoff::default()

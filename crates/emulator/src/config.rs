@@ -129,8 +129,16 @@ pub struct Config {
     pub port: u16,
     /// How many subscriptions the tenant has.
     pub subscriptions: usize,
-    /// The bearer token every call must carry; `None` accepts any call.
+    /// The bearer token every call must carry (besides tokens the emulator
+    /// issued itself); `None` accepts any call. A JWT-shaped token is refused
+    /// after its `exp`.
     pub token: Option<String>,
+    /// How long tokens issued by the identity endpoints live.
+    pub token_lifetime: Duration,
+    /// The `X-IDENTITY-HEADER` the App Service / Automation endpoint wants.
+    pub identity_header: String,
+    /// The client secret the token endpoint accepts.
+    pub client_secret: String,
     /// Per-item delay.
     pub latency: Latency,
     /// Per-subscription throttling.
@@ -168,6 +176,9 @@ impl Default for Config {
             port: 0,
             subscriptions: 10,
             token: None,
+            token_lifetime: Duration::from_secs(3600),
+            identity_header: "emulator-identity-header".into(),
+            client_secret: "emulator-client-secret".into(),
             latency: Latency::default(),
             throttle: Throttle::default(),
             faults: Faults::default(),

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod arm;
 pub mod config;
 pub mod graph;
+pub mod identity;
 pub mod reply;
 pub mod server;
 pub mod service;
@@ -83,6 +84,11 @@ impl Emulator {
     /// Reads the Graph directory.
     pub fn graph<T>(&self, f: impl FnOnce(&graph::model::GraphModel) -> T) -> T {
         self.service.graph(f)
+    }
+
+    /// How many tokens the identity endpoints issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.service.issuer.count()
     }
 
     /// Every batch request received so far.

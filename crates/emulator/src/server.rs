@@ -13,6 +13,7 @@ use axum::Router;
 use crate::answer::Answer;
 use crate::arm;
 use crate::graph;
+use crate::identity::Verdict;
 use crate::service::{split_url, Service};
 
 /// Graph's version roots.
@@ -24,6 +25,9 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/batchOperations/{id}", get(arm_poll))
         .route("/v1.0/$batch", post(graph_batch_v1))
         .route("/beta/$batch", post(graph_batch_beta))
+        .route("/msi/token", get(msi_token))
+        .route("/metadata/identity/oauth2/token", get(imds_token))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
         .fallback(direct)
         .with_state(svc)
 }
@@ -39,6 +43,33 @@ async fn graph_batch(
     }
     let root = format!("{}/{version}", base(&headers));
     graph::batch::post(svc, &body, &root).await.into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn msi_token(State(svc): State<Arc<Service>>, headers: HeaderMap, uri: Uri) -> Response {
+    svc.issuer
+        .app_service(
+            &svc.config,
+            header(&headers, "x-identity-header"),
+            &query(&uri),
+        )
+        .into_response()
+}
+
+async fn imds_token(State(svc): State<Arc<Service>>, headers: HeaderMap, uri: Uri) -> Response {
+    svc.issuer
+        .imds(&svc.config, header(&headers, "metadata"), &query(&uri))
+        .into_response()
+}
+
+async fn entra_token(State(svc): State<Arc<Service>>, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    svc.issuer
+        .client_credentials(&svc.config, &form)
+        .into_response()
 }
 
 async fn graph_batch_v1(
@@ -67,24 +98,31 @@ fn base(headers: &HeaderMap) -> String {
 }
 
 fn authorized(svc: &Service, headers: &HeaderMap) -> Result<(), Answer> {
-    let Some(expected) = &svc.config.token else {
+    if svc.config.token.is_none() {
         return Ok(());
-    };
+    }
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match given.strip_prefix("Bearer ") {
-        Some(t) if t == expected => Ok(()),
-        Some(_) => Err(Answer::error(
-            401,
-            "InvalidAuthenticationToken",
-            "The access token is invalid.",
-        )),
-        None => Err(Answer::error(
+    let Some(token) = given.strip_prefix("Bearer ") else {
+        return Err(Answer::error(
             401,
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is missing.",
+        ));
+    };
+    match svc.issuer.verdict(&svc.config, token) {
+        Verdict::Valid => Ok(()),
+        Verdict::Expired => Err(Answer::error(
+            401,
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time is earlier than current UTC time.",
+        )),
+        Verdict::Invalid => Err(Answer::error(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
         )),
     }
 }

@@ -48,6 +48,8 @@ pub struct Service {
     rng: Mutex<StdRng>,
     ops: Mutex<Vec<Op>>,
     pub(crate) batches: Mutex<Vec<BatchRecord>>,
+    /// Tokens issued by the identity endpoints.
+    pub issuer: crate::identity::Issuer,
     /// Asynchronous batches: id → final answer once done.
     pub(crate) pending: Mutex<HashMap<String, Option<Value>>>,
 }
@@ -67,6 +69,7 @@ impl Service {
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
             ops: Mutex::new(Vec::new()),
             batches: Mutex::new(Vec::new()),
+            issuer: Default::default(),
             pending: Mutex::new(HashMap::new()),
             config,
         }

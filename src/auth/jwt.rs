@@ -1,0 +1,35 @@
+//! Reads the expiry of a JWT access token, without verifying it: only to know
+//! when a caller's static token stops working.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+
+/// The `exp` claim of a JWT, if `token` is one.
+pub fn expiry(token: &str) -> Option<SystemTime> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_f64()?;
+    (exp.is_finite() && exp > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(exp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_exp_only_from_jwts() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"aud":"x","exp":1700000000}"#);
+        let t = format!("eyJhbGciOiJub25lIn0.{payload}.sig");
+        assert_eq!(
+            expiry(&t),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(expiry("opaque-token"), None);
+        assert_eq!(expiry("a.!!!.c"), None);
+    }
+}
