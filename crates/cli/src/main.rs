@@ -1,10 +1,12 @@
 //! `azbatch`: AzBatch from the shell. `azbatch demo` is the README's main job.
 
 mod demo;
+mod input;
+mod run;
 
 use clap::{Parser, Subcommand};
 
-/// Fan out Azure Resource Manager calls through the batch endpoint.
+/// Fan out Azure Resource Manager and Microsoft Graph calls through their batch endpoints.
 #[derive(Parser)]
 #[command(name = "azbatch", version, about)]
 struct Cli {
@@ -14,58 +16,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Send requests (a JSON array or one JSON request per line, from a file or
+    /// standard input); print one JSON result per line as each finishes.
+    /// Exit code: 0 all succeeded, 1 some failed, 2 bad usage or input, 3 authentication failed.
+    Run(run::RunArgs),
+    /// Send the same request to every subscription the token can see.
+    Subscriptions(run::SubscriptionsArgs),
     /// Start the emulator in-process and race one-at-a-time calls, classic
-    /// sequential batches and AzBatch over the same PIM query.
+    /// sequential batches and AzBatch over the same PIM query, then Graph jobs.
     Demo(demo::Args),
     /// Run the local emulator until interrupted, printing its address.
-    Emulator {
-        /// Port on 127.0.0.1 (0: any free port).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        /// Subscriptions in the tenant.
-        #[arg(long, default_value_t = 10)]
-        subscriptions: usize,
-        /// Delay of each item in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Bearer token every call must carry (default: any call is accepted).
-        #[arg(long)]
-        token: Option<String>,
-    },
+    Emulator(azbatch_emulator::cli::Args),
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Demo(args) => demo::run(args).await,
-        Command::Emulator {
-            port,
-            subscriptions,
-            latency_ms,
-            token,
-        } => {
-            let config = azbatch_emulator::Config {
-                port,
-                subscriptions,
-                token,
-                latency: azbatch_emulator::Latency::fixed(std::time::Duration::from_millis(
-                    latency_ms,
-                )),
-                ..Default::default()
-            };
-            match azbatch_emulator::Emulator::start(config) {
-                Ok(emu) => {
-                    println!("{}", emu.url());
-                    let _ = tokio::signal::ctrl_c().await;
-                    Ok(())
-                }
-                Err(e) => Err(anyhow::anyhow!("cannot start the emulator: {e}")),
+        Command::Run(args) => run::run(args).await,
+        Command::Subscriptions(args) => run::subscriptions(args).await,
+        Command::Demo(args) => match demo::run(args).await {
+            Ok(()) => run::exit::OK,
+            Err(e) => {
+                eprintln!("azbatch: {e:#}");
+                run::exit::FAILED
             }
+        },
+        Command::Emulator(args) => emulator(args).await,
+    };
+    std::process::exit(code);
+}
+
+async fn emulator(args: azbatch_emulator::cli::Args) -> i32 {
+    let config = match azbatch_emulator::cli::config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("azbatch: {e}");
+            return run::exit::USAGE;
         }
     };
-    if let Err(e) = code {
-        eprintln!("azbatch: {e:#}");
-        std::process::exit(1);
+    match azbatch_emulator::Emulator::start(config) {
+        Ok(emu) => {
+            println!("{}", emu.url());
+            let _ = tokio::signal::ctrl_c().await;
+            run::exit::OK
+        }
+        Err(e) => {
+            eprintln!("azbatch: cannot start the emulator: {e}");
+            run::exit::FAILED
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod arm;
+pub mod cli;
 pub mod config;
 pub mod graph;
 pub mod identity;

@@ -1,0 +1,310 @@
+//! `azbatch run` and `azbatch subscriptions` end to end: input forms, output,
+//! exit codes and Ctrl+C, against an emulator in this test process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use azbatch_emulator::{Config, Emulator, Latency};
+use serde_json::Value;
+
+const TOKEN: &str = "cli-test-token";
+
+fn emulator(config: Config) -> Emulator {
+    Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        ..config
+    })
+    .unwrap()
+}
+
+fn sub(i: usize) -> String {
+    azbatch_emulator::arm::model::subscription_id(i)
+}
+
+struct Out {
+    code: i32,
+    lines: Vec<Value>,
+    stderr: String,
+}
+
+fn azbatch(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbatch"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("AZBATCH_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        lines: stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn json_lines_in_results_out() {
+    let emu = emulator(Config {
+        subscriptions: 3,
+        ..Config::default()
+    });
+    let input = format!(
+        "{{\"id\":\"list\",\"url\":\"/subscriptions?api-version=2022-12-01\"}}\n\n\"/subscriptions/{}?api-version=2022-12-01\"\n",
+        sub(1)
+    );
+    let out = azbatch(
+        &["run", "--endpoint", &emu.url(), "--token", TOKEN],
+        &input,
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.lines.len(), 2);
+    let ids: Vec<&str> = out
+        .lines
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"list") && ids.contains(&"1"), "{ids:?}");
+    assert!(out.lines.iter().all(|l| l["status"] == 200));
+    assert!(
+        out.stderr.contains("2 requests: 2 succeeded, 0 failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_json_array_from_a_file_in_order_with_a_failure() {
+    let emu = emulator(Config {
+        subscriptions: 30,
+        shuffle: true,
+        ..Config::default()
+    });
+    let mut reqs: Vec<Value> = (0..30).map(|i| serde_json::json!({"id": format!("s{i}"), "url": format!("/subscriptions/{}?api-version=2022-12-01", sub(i))})).collect();
+    reqs.push(serde_json::json!({"id": "missing", "url": format!("/subscriptions/{}?api-version=2022-12-01", sub(99))}));
+    let file = std::env::temp_dir().join(format!("azbatch-cli-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_string_pretty(&reqs).unwrap()).unwrap();
+    let out = azbatch(
+        &[
+            "run",
+            "--endpoint",
+            &emu.url(),
+            "--ordered",
+            "--batch-size",
+            "7",
+            file.to_str().unwrap(),
+        ],
+        "",
+        &[("AZBATCH_TOKEN", TOKEN)],
+    );
+    assert_eq!(out.code, 1, "one request failed: {}", out.stderr);
+    let ids: Vec<String> = out
+        .lines
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = (0..30)
+        .map(|i| format!("s{i}"))
+        .chain(["missing".to_string()])
+        .collect();
+    assert_eq!(ids, want, "--ordered keeps input order");
+    assert_eq!(out.lines[30]["error"]["code"], "SubscriptionNotFound");
+}
+
+#[test]
+fn bad_input_names_the_line_and_field() {
+    let emu = emulator(Config::default());
+    let endpoint = emu.url();
+    let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
+    let cases = [
+        ("{\"url\":\"/a\"}\n{\"url\":\n", "line 2: not valid JSON"),
+        (
+            "{\"url\":\"/a\"}\n\n{\"id\":\"x\",\"url\":\"https://evil.example/x\"}\n",
+            "line 3: request[1] (id \"x\"): field \"url\"",
+        ),
+        (
+            "{\"url\":\"/a\",\"methd\":\"GET\"}\n",
+            "line 1: request[0]: unknown field `methd`",
+        ),
+        (
+            "{\"id\":\"a\",\"url\":\"/a\",\"dependsOn\":[\"ghost\"]}\n",
+            "no request has the id \"ghost\"",
+        ),
+        ("", "no requests"),
+    ];
+    for (input, want) in cases {
+        let out = azbatch(&base, input, &[]);
+        assert_eq!(out.code, 2, "{input:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{input:?}: {}", out.stderr);
+        assert!(out.lines.is_empty(), "nothing was sent");
+    }
+    assert!(emu.batches().is_empty());
+    let out = azbatch(&["run", "--batch-size"], "", &[]);
+    assert_eq!(out.code, 2, "clap usage errors exit 2 too");
+    let out = azbatch(
+        &[
+            "run",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            TOKEN,
+            "--cloud",
+            "Mars",
+        ],
+        "\"/a\"",
+        &[],
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("cloud must be"), "{}", out.stderr);
+    let out = azbatch(
+        &["run", "--token", TOKEN, "--auth", "azureCli"],
+        "\"/a\"",
+        &[],
+    );
+    assert_eq!(out.code, 2, "--token and --auth conflict: {}", out.stderr);
+}
+
+#[test]
+fn authentication_failures_exit_3() {
+    let emu = emulator(Config {
+        subscriptions: 2,
+        ..Config::default()
+    });
+    let url = format!("/subscriptions/{}?api-version=2022-12-01", sub(0));
+    let out = azbatch(
+        &[
+            "run",
+            "--endpoint",
+            &emu.url(),
+            "--token",
+            "wrong-token-value",
+        ],
+        &format!("\"{url}\""),
+        &[],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.lines[0]["status"], 401);
+    assert!(!out.stderr.contains("wrong-token-value"));
+    let out = azbatch(
+        &["run", "--endpoint", &emu.url(), "--auth", "managedIdentity"],
+        &format!("\"{url}\""),
+        &[("IDENTITY_ENDPOINT", &format!("{}/msi/token", emu.url()))],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.lines[0]["error"]["code"], "AuthenticationFailed");
+    assert!(out.lines[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("IDENTITY_HEADER"));
+    let out = azbatch(
+        &["run", "--endpoint", &emu.url(), "--auth", "managedIdentity"],
+        &format!("\"{url}\""),
+        &[
+            ("IDENTITY_ENDPOINT", &format!("{}/msi/token", emu.url())),
+            ("IDENTITY_HEADER", "emulator-identity-header"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn subscriptions_fans_out_over_every_subscription() {
+    let emu = emulator(Config {
+        subscriptions: 7,
+        ..Config::default()
+    });
+    let out = azbatch(
+        &["subscriptions", "--endpoint", &emu.url(), "--token", TOKEN, "--ordered", "--url", "/subscriptions/{subscriptionId}/providers/Microsoft.Batch/batchAccounts?api-version=2024-07-01", "--follow-next-link"],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: Vec<String> = out
+        .lines
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, (0..7).map(sub).collect::<Vec<_>>());
+    let accounts: usize = out
+        .lines
+        .iter()
+        .map(|l| l["body"]["value"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(accounts, (0..7).map(|i| i % 6).sum::<usize>());
+    assert!(out.stderr.contains("7 subscriptions"));
+}
+
+#[test]
+fn ctrl_c_cancels_and_still_prints_every_result() {
+    let emu = emulator(Config {
+        subscriptions: 5,
+        latency: Latency::fixed(Duration::from_millis(300)),
+        ..Config::default()
+    });
+    let input: String = (0..60)
+        .map(|i| format!("\"/subscriptions/{}?api-version=2022-12-01\"\n", sub(i % 5)))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_azbatch"))
+        .args([
+            "run",
+            "--endpoint",
+            &emu.url(),
+            "--token",
+            TOKEN,
+            "--batch-size",
+            "2",
+            "--concurrency",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"status\":200"), "{first}");
+    let t = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "cancel was prompt: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(1));
+    rest.insert(0, first);
+    assert_eq!(rest.len(), 60, "every request still gets its one line");
+    let cancelled = rest
+        .iter()
+        .filter(|l| l.contains("\"code\":\"Cancelled\""))
+        .count();
+    assert!(cancelled >= 40, "{cancelled} cancelled");
+}
