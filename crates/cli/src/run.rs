@@ -331,7 +331,7 @@ async fn execute(options: Options, requests: Vec<Request>, ordered: bool) -> i32
 fn progress_bar(total: u64, progress: Arc<Progress>) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec:>9} {elapsed_precise} {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
             .expect("a valid template"),
     );
     let b = bar.clone();
@@ -339,8 +339,9 @@ fn progress_bar(total: u64, progress: Arc<Progress>) -> ProgressBar {
         while !b.is_finished() {
             let p = progress.snapshot();
             b.set_position(p.completed);
+            let rate = p.completed as f64 / b.elapsed().as_secs_f64().max(0.001);
             b.set_message(format!(
-                "{} in flight, {} retries, {} throttled, {} failed",
+                "{rate:.0}/s, {} in flight, {} retries, {} throttled, {} failed",
                 p.in_flight, p.retries, p.throttled, p.failed
             ));
             tokio::time::sleep(Duration::from_millis(100)).await;
