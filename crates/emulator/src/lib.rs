@@ -8,6 +8,7 @@ pub mod answer;
 pub mod arm;
 pub mod cli;
 pub mod config;
+pub mod faults;
 pub mod graph;
 pub mod identity;
 pub mod reply;

@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use serde_json::{json, Map, Value};
 
 use crate::answer::Answer;
+use crate::faults;
 use crate::service::{BatchRecord, Service};
 
 /// Versions of the batch API the endpoint takes.
@@ -74,36 +75,8 @@ async fn envelope(
         }
         Some(v) => v.clone(),
     };
-    let f = svc.config.faults;
-    let retry_after = vec![("Retry-After".to_string(), f.retry_after_secs.to_string())];
-    if svc.roll(f.reset) {
-        return Answer::Reset;
-    }
-    if svc.roll(f.envelope_429) {
-        let body = json!({"error": {"code": "TooManyRequests", "message": "The batch request was throttled."}});
-        return Answer::Json {
-            status: 429,
-            headers: retry_after,
-            body,
-        };
-    }
-    if svc.roll(f.envelope_500) {
-        return Answer::error(
-            500,
-            "InternalServerError",
-            "Encountered an internal server error.",
-        );
-    }
-    if svc.roll(f.envelope_503) {
-        let body = json!({"error": {"code": "ServiceUnavailable", "message": "The service is unavailable."}});
-        return Answer::Json {
-            status: 503,
-            headers: retry_after,
-            body,
-        };
-    }
-    if svc.roll(f.slow_batch) {
-        tokio::time::sleep(f.slow_delay).await;
+    if let Some(answer) = faults::envelope(&svc).await {
+        return answer;
     }
     let items = match parse(body) {
         Ok(items) => items,
@@ -124,7 +97,7 @@ async fn envelope(
     }
     let answers = run_items(&svc, items, base).await;
     let body = json!({ "responses": answers });
-    if svc.roll(f.truncate) {
+    if svc.roll(svc.config.faults.truncate) {
         return Answer::Truncated(body);
     }
     Answer::json(200, body)
@@ -224,38 +197,13 @@ fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
 }
 
 async fn run_items(svc: &Service, items: Vec<Item>, base: &str) -> Vec<Value> {
-    let f = svc.config.faults;
-    // Roll the dice in item order before anything runs, so a seed replays the
-    // same faults whatever order the concurrent items finish in.
-    let faults: Vec<Option<(u16, &str)>> = items
-        .iter()
-        .map(|_| {
-            [
-                (f.item_429, 429, "TooManyRequests"),
-                (f.item_500, 500, "InternalServerError"),
-                (f.item_503, 503, "ServiceUnavailable"),
-            ]
-            .into_iter()
-            .find(|(rate, _, _)| svc.roll(*rate))
-            .map(|(_, status, code)| (status, code))
-        })
-        .collect();
+    let faults = faults::items(svc, items.len());
     let runs = items
         .into_iter()
         .zip(faults)
         .map(|(item, injected)| async move {
             let (status, headers, content) = match injected {
-                Some((status, code)) => {
-                    let mut h = vec![("x-ms-failure-cause".to_string(), "injected".to_string())];
-                    if status != 500 {
-                        h.push(("Retry-After".into(), f.retry_after_secs.to_string()));
-                    }
-                    (
-                        status,
-                        h,
-                        json!({"error": {"code": code, "message": "Injected by the emulator."}}),
-                    )
-                }
+                Some(fault) => (fault.status, fault.headers(svc), fault.body()),
                 None => {
                     let r = svc
                         .execute(&item.method, &item.url, item.content.as_ref(), base, true)

@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 use serde_json::{json, Map, Value};
 
 use crate::answer::Answer;
+use crate::faults;
 use crate::service::{BatchRecord, Service};
 
 /// Most items in one Graph batch.
@@ -49,36 +50,8 @@ pub async fn post(svc: Arc<Service>, body: &[u8], root: &str) -> Answer {
 }
 
 async fn envelope(svc: Arc<Service>, body: &[u8], root: &str) -> Answer {
-    let f = svc.config.faults;
-    let retry_after = vec![("Retry-After".to_string(), f.retry_after_secs.to_string())];
-    if svc.roll(f.reset) {
-        return Answer::Reset;
-    }
-    if svc.roll(f.envelope_429) {
-        let body = json!({"error": {"code": "TooManyRequests", "message": "Too many requests."}});
-        return Answer::Json {
-            status: 429,
-            headers: retry_after,
-            body,
-        };
-    }
-    if svc.roll(f.envelope_500) {
-        return Answer::error(
-            500,
-            "InternalServerError",
-            "An internal server error occurred.",
-        );
-    }
-    if svc.roll(f.envelope_503) {
-        let body = json!({"error": {"code": "ServiceUnavailable", "message": "The service is unavailable."}});
-        return Answer::Json {
-            status: 503,
-            headers: retry_after,
-            body,
-        };
-    }
-    if svc.roll(f.slow_batch) {
-        tokio::time::sleep(f.slow_delay).await;
+    if let Some(answer) = faults::envelope(&svc).await {
+        return answer;
     }
     let items = match parse(body) {
         Ok(items) => items,
@@ -86,7 +59,7 @@ async fn envelope(svc: Arc<Service>, body: &[u8], root: &str) -> Answer {
     };
     let answers = run_items(&svc, items, root).await;
     let body = json!({ "responses": answers });
-    if svc.roll(f.truncate) {
+    if svc.roll(svc.config.faults.truncate) {
         return Answer::Truncated(body);
     }
     Answer::json(200, body)
@@ -220,20 +193,7 @@ fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
 }
 
 async fn run_items(svc: &Service, items: Vec<Item>, root: &str) -> Vec<Value> {
-    let f = svc.config.faults;
-    let faults: Vec<Option<(u16, &str)>> = items
-        .iter()
-        .map(|_| {
-            [
-                (f.item_429, 429, "TooManyRequests"),
-                (f.item_500, 500, "InternalServerError"),
-                (f.item_503, 503, "ServiceUnavailable"),
-            ]
-            .into_iter()
-            .find(|(rate, _, _)| svc.roll(*rate))
-            .map(|(_, status, code)| (status, code))
-        })
-        .collect();
+    let faults = faults::items(svc, items.len());
     let mut status: Vec<Option<u16>> = vec![None; items.len()];
     let mut answers: Vec<Option<Value>> = vec![None; items.len()];
     // Waves: everything whose dependency has finished runs together.
@@ -252,10 +212,8 @@ async fn run_items(svc: &Service, items: Vec<Item>, root: &str) -> Vec<Value> {
                     let body = json!({"error": {"code": "FailedDependency", "message": format!("The dependent request failed with status {s}.")}});
                     return answer(&item.id, 424, vec![], Some(body), None);
                 }
-                if let Some((status, code)) = fault {
-                    let body = json!({"error": {"code": code, "message": "Injected by the emulator."}});
-                    let h = vec![("Retry-After".to_string(), format!("{}", f.retry_after_secs))];
-                    return answer(&item.id, status, h, Some(body), None);
+                if let Some(fault) = fault {
+                    return answer(&item.id, fault.status, fault.headers(svc), Some(fault.body()), None);
                 }
                 let (json_body, bytes) = match decode_body(item) {
                     Ok(b) => b,
