@@ -224,7 +224,7 @@ fn throttled_items_wait_their_decimal_retry_after() {
         graph_throttle: throttle,
         ..Config::default()
     });
-    let b = graph_batch(&emu, json!({"maxAttempts": 20}));
+    let b = graph_batch(&emu, json!({}));
     for i in 0..60 {
         add(
             &b,

@@ -5,6 +5,7 @@
 //! exactly one final result, streamed out as soon as it is known.
 
 mod item;
+mod scopes;
 mod send;
 #[cfg(test)]
 mod tests;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSource;
-use crate::options::{Api, Options};
+use crate::options::Options;
 use crate::plan;
 use crate::progress::Progress;
 use crate::reference;
@@ -32,6 +33,7 @@ use crate::retry::{envelope_not_processed, is_retryable_status, retry_after, slo
 use crate::transport::Transport;
 use crate::wire::{self, ItemAnswer, Outgoing};
 use item::Item;
+use scopes::Scopes;
 use send::{Ctx, Reply};
 
 /// Graph's header telling how much of the app's throttling limit is used.
@@ -80,17 +82,33 @@ impl Engine {
         loop {
             let now = Instant::now();
             run.promote_due(now);
+            for idx in run.scopes.release(now).into_iter().rev() {
+                run.ready.push_front(idx);
+            }
             let paused = run.paused_until.filter(|t| *t > now);
             while paused.is_none()
                 && in_flight.len() < self.ctx.options.concurrency
                 && !run.ready.is_empty()
             {
-                in_flight.push(run.launch());
+                // Empty when every ready request's scope is paused.
+                if let Some(batch) = run.launch(now) {
+                    in_flight.push(batch);
+                }
             }
-            if in_flight.is_empty() && run.ready.is_empty() && run.delayed.is_empty() {
+            if in_flight.is_empty()
+                && run.ready.is_empty()
+                && run.delayed.is_empty()
+                && !run.scopes.holding()
+            {
                 break;
             }
-            let next_retry = run.delayed.peek().map(|Reverse((t, _))| *t);
+            let next_retry = [
+                run.delayed.peek().map(|Reverse((t, _))| *t),
+                run.scopes.next_wake(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let wake = match (paused, next_retry) {
                 (Some(p), _) if !run.ready.is_empty() => Some(p),
                 (Some(p), Some(r)) => Some(p.max(r)),
@@ -159,6 +177,10 @@ struct Run {
     ids: HashMap<String, usize>,
     /// Answers of finished items that others depend on.
     kept: HashMap<usize, Kept>,
+    /// Throttle scopes: requests wait here while their scope is throttled.
+    scopes: Scopes,
+    /// Each request's throttle scope.
+    scope_keys: Vec<String>,
     /// Items per batch now; halved after an envelope 429.
     batch_size: usize,
     /// No batch is sent before this: the service throttled the whole client.
@@ -194,8 +216,13 @@ impl Run {
                 }
             }
         }
-        let batch_size = ctx.options.batch_size;
+        let (batch_size, concurrency) = (ctx.options.batch_size, ctx.options.concurrency);
+        let scope_keys = requests
+            .iter()
+            .map(|r| scopes::key(ctx.options.api, &r.url))
+            .collect();
         let mut run = Run {
+            scope_keys,
             ctx,
             ready: (0..requests.len()).filter(|&i| waiting[i] == 0).collect(),
             items: requests.into_iter().map(Item::new).collect(),
@@ -205,6 +232,7 @@ impl Run {
             ids,
             kept: HashMap::new(),
             batch_size,
+            scopes: Scopes::new(batch_size, concurrency),
             paused_until: None,
             in_flight_items: 0,
             sink,
@@ -240,12 +268,19 @@ impl Run {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
 
-    /// Plans the next batch from the ready queue and starts sending it.
-    fn launch(&mut self) -> BoxFuture<'static, (Vec<usize>, Reply)> {
-        let items = &self.items;
-        let batch = plan::next_batch(&mut self.ready, self.batch_size, |i| {
-            items[i].request.body.is_some()
-        });
+    /// Plans the next batch from the ready queue and starts sending it; none
+    /// when every ready request's scope is paused.
+    fn launch(&mut self, now: Instant) -> Option<BoxFuture<'static, (Vec<usize>, Reply)>> {
+        let (items, scopes, keys) = (&self.items, &mut self.scopes, &self.scope_keys);
+        let batch = plan::next_batch(
+            &mut self.ready,
+            self.batch_size,
+            |i| items[i].request.body.is_some(),
+            |i| scopes.admit(&keys[i], i, now),
+        );
+        if batch.is_empty() {
+            return None;
+        }
         let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
         let outgoing: Vec<Outgoing<'_>> = batch
             .iter()
@@ -266,14 +301,17 @@ impl Run {
         self.in_flight_items += batch.len() as u64;
         self.progress.batch_sent(batch.len() as u64);
         let ctx = self.ctx.clone();
-        Box::pin(async move {
+        Some(Box::pin(async move {
             let reply = ctx.send_batch(body).await;
             (batch, reply)
-        })
+        }))
     }
 
     /// Handles the reply to one batch.
     fn land(&mut self, batch: Vec<usize>, reply: Reply) {
+        for &idx in &batch {
+            self.scopes.landed(&self.scope_keys[idx]);
+        }
         self.in_flight_items -= batch.len() as u64;
         self.progress.batch_landed(batch.len() as u64);
         match reply {
@@ -404,11 +442,17 @@ impl Run {
         let key = self.options().api.next_link_key();
         if is_retryable_status(answer.status) {
             let wait = retry_after(|k| answer.header(k), SystemTime::now());
-            // Graph throttles the whole app, so nothing new should go out before
-            // the wait is over; ARM throttles per subscription, so others go on.
-            if answer.status == 429 && self.options().api == Api::Graph {
-                if let Some(w) = wait {
-                    self.pause(w);
+            if answer.status == 429 {
+                // The scope (an ARM subscription, the Graph app) waits as a whole.
+                let pause = wait.unwrap_or_else(|| self.options().backoff.delay(1));
+                self.scopes
+                    .throttled(&self.scope_keys[idx], pause, Instant::now());
+                if wait.is_some() {
+                    // The service named the time to come back: that retry is
+                    // scheduled, not a failure, so it does not use up an attempt.
+                    // The run's deadline still bounds it.
+                    let item = &mut self.items[idx];
+                    item.page_tries = item.page_tries.saturating_sub(1);
                 }
             }
             self.retry_or(idx, wait, move |item| {
@@ -421,6 +465,9 @@ impl Run {
                 )
             });
             return;
+        }
+        if (200..300).contains(&answer.status) {
+            self.scopes.succeeded(&self.scope_keys[idx]);
         }
         let follow = self.options().follow_next_link;
         let item = &mut self.items[idx];
@@ -551,6 +598,7 @@ impl Run {
     /// unfinished item with `code`.
     fn abandon<F>(&mut self, in_flight: &mut FuturesUnordered<F>, code: &str, message: &str) {
         in_flight.clear();
+        self.scopes.clear();
         self.progress.batch_landed(self.in_flight_items);
         self.in_flight_items = 0;
         self.ready.clear();

@@ -702,7 +702,7 @@ async fn graph_base64_answers_and_throttle_percentage() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_graph_429_holds_every_send_but_an_arm_429_only_its_item() {
+async fn a_graph_429_holds_every_send_but_an_arm_429_only_its_subscription() {
     for api in [Api::Graph, Api::Arm] {
         let mut o = options();
         o.api = api;
@@ -711,7 +711,7 @@ async fn a_graph_429_holds_every_send_but_an_arm_429_only_its_item() {
         let mut calls = 0;
         let (results, log, _) = run(
             o,
-            vec![get("a", "/a"), get("b", "/b")],
+            vec![get("a", "/subscriptions/s1/a"), get("b", "/subscriptions/s2/b")],
             Box::new(move |s| {
                 calls += 1;
                 let (id, name) = if api == Api::Graph { ("id", &s.items[0]["id"]) } else { ("name", &s.items[0]["name"]) };
@@ -774,4 +774,84 @@ async fn a_reference_cannot_point_the_url_at_another_host() {
         (0, "ReferenceNotFound")
     );
     assert!(e.message.contains("evil.test"), "{}", e.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_subscription_waits_as_a_whole_and_keeps_its_attempts() {
+    // Subscription s1 has room for one call a second; s2 is never throttled.
+    let mut o = options();
+    o.batch_size = 2;
+    o.concurrency = 2;
+    o.max_attempts = 2;
+    let mut reqs: Vec<Request> = (0..12)
+        .map(|i| get(&format!("s1-{i}"), "/subscriptions/s1/x"))
+        .collect();
+    reqs.extend((0..4).map(|i| get(&format!("s2-{i}"), "/subscriptions/s2/x")));
+    let budget = Arc::new(Mutex::new((1u32, Duration::ZERO)));
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(move |s| {
+            let mut b = budget.lock().unwrap();
+            if s.at >= b.1 + Duration::from_secs(1) {
+                *b = (1, s.at);
+            }
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| {
+                        if i["url"] == "/subscriptions/s1/x" {
+                            if b.0 == 0 {
+                                return item(
+                                    i,
+                                    429,
+                                    json!({"Retry-After": "1"}),
+                                    json!({"error": {"code": "SubscriptionRequestsThrottled"}}),
+                                );
+                            }
+                            b.0 -= 1;
+                        }
+                        item(i, 200, json!({}), json!({}))
+                    })
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert!(
+        results.iter().all(|r| r.status == 200),
+        "every request got through in the end, attempts to spare: {:?}",
+        results
+            .iter()
+            .map(|r| (r.status, r.attempts))
+            .collect::<Vec<_>>()
+    );
+    let most = results.iter().map(|r| r.attempts).max().unwrap();
+    assert!(
+        most > 2,
+        "429s with a Retry-After did not use up the two attempts: at most {most} sends"
+    );
+    let s1_sends: usize = log
+        .iter()
+        .map(|s| {
+            s.items
+                .iter()
+                .filter(|i| i["url"] == "/subscriptions/s1/x")
+                .count()
+        })
+        .sum();
+    assert!(
+        s1_sends < 12 * 3,
+        "held back while throttled instead of hammering: {s1_sends} sends for 12 requests"
+    );
+    let s2_done = log
+        .iter()
+        .filter(|s| s.items.iter().any(|i| i["url"] == "/subscriptions/s2/x"))
+        .map(|s| s.at)
+        .max()
+        .unwrap();
+    assert!(
+        s2_done < Duration::from_secs(1),
+        "s2 was not held up by s1: {s2_done:?}"
+    );
 }

@@ -194,12 +194,7 @@ async fn graph_part(args: &Args, endpoint: &str) -> Result<()> {
     let reqs: Vec<Value> = (0..args.users)
         .map(|i| json!({"method": "PATCH", "url": format!("/users/{}", user_id(i)), "body": {"department": "Platform", "jobTitle": "Engineer"}}))
         .collect();
-    let (results, summary) = azbatch_run(
-        endpoint,
-        &json!({"api": "graph", "concurrency": args.concurrency, "maxAttempts": 20}),
-        reqs,
-    )
-    .await?;
+    let (results, summary) = azbatch_run(endpoint, &graph, reqs).await?;
     graph_row(
         &format!("bulk-update {} users", args.users),
         &summary,
