@@ -366,13 +366,23 @@ function Invoke-AzBatchRequest {
         } while ($send.Count -ne $before)
         if ($send.Count -eq 0) { return }
 
-        $batch = New-Object AzBatch.Batch $optionsJson
+        try { $batch = New-Object AzBatch.Batch $optionsJson }
+        catch {
+            $e = $_.Exception
+            while ($e.InnerException) { $e = $e.InnerException }
+            throw ("AzBatch refused the options: {0}" -f $e.Message)
+        }
         $finished = $false
         try {
             $index = 0
             foreach ($r in $send) {
                 try { $batch.Add(($r | ConvertTo-Json -Compress -Depth 100)) }
-                catch [AzBatch.AzBatchException] { throw ("Request {0} was refused: {1}" -f $index, $_.Exception.Message) }
+                catch {
+                    # .NET exceptions arrive wrapped in MethodInvocationException: show AzBatch's own words.
+                    $e = $_.Exception
+                    while ($e.InnerException) { $e = $e.InnerException }
+                    throw ("Request {0} was refused: {1}" -f $index, $e.Message)
+                }
                 $index++
             }
             $batch.Start()
