@@ -144,7 +144,7 @@ async fn items_carry_the_remaining_reads_and_throttle_per_subscription() {
 async fn large_batches_answer_202_then_the_result() {
     let emu = start(Config {
         subscriptions: 3,
-        latency: Latency::fixed(Duration::from_millis(200)),
+        latency: Latency::fixed(Duration::from_millis(1000)),
         async_retry_after_secs: 2,
         ..Config::default()
     });
@@ -156,7 +156,7 @@ async fn large_batches_answer_202_then_the_result() {
     let http = Client::new();
     let first = http.get(&location).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(first.status().as_u16(), 202, "still running");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let done = http.get(&location).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(done.status().as_u16(), 200);
     let v: Value = done.json().await.unwrap();
