@@ -147,17 +147,6 @@ impl TokenSource {
         self.fetch(&mut st, SystemTime::now()).await.map(|_| ())
     }
 
-    /// Whether the static token is known to have expired.
-    pub async fn static_token_expired(&self) -> bool {
-        let st = self.state.lock().await;
-        matches!(self.credential, Credential::Static(_))
-            && st
-                .current
-                .as_ref()
-                .and_then(|(t, _)| t.expires_at)
-                .is_some_and(|e| e <= SystemTime::now())
-    }
-
     async fn fetch(&self, st: &mut State, now: SystemTime) -> Result<(Secret, u64), AuthError> {
         let fetched = match &self.credential {
             Credential::Static(t) => {

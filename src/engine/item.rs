@@ -51,12 +51,16 @@ impl Item {
     }
 
     /// Merges a page that links to another and moves on to `next`.
-    pub fn add_page(&mut self, body: Value, next: Option<String>, link_key: &str) {
+    pub fn add_page(&mut self, body: Value, next: String, link_key: &str) {
         self.merge(body, link_key);
-        if let Some(next) = next {
-            self.url = next;
-            self.page_tries = 0;
-        }
+        self.url = next;
+        self.page_tries = 0;
+    }
+
+    /// The last send was answered with a scheduled return (a 429 naming its
+    /// Retry-After): it does not count against the attempts of this page.
+    pub fn forgive_last_try(&mut self) {
+        self.page_tries = self.page_tries.saturating_sub(1);
     }
 
     fn merge(&mut self, body: Value, link_key: &str) {

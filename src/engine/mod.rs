@@ -449,10 +449,8 @@ impl Run {
                     .throttled(&self.scope_keys[idx], pause, Instant::now());
                 if wait.is_some() {
                     // The service named the time to come back: that retry is
-                    // scheduled, not a failure, so it does not use up an attempt.
-                    // The run's deadline still bounds it.
-                    let item = &mut self.items[idx];
-                    item.page_tries = item.page_tries.saturating_sub(1);
+                    // scheduled, not a failure. The run's deadline still bounds it.
+                    self.items[idx].forgive_last_try();
                 }
             }
             self.retry_or(idx, wait, move |item| {
@@ -473,7 +471,7 @@ impl Run {
         let item = &mut self.items[idx];
         if follow && (200..300).contains(&answer.status) && !answer.base64 {
             if let Some(next) = item.next_link(&answer.body, &self.ctx.options) {
-                item.add_page(answer.body, Some(next), key);
+                item.add_page(answer.body, next, key);
                 self.ready.push_back(idx);
                 return;
             }

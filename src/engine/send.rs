@@ -109,7 +109,9 @@ impl Ctx {
                         Ok(()) => Reply::TokenRenewed { body },
                         Err(e) => Reply::Auth(e),
                     }
-                } else if auth.static_token_expired().await {
+                } else {
+                    // A static token: once expired it is TokenExpired, before
+                    // that the 401 is the service's answer.
                     match auth.token().await {
                         Err(e) => Reply::Auth(e),
                         Ok(_) => Reply::Envelope {
@@ -117,12 +119,6 @@ impl Ctx {
                             headers,
                             body,
                         },
-                    }
-                } else {
-                    Reply::Envelope {
-                        status: 401,
-                        headers,
-                        body,
                     }
                 }
             }
