@@ -1,15 +1,22 @@
 /*
  * AzBatch C ABI.
  *
- * Ownership:
- * - AzBatch * comes from batch_new and is released by batch_free only.
- * - Every char * AzBatch writes (error_out, result_out, item_out) belongs to the
- *   caller and is freed with batch_string_free only.
- * - const char * arguments are borrowed for the call only.
- * - Out-parameters are written only on success; on failure only error_out.
- *   Any out-parameter may be NULL when the caller does not want it.
- * - batch_progress and batch_cancel may be called from any thread while another
- *   thread waits in batch_next or batch_execute.
+ * Ownership and calling rules:
+ * - An AzBatch * comes from batch_new (through batch_out) and is released
+ *   by batch_free only.
+ * - Every char * AzBatch writes to an out-parameter (error_out, result_out,
+ *   item_out, info_out) belongs to the caller and is freed with
+ *   batch_string_free only. batch_version returns a static string: never free it.
+ * - Every const char * argument is borrowed for the call only, NUL-terminated UTF-8.
+ * - Out-parameters are written only on success; on failure only error_out is
+ *   written. error_out may be NULL when the caller does not want the message;
+ *   every other out-parameter is required, and NULL there is
+ *   AZBATCH_ERR_NULL_ARGUMENT (nothing is taken, so no result is lost).
+ * - Every function returns an AzBatchStatus (except the frees and
+ *   batch_version); no function ever unwinds a panic into the caller.
+ * - batch_progress and batch_cancel may be called from any thread while
+ *   another thread waits in batch_next or batch_execute; nothing else may run
+ *   concurrently on one batch, and nothing may run during or after batch_free.
  */
 
 #ifndef AZBATCH_H
@@ -22,44 +29,49 @@
 /* The version of this header; batch_version() returns the same string. */
 #define AZBATCH_VERSION "0.1.0"
 
-// Success.
-#define AZBATCH_OK 0
-
-// `batch_next`: every result has been handed out.
-#define AZBATCH_DONE 1
-
-// `batch_next`: nothing finished within the timeout; call again.
-#define AZBATCH_TIMEOUT 2
-
-// A required pointer argument was NULL.
-#define AZBATCH_ERR_NULL_ARGUMENT -1
-
-// A string argument was not UTF-8.
-#define AZBATCH_ERR_INVALID_UTF8 -2
-
-// A JSON argument was not valid JSON.
-#define AZBATCH_ERR_INVALID_JSON -3
-
-// A JSON argument was JSON but held a bad value (unknown key, wrong type,
-// out of range, refused URL, duplicate id, ...). `error_out` says which.
-#define AZBATCH_ERR_INVALID_VALUE -4
-
-// The call does not fit the batch's state (add after start, next before start, ...).
-#define AZBATCH_ERR_WRONG_STATE -5
-
-// The batch was cancelled before this call.
-#define AZBATCH_ERR_CANCELLED -6
-
-// AzBatch panicked; the panic was caught at the boundary. The batch should be freed.
-#define AZBATCH_ERR_PANIC -7
-
-// Any other failure inside AzBatch (for example the runtime could not start).
-#define AZBATCH_ERR_INTERNAL -8
+// What a C ABI call came to. Zero and positive values are not errors.
+enum AzBatchStatus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Success.
+  AZBATCH_OK = 0,
+  // `batch_next`: every result has been handed out.
+  AZBATCH_DONE = 1,
+  // `batch_next`: nothing finished within the timeout; call again.
+  AZBATCH_TIMEOUT = 2,
+  // A required pointer argument was NULL.
+  AZBATCH_ERR_NULL_ARGUMENT = -1,
+  // A string argument was not UTF-8.
+  AZBATCH_ERR_INVALID_UTF8 = -2,
+  // A JSON argument was not valid JSON.
+  AZBATCH_ERR_INVALID_JSON = -3,
+  // A JSON argument was JSON but held a bad value (unknown key, wrong type,
+  // out of range, refused URL, duplicate id, ...). `error_out` says which.
+  AZBATCH_ERR_INVALID_VALUE = -4,
+  // The call does not fit the batch's state (add after start, next before start, ...).
+  AZBATCH_ERR_WRONG_STATE = -5,
+  // The batch was cancelled before this call.
+  AZBATCH_ERR_CANCELLED = -6,
+  // AzBatch panicked; the panic was caught at the boundary. The batch should be freed.
+  AZBATCH_ERR_PANIC = -7,
+  // Any other failure inside AzBatch (for example the runtime could not start).
+  AZBATCH_ERR_INTERNAL = -8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum AzBatchStatus AzBatchStatus;
+#else
+typedef int32_t AzBatchStatus;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // A batch of requests and, once started, their run. Opaque to C.
 typedef struct AzBatch AzBatch;
 
-// Counters of a run, filled by `batch_progress`.
+// Counters of a run, filled by `batch_progress`. Frozen: fields are only
+// ever added at the end, and the layout is checked by a test.
 typedef struct AzBatchProgress {
   // Requests added.
   uint64_t total;
@@ -79,6 +91,8 @@ typedef struct AzBatchProgress {
   uint64_t batches;
 } AzBatchProgress;
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -88,18 +102,19 @@ extern "C" {
 // "batchSize":20,"concurrency":8,"maxAttempts":6,"followNextLink":false,
 // "timeoutSeconds":3600}`. `api` is required; unknown keys are an error.
 //
-// Returns a handle to free with `batch_free`, or NULL with the reason in
-// `*error_out` (free with `batch_string_free`).
+// On `AZBATCH_OK` `*batch_out` gets a handle to free with `batch_free`; on
+// failure the reason goes to `*error_out` (free with `batch_string_free`).
 //
 // # Safety
-// `options_json` is NULL or a NUL-terminated string; `error_out` is NULL or
-// valid for one pointer write.
-struct AzBatch *batch_new(const char *options_json, char **error_out);
+// `options_json` is NULL or a NUL-terminated string; `batch_out` is NULL or
+// valid for one pointer write; `error_out` is NULL or valid for one pointer write.
+AzBatchStatus batch_new(const char *options_json, struct AzBatch **batch_out, char **error_out);
 
 // Adds one request, `request_json` (borrowed):
-// `{"id" or "name", "method" or "httpMethod", "url", "headers", "body" or "content"}`.
-// `url` is a path (`/subscriptions/...`) or an absolute URL on the endpoint's
-// host. Ids must be unique; a request without one gets its index as id.
+// `{"id" or "name", "method" or "httpMethod", "url", "headers", "body" or
+// "content", "bodyEncoding", "dependsOn"}`. `url` is a path
+// (`/subscriptions/...`) or an absolute URL on the endpoint's host. Ids must be
+// unique; a request without one gets its index as id.
 //
 // Returns `AZBATCH_OK`, or an error with a message naming the request and the
 // field in `*error_out` (free with `batch_string_free`).
@@ -107,14 +122,14 @@ struct AzBatch *batch_new(const char *options_json, char **error_out);
 // # Safety
 // `batch` is NULL or a live handle; `request_json` is NULL or a NUL-terminated
 // string; `error_out` is NULL or valid for one pointer write.
-int32_t batch_add(struct AzBatch *batch, const char *request_json, char **error_out);
+AzBatchStatus batch_add(struct AzBatch *batch, const char *request_json, char **error_out);
 
 // Starts the batch in the background; take results with `batch_next`.
 //
 // # Safety
 // `batch` is NULL or a live handle; `error_out` is NULL or valid for one
 // pointer write.
-int32_t batch_start(struct AzBatch *batch, char **error_out);
+AzBatchStatus batch_start(struct AzBatch *batch, char **error_out);
 
 // Starts the batch and waits for every result. On success `*result_out` gets
 // `{"responses":[...one per request, in the order added...],
@@ -125,7 +140,7 @@ int32_t batch_start(struct AzBatch *batch, char **error_out);
 // # Safety
 // `batch` is NULL or a live handle; `result_out` and `error_out` are NULL or
 // valid for one pointer write.
-int32_t batch_execute(struct AzBatch *batch, char **result_out, char **error_out);
+AzBatchStatus batch_execute(struct AzBatch *batch, char **result_out, char **error_out);
 
 // Waits up to `timeout_ms` for the next finished request. Returns
 // `AZBATCH_OK` with its result in `*item_out` (free with `batch_string_free`),
@@ -136,14 +151,15 @@ int32_t batch_execute(struct AzBatch *batch, char **result_out, char **error_out
 // # Safety
 // `batch` is NULL or a live handle; `item_out` is NULL or valid for one
 // pointer write.
-int32_t batch_next(struct AzBatch *batch, uint32_t timeout_ms, char **item_out);
+AzBatchStatus batch_next(struct AzBatch *batch, uint32_t timeout_ms, char **item_out);
 
-// Copies the run's counters into `*progress_out`. Safe from any thread.
+// Copies the run's counters, all read at one moment, into `*progress_out`.
+// Safe from any thread.
 //
 // # Safety
 // `batch` is NULL or a live handle; `progress_out` is NULL or valid for one
 // `AzBatchProgress` write.
-int32_t batch_progress(const struct AzBatch *batch, struct AzBatchProgress *progress_out);
+AzBatchStatus batch_progress(const struct AzBatch *batch, struct AzBatchProgress *progress_out);
 
 // Cancels the batch: nothing new is sent, and every unfinished request gets a
 // result with error code `Cancelled` (still taken with `batch_next` or
@@ -151,7 +167,7 @@ int32_t batch_progress(const struct AzBatch *batch, struct AzBatchProgress *prog
 //
 // # Safety
 // `batch` is NULL or a live handle.
-int32_t batch_cancel(const struct AzBatch *batch);
+AzBatchStatus batch_cancel(const struct AzBatch *batch);
 
 // Frees a batch, cancelling any run still going and waiting for it to stop.
 // NULL is ignored.
@@ -166,6 +182,17 @@ void batch_free(struct AzBatch *batch);
 // # Safety
 // `s` is NULL or a string from AzBatch, not freed before.
 void batch_string_free(char *s);
+
+// What the library knows that callers should not repeat: `{"version",
+// "limits":{"armMaxBatchSize","graphMaxBatchSize","defaultBatchSize",
+// "minConcurrency","maxConcurrency","defaultConcurrency","minAttempts",
+// "maxAttempts","defaultMaxAttempts","maxTimeoutSeconds","defaultTimeoutSeconds"},
+// "clouds":[{"name","arm","graph","login","armResource","graphResource"}]}`
+// in `*info_out` (free with `batch_string_free`).
+//
+// # Safety
+// `info_out` is NULL or valid for one pointer write.
+AzBatchStatus batch_info(char **info_out);
 
 // The library version, e.g. "0.1.0" (same as `AZBATCH_VERSION`). Static: do
 // not free.

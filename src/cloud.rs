@@ -1,7 +1,7 @@
 //! Azure clouds: which ARM, Graph and login hosts belong together.
 
+use crate::api::Api;
 use crate::error::Error;
-use crate::options::Api;
 
 /// A national cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,6 +16,22 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    /// Every cloud, the default first.
+    pub const ALL: [Cloud; 3] = [
+        Cloud::AzureCloud,
+        Cloud::AzureUSGovernment,
+        Cloud::AzureChinaCloud,
+    ];
+
+    /// The cloud's name, as `Connect-AzAccount -Environment` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::AzureCloud => "AzureCloud",
+            Cloud::AzureUSGovernment => "AzureUSGovernment",
+            Cloud::AzureChinaCloud => "AzureChinaCloud",
+        }
+    }
+
     /// Parses `AzureCloud`, `AzureUSGovernment` or `AzureChinaCloud` (any case).
     pub fn parse(s: &str) -> Result<Cloud, Error> {
         match s.to_ascii_lowercase().as_str() {

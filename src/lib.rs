@@ -8,12 +8,19 @@
 //! [`wire`] holds each API's batch envelope, [`transport`] the HTTP client,
 //! [`batch`] a blocking facade that the C ABI in [`ffi`] wraps.
 
+pub mod api;
 pub mod auth;
-pub mod batch;
+pub mod clock;
 pub mod cloud;
+pub mod decision;
+pub mod endpoint;
 pub mod engine;
 pub mod error;
+pub mod fanout;
 pub mod ffi;
+pub mod graph;
+pub mod job;
+pub mod limits;
 pub mod options;
 pub mod plan;
 pub mod progress;
@@ -25,11 +32,12 @@ pub mod secret;
 pub mod transport;
 pub mod wire;
 
-pub use batch::{Batch, Execution, Next};
+pub use api::Api;
 pub use error::Error;
-pub use options::{Api, Options};
+pub use job::{Execution, Job, Next};
+pub use options::{Options, OptionsSpec};
 pub use progress::{Progress, ProgressSnapshot};
-pub use request::Request;
+pub use request::{Request, RequestSpec};
 pub use result::{ErrorInfo, ItemResult, Summary};
 
 /// The crate version; `batch_version()` and the C header carry the same string.

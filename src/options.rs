@@ -1,63 +1,19 @@
-//! Run options: parsed from the JSON the C ABI and the command line take, checked
-//! once, then shared read-only by the engine.
+//! Run options: given typed ([`OptionsSpec`]) or as the JSON the C ABI takes,
+//! checked once against [`crate::limits`], then shared read-only by the engine.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
+use crate::api::{Api, ARM_BATCH_API_VERSIONS, GRAPH_VERSIONS};
 use crate::auth::Credential;
 use crate::cloud::Cloud;
+use crate::endpoint::{self, parse_endpoint, Root};
 use crate::error::Error;
+use crate::limits;
 use crate::retry::Backoff;
 use crate::secret::Secret;
-
-/// Which batch dialect to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// Azure Resource Manager, `POST {endpoint}/batch`.
-    Arm,
-    /// Microsoft Graph, `POST {endpoint}/{v1.0|beta}/$batch`.
-    Graph,
-}
-
-impl Api {
-    fn parse(s: &str) -> Result<Api, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "arm" => Ok(Api::Arm),
-            "graph" => Ok(Api::Graph),
-            other => Err(Error::InvalidOptions(format!(
-                "api must be \"arm\" or \"graph\" (got \"{other}\")"
-            ))),
-        }
-    }
-
-    /// Most items one batch may hold.
-    pub fn max_batch(self) -> usize {
-        match self {
-            Api::Arm => ARM_MAX_BATCH,
-            Api::Graph => GRAPH_MAX_BATCH,
-        }
-    }
-
-    /// The body key of a paged answer's link to the next page.
-    pub fn next_link_key(self) -> &'static str {
-        match self {
-            Api::Arm => "nextLink",
-            Api::Graph => "@odata.nextLink",
-        }
-    }
-}
-
-/// Graph's versions.
-pub const GRAPH_VERSIONS: [&str; 2] = ["v1.0", "beta"];
-/// Largest Graph batch the service takes.
-pub(crate) const GRAPH_MAX_BATCH: usize = 20;
-
-/// The API versions the ARM batch endpoint accepts.
-pub const ARM_BATCH_API_VERSIONS: [&str; 2] = ["2020-06-01", "2015-11-01"];
-/// Largest ARM batch the service takes.
-pub(crate) const ARM_MAX_BATCH: usize = 500;
 
 /// Checked options for one run.
 #[derive(Debug, Clone)]
@@ -91,36 +47,55 @@ pub struct Options {
     pub backoff: Backoff,
 }
 
-#[derive(Deserialize)]
+/// Options as a caller gives them, before they are checked: the fields of the
+/// C ABI's options JSON, typed. Every field but `api` may be left out.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawOptions {
-    api: String,
-    endpoint: Option<String>,
-    token: Option<String>,
-    auth: Option<RawAuth>,
-    cloud: Option<String>,
-    api_version: Option<String>,
-    graph_version: Option<String>,
-    batch_size: Option<u64>,
-    concurrency: Option<u64>,
-    max_attempts: Option<u64>,
-    follow_next_link: Option<bool>,
-    timeout_seconds: Option<f64>,
-    retry_non_idempotent: Option<bool>,
-    jitter: Option<bool>,
+pub struct OptionsSpec {
+    /// `arm` or `graph`.
+    pub api: String,
+    /// The service endpoint; the cloud's when left out.
+    pub endpoint: Option<String>,
+    /// A static bearer token.
+    pub token: Option<String>,
+    /// Where to get tokens instead of a static one.
+    pub auth: Option<AuthSpec>,
+    /// `AzureCloud`, `AzureUSGovernment` or `AzureChinaCloud`.
+    pub cloud: Option<String>,
+    /// The ARM batch endpoint's `api-version`.
+    pub api_version: Option<String>,
+    /// `v1.0` or `beta`.
+    pub graph_version: Option<String>,
+    /// Items per batch.
+    pub batch_size: Option<u64>,
+    /// Batches in flight.
+    pub concurrency: Option<u64>,
+    /// Sends per item.
+    pub max_attempts: Option<u64>,
+    /// Follow `nextLink` pages.
+    pub follow_next_link: Option<bool>,
+    /// The run's deadline.
+    pub timeout_seconds: Option<f64>,
+    /// Resend POST and PATCH after a lost answer.
+    pub retry_non_idempotent: Option<bool>,
+    /// Randomize backoff waits.
+    pub jitter: Option<bool>,
 }
 
 /// `"auth": {...}`: where to get tokens instead of a static `"token"`.
-#[derive(Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAuth {
+pub struct AuthSpec {
+    /// `azureCli`, `managedIdentity` or `clientSecret`.
     #[serde(rename = "type")]
-    kind: String,
-    client_id: Option<String>,
-    az_path: Option<String>,
+    pub kind: String,
+    /// A user-assigned managed identity's client id.
+    pub client_id: Option<String>,
+    /// Another `az` program.
+    pub az_path: Option<String>,
 }
 
-impl RawAuth {
+impl AuthSpec {
     fn credential(self) -> Result<Credential, Error> {
         let only = |what: &str, kind: &str| {
             Error::InvalidOptions(format!("auth.{what} applies to type \"{kind}\" only"))
@@ -151,9 +126,6 @@ impl RawAuth {
     }
 }
 
-/// Default overall deadline of a run.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
-
 impl Options {
     /// Options for `api` against its public endpoint, with every default.
     pub fn new(api: Api) -> Options {
@@ -165,11 +137,11 @@ impl Options {
             credential: None,
             api_version: ARM_BATCH_API_VERSIONS[0].to_string(),
             graph_version: GRAPH_VERSIONS[0].to_string(),
-            batch_size: 20,
-            concurrency: 8,
-            max_attempts: 6,
+            batch_size: limits::DEFAULT_BATCH_SIZE,
+            concurrency: limits::DEFAULT_CONCURRENCY,
+            max_attempts: limits::DEFAULT_MAX_ATTEMPTS,
             follow_next_link: false,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: limits::DEFAULT_TIMEOUT,
             retry_non_idempotent: false,
             backoff: Backoff::default(),
         }
@@ -178,83 +150,70 @@ impl Options {
     /// Parses and checks the options JSON of the C ABI. Unknown keys are an error
     /// so that a typo does not silently fall back to a default.
     pub fn from_json(text: &str) -> Result<Options, Error> {
-        let raw: RawOptions = serde_json::from_str(text)
+        let spec: OptionsSpec = serde_json::from_str(text)
             .map_err(|e| Error::from_json(e, Error::InvalidOptions, "options"))?;
-        let mut o = Options::new(Api::parse(&raw.api)?);
-        if let Some(c) = raw.cloud {
-            o.cloud = Cloud::parse(&c)?;
+        Options::from_spec(spec)
+    }
+
+    /// Checks typed options.
+    pub fn from_spec(spec: OptionsSpec) -> Result<Options, Error> {
+        let mut o = Options::new(Api::parse(&spec.api)?);
+        if let Some(c) = &spec.cloud {
+            o.cloud = Cloud::parse(c)?;
             o.endpoint = Url::parse(o.cloud.endpoint(o.api)).expect("cloud endpoints are URLs");
         }
         // An explicit endpoint wins over the cloud's.
-        if let Some(e) = raw.endpoint {
-            o.endpoint = parse_endpoint(&e)?;
+        if let Some(e) = &spec.endpoint {
+            o.endpoint = parse_endpoint(e)?;
         }
-        o.credential = match (raw.token, raw.auth) {
-            (Some(_), Some(_)) => {
-                return Err(Error::InvalidOptions(
-                    "give \"token\" or \"auth\", not both".into(),
-                ))
-            }
-            (Some(t), None) if t.trim().is_empty() => {
-                return Err(Error::InvalidOptions("token is empty".into()))
-            }
-            (Some(t), None) => Some(Credential::Static(Secret::new(t.trim().to_string()))),
-            (None, Some(a)) => Some(a.credential()?),
-            (None, None) => None,
-        };
-        if let Some(v) = raw.graph_version {
-            if o.api != Api::Graph {
-                return Err(Error::InvalidOptions(
-                    "graphVersion applies to api \"graph\" only".into(),
-                ));
-            }
-            if !GRAPH_VERSIONS.contains(&v.as_str()) {
-                return Err(Error::InvalidOptions(format!(
-                    "graphVersion must be one of {GRAPH_VERSIONS:?} (got \"{v}\")"
-                )));
-            }
-            o.graph_version = v;
-        }
-        if let Some(v) = raw.api_version {
-            if o.api != Api::Arm {
-                return Err(Error::InvalidOptions(
-                    "apiVersion applies to api \"arm\" only".into(),
-                ));
-            }
-            if !ARM_BATCH_API_VERSIONS.contains(&v.as_str()) {
-                return Err(Error::InvalidOptions(format!(
-                    "apiVersion must be one of {ARM_BATCH_API_VERSIONS:?} (got \"{v}\")"
-                )));
-            }
-            o.api_version = v;
-        }
-        if let Some(n) = raw.batch_size {
-            o.batch_size = in_range("batchSize", n, 1, o.api.max_batch() as u64)? as usize;
-        }
-        if let Some(n) = raw.concurrency {
-            o.concurrency = in_range("concurrency", n, 1, 256)? as usize;
-        }
-        if let Some(n) = raw.max_attempts {
-            o.max_attempts = in_range("maxAttempts", n, 1, 100)? as u32;
-        }
-        if let Some(b) = raw.follow_next_link {
+        o.set_numbers(&spec)?;
+        o.credential = credential(spec.token, spec.auth)?;
+        o.set_versions(spec.graph_version, spec.api_version)?;
+        if let Some(b) = spec.follow_next_link {
             o.follow_next_link = b;
         }
-        if let Some(s) = raw.timeout_seconds {
-            if !(s.is_finite() && s > 0.0 && s <= 7.0 * 86400.0) {
-                return Err(Error::InvalidOptions(format!(
-                    "timeoutSeconds must be more than 0 and at most 604800 (got {s})"
-                )));
-            }
-            o.timeout = Duration::from_secs_f64(s);
-        }
-        if let Some(b) = raw.retry_non_idempotent {
+        if let Some(b) = spec.retry_non_idempotent {
             o.retry_non_idempotent = b;
         }
-        if let Some(j) = raw.jitter {
+        if let Some(j) = spec.jitter {
             o.backoff.jitter = j;
         }
         Ok(o)
+    }
+
+    fn set_versions(&mut self, graph: Option<String>, arm: Option<String>) -> Result<(), Error> {
+        if let Some(v) = graph {
+            self.graph_version = version("graphVersion", v, Api::Graph, self.api, &GRAPH_VERSIONS)?;
+        }
+        if let Some(v) = arm {
+            self.api_version =
+                version("apiVersion", v, Api::Arm, self.api, &ARM_BATCH_API_VERSIONS)?;
+        }
+        Ok(())
+    }
+
+    fn set_numbers(&mut self, spec: &OptionsSpec) -> Result<(), Error> {
+        if let Some(n) = spec.batch_size {
+            self.batch_size = in_range("batchSize", n, 1, self.api.max_batch() as u64)? as usize;
+        }
+        if let Some(n) = spec.concurrency {
+            let (lo, hi) = limits::CONCURRENCY;
+            self.concurrency = in_range("concurrency", n, lo as u64, hi as u64)? as usize;
+        }
+        if let Some(n) = spec.max_attempts {
+            let (lo, hi) = limits::MAX_ATTEMPTS;
+            self.max_attempts = in_range("maxAttempts", n, lo.into(), hi.into())? as u32;
+        }
+        if let Some(s) = spec.timeout_seconds {
+            let max = limits::MAX_TIMEOUT.as_secs();
+            if !(s.is_finite() && s > 0.0 && s <= max as f64) {
+                return Err(Error::InvalidOptions(format!(
+                    "timeoutSeconds must be more than 0 and at most {max} (got {s})"
+                )));
+            }
+            self.timeout = Duration::from_secs_f64(s);
+        }
+        Ok(())
     }
 
     /// The resource (token audience) tokens are asked for.
@@ -289,11 +248,57 @@ impl Options {
     /// Whether `url` is on the configured endpoint's scheme, host and port: the
     /// only place a token may be sent and a link may be followed.
     pub fn is_same_origin(&self, url: &Url) -> bool {
-        url.scheme() == self.endpoint.scheme()
-            && url.host_str().map(str::to_ascii_lowercase)
-                == self.endpoint.host_str().map(str::to_ascii_lowercase)
-            && url.port_or_known_default() == self.endpoint.port_or_known_default()
+        endpoint::is_same_origin(&self.endpoint, url)
     }
+
+    /// `text` as a path relative to this run's root; see [`endpoint::relative_url`].
+    pub fn relative_url(&self, text: &str) -> Result<String, String> {
+        let path = self.url_root();
+        endpoint::relative_url(
+            text,
+            Root {
+                api: self.api,
+                endpoint: &self.endpoint,
+                path: &path,
+            },
+        )
+    }
+}
+
+fn credential(token: Option<String>, auth: Option<AuthSpec>) -> Result<Option<Credential>, Error> {
+    match (token, auth) {
+        (Some(_), Some(_)) => Err(Error::InvalidOptions(
+            "give \"token\" or \"auth\", not both".into(),
+        )),
+        (Some(t), None) if t.trim().is_empty() => {
+            Err(Error::InvalidOptions("token is empty".into()))
+        }
+        (Some(t), None) => Ok(Some(Credential::Static(Secret::new(t.trim().to_string())))),
+        (None, Some(a)) => Ok(Some(a.credential()?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A version option, checked against its API and the versions it may take.
+fn version(
+    field: &str,
+    v: String,
+    for_api: Api,
+    api: Api,
+    allowed: &[&str],
+) -> Result<String, Error> {
+    if api != for_api {
+        return Err(Error::InvalidOptions(format!(
+            "{field} applies to api \"{}\" only",
+            for_api.name()
+        )));
+    }
+    if !allowed.contains(&v.as_str()) {
+        return Err(Error::InvalidOptions(format!(
+            "{field} must be one of {allowed:?} (got \"{v}\")"
+        )));
+    }
+    Ok(v)
 }
 
 fn in_range(field: &str, n: u64, lo: u64, hi: u64) -> Result<u64, Error> {
@@ -303,37 +308,6 @@ fn in_range(field: &str, n: u64, lo: u64, hi: u64) -> Result<u64, Error> {
         )));
     }
     Ok(n)
-}
-
-/// Parses an endpoint: `https://` anywhere, `http://` only on a loopback host
-/// (the emulator), no query or fragment.
-pub fn parse_endpoint(text: &str) -> Result<Url, Error> {
-    let bad = |why: String| Error::InvalidOptions(format!("endpoint \"{text}\": {why}"));
-    let mut url = Url::parse(text.trim()).map_err(|e| bad(e.to_string()))?;
-    let host = url.host_str().ok_or_else(|| bad("has no host".into()))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(host) => {}
-        "http" => return Err(bad("http:// is allowed only for loopback hosts".into())),
-        s => return Err(bad(format!("scheme {s} is not supported"))),
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not have a query or fragment".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not carry credentials".into()));
-    }
-    let path = url.path().trim_end_matches('/').to_string();
-    url.set_path(&path);
-    Ok(url)
-}
-
-fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -449,41 +423,6 @@ mod tests {
         .unwrap();
         assert_eq!(o.batch_url().as_str(), "http://127.0.0.1:9/beta/$batch");
         assert_eq!(o.url_root(), "/beta");
-    }
-
-    #[test]
-    fn http_only_on_loopback() {
-        for ok in [
-            "http://127.0.0.1:8080",
-            "http://localhost:1",
-            "http://[::1]:9/",
-            "https://example.com/",
-        ] {
-            parse_endpoint(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
-        for bad in [
-            "http://example.com",
-            "http://10.0.0.1",
-            "ftp://127.0.0.1",
-            "https://h/?a=b",
-            "https://u:p@h",
-        ] {
-            assert!(parse_endpoint(bad).is_err(), "{bad} accepted");
-        }
-        assert_eq!(
-            parse_endpoint("http://127.0.0.1:8/").unwrap().as_str(),
-            "http://127.0.0.1:8/"
-        );
-    }
-
-    #[test]
-    fn same_origin_checks_scheme_host_and_port() {
-        let mut o = Options::new(Api::Arm);
-        o.endpoint = parse_endpoint("http://127.0.0.1:8080").unwrap();
-        assert!(o.is_same_origin(&Url::parse("http://127.0.0.1:8080/subscriptions?a=1").unwrap()));
-        assert!(!o.is_same_origin(&Url::parse("http://127.0.0.1:8081/x").unwrap()));
-        assert!(!o.is_same_origin(&Url::parse("https://127.0.0.1:8080/x").unwrap()));
-        assert!(!o.is_same_origin(&Url::parse("http://evil.example/x").unwrap()));
     }
 
     #[test]

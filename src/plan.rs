@@ -2,8 +2,7 @@
 
 use std::collections::VecDeque;
 
-/// ARM takes at most this many items in a batch once any of them has content.
-pub(crate) const ARM_MAX_ITEMS_WITH_BODY: usize = 20;
+use crate::limits::ARM_MAX_ITEMS_WITH_BODY;
 
 /// Takes the next batch off the front of `ready`, in order: at most `size`
 /// items, and at most [`ARM_MAX_ITEMS_WITH_BODY`] when any item has a body.

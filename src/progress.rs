@@ -38,8 +38,8 @@ pub struct ProgressSnapshot {
 }
 
 impl Progress {
-    pub(crate) fn set_total(&self, n: u64) {
-        self.total.store(n, Relaxed);
+    pub(crate) fn add_total(&self, n: u64) {
+        self.total.fetch_add(n, Relaxed);
     }
     pub(crate) fn finished(&self, success: bool) {
         self.completed.fetch_add(1, Relaxed);

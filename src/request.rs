@@ -1,15 +1,15 @@
-//! Requests as callers give them: parsed, checked and given unique ids before a
-//! run starts, so the engine only ever sees well-formed work.
-
-use std::collections::{HashMap, HashSet};
+//! Requests as callers give them ([`RequestSpec`], typed, or its JSON form):
+//! parsed, checked and given unique ids before a run starts, so the engine only
+//! ever sees well-formed work.
 
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use url::Url;
 
+use crate::api::Api;
 use crate::error::Error;
-use crate::options::{Api, Options};
+use crate::graph::DependencyGraph;
+use crate::options::Options;
 use crate::reference;
 
 /// One request to send through the batch endpoint.
@@ -60,29 +60,90 @@ impl Request {
     }
 }
 
-/// The JSON form of a request (`request_json` in the C ABI).
-#[derive(Debug, Deserialize)]
+/// A request as a caller gives it, before it is checked: the fields of the C
+/// ABI's request JSON, typed. ARM's spellings (`name`, `httpMethod`, `content`)
+/// are accepted beside the general ones.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRequest {
-    id: Option<Value>,
-    name: Option<Value>,
-    method: Option<String>,
-    http_method: Option<String>,
-    url: Option<String>,
-    headers: Option<Map<String, Value>>,
-    body: Option<Value>,
-    content: Option<Value>,
-    body_encoding: Option<String>,
-    request_header_details: Option<Value>,
-    depends_on: Option<Vec<Value>>,
+pub struct RequestSpec {
+    /// A string or number; assigned when left out.
+    pub id: Option<Value>,
+    /// ARM's spelling of `id`.
+    pub name: Option<Value>,
+    /// `GET` when left out.
+    pub method: Option<String>,
+    /// ARM's spelling of `method`.
+    pub http_method: Option<String>,
+    /// A path, or an absolute URL on the endpoint.
+    pub url: Option<String>,
+    /// Header names and values (Graph).
+    pub headers: Option<Map<String, Value>>,
+    /// The JSON body, or base64 text with `bodyEncoding`.
+    pub body: Option<Value>,
+    /// ARM's spelling of `body`.
+    pub content: Option<Value>,
+    /// `base64` for a non-JSON Graph body.
+    pub body_encoding: Option<String>,
+    /// ARM's `requestHeaderDetails`, passed through.
+    pub request_header_details: Option<Value>,
+    /// Ids of requests that must succeed first.
+    pub depends_on: Option<Vec<Value>>,
+    /// A template sent once in every subscription ([`crate::fanout`]).
+    pub for_each_subscription: Option<bool>,
 }
 
-/// The requests of one run, in the order added, with their ids.
+impl RequestSpec {
+    /// Parses the JSON form of request number `index` (for messages).
+    pub fn from_json(text: &str, index: usize) -> Result<RequestSpec, Error> {
+        serde_json::from_str(text).map_err(|e| {
+            Error::from_json(
+                e,
+                |m| Error::InvalidRequest(format!("request[{index}]: {m}")),
+                &format!("request[{index}]"),
+            )
+        })
+    }
+
+    /// A GET of `url`.
+    pub fn get(url: impl Into<String>) -> RequestSpec {
+        RequestSpec {
+            url: Some(url.into()),
+            ..RequestSpec::default()
+        }
+    }
+}
+
+/// The requests of one run, in the order added, with their dependency graph.
 #[derive(Debug, Default)]
 pub struct RequestList {
     items: Vec<Request>,
-    /// Lower-case id → index.
-    ids: HashMap<String, usize>,
+    graph: DependencyGraph,
+}
+
+/// Where a request stands in its list, for error messages.
+pub(crate) struct At {
+    index: usize,
+    pub text: String,
+}
+
+impl At {
+    pub fn new(index: usize, id: Option<&str>) -> At {
+        let text = match id {
+            Some(id) => format!("request[{index}] (id \"{id}\")"),
+            None => format!("request[{index}]"),
+        };
+        At { index, text }
+    }
+
+    pub fn bad(&self, field: &str, why: impl std::fmt::Display) -> Error {
+        Error::InvalidRequest(format!("{}: field \"{field}\": {why}", self.text))
+    }
+}
+
+/// A body and how it is encoded.
+struct Body {
+    value: Option<Value>,
+    base64: bool,
 }
 
 impl RequestList {
@@ -104,239 +165,219 @@ impl RequestList {
     /// Checks that every `dependsOn` names a request that was added.
     /// Dependencies may be added in any order, so this runs before the start.
     pub fn check_dependencies(&self) -> Result<(), Error> {
-        for (i, r) in self.items.iter().enumerate() {
-            for d in &r.depends_on {
-                if !self.ids.contains_key(&d.to_lowercase()) {
-                    return Err(Error::InvalidRequest(format!(
-                        "request[{i}] (id \"{}\"): field \"dependsOn\": no request has the id \"{d}\"",
-                        r.id
-                    )));
-                }
-            }
+        match self.graph.resolve().unknown.first() {
+            None => Ok(()),
+            Some((i, d)) => Err(At::new(*i, Some(&self.items[*i].id))
+                .bad("dependsOn", format!("no request has the id \"{d}\""))),
         }
-        Ok(())
     }
 
-    /// Parses one request from JSON, checks it against `options`, and adds it.
-    /// Errors name the request (`request[3]`, with its id when it has one) and
-    /// the field at fault.
+    /// Parses one request from JSON and adds it; see [`RequestList::add`].
     pub fn add_json(&mut self, text: &str, options: &Options) -> Result<&Request, Error> {
+        let spec = RequestSpec::from_json(text, self.items.len())?;
+        self.add(spec, options)
+    }
+
+    /// Checks one request against `options` and adds it. Errors name the
+    /// request (`request[3]`, with its id when it has one) and the field at fault.
+    pub fn add(&mut self, spec: RequestSpec, options: &Options) -> Result<&Request, Error> {
         let index = self.items.len();
-        let raw: RawRequest = serde_json::from_str(text).map_err(|e| {
-            Error::from_json(
-                e,
-                |m| Error::InvalidRequest(format!("request[{index}]: {m}")),
-                &format!("request[{index}]"),
-            )
-        })?;
-        let id = match (raw.id, raw.name) {
-            (Some(_), Some(_)) => {
-                return Err(Error::InvalidRequest(format!(
-                    "request[{index}]: give \"id\" or \"name\", not both"
-                )))
-            }
-            (Some(v), None) | (None, Some(v)) => Some(scalar_id(v).ok_or_else(|| {
-                Error::InvalidRequest(format!(
-                    "request[{index}]: field \"id\": must be a non-empty string or a number"
-                ))
-            })?),
-            (None, None) => None,
-        };
-        let at = match &id {
-            Some(id) => format!("request[{index}] (id \"{id}\")"),
-            None => format!("request[{index}]"),
-        };
-        let bad = |field: &str, why: String| {
-            Error::InvalidRequest(format!("{at}: field \"{field}\": {why}"))
-        };
-
-        let method = match (raw.method, raw.http_method) {
-            (Some(_), Some(_)) => {
-                return Err(bad(
-                    "method",
-                    "give \"method\" or \"httpMethod\", not both".into(),
-                ))
-            }
-            (Some(m), None) | (None, Some(m)) => m.trim().to_ascii_uppercase(),
-            (None, None) => "GET".to_string(),
-        };
-        if !METHODS.contains(&method.as_str()) {
-            return Err(bad(
-                "method",
-                format!("must be one of {METHODS:?} (got \"{method}\")"),
+        let id = given_id(spec.id, spec.name, index)?;
+        let at = At::new(index, id.as_deref());
+        if spec.for_each_subscription == Some(true) {
+            return Err(at.bad(
+                "forEachSubscription",
+                "a template is added to a job, not to a request list",
             ));
         }
-        let url = raw.url.ok_or_else(|| bad("url", "is required".into()))?;
-        let url = relative_url(&url, options).map_err(|why| bad("url", why))?;
-
-        let body = match (raw.body, raw.content) {
-            (Some(_), Some(_)) => {
-                return Err(bad("body", "give \"body\" or \"content\", not both".into()))
-            }
-            (Some(v), None) | (None, Some(v)) => Some(v).filter(|v| !v.is_null()),
-            (None, None) => None,
-        };
-        if body.is_some() && matches!(method.as_str(), "GET" | "HEAD") {
-            return Err(bad(
-                "body",
-                format!("a {method} request cannot have a body"),
-            ));
-        }
-        let body_base64 = match raw
-            .body_encoding
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("json") => false,
-            Some("base64") if options.api == Api::Graph => true,
-            Some("base64") => {
-                return Err(bad(
-                    "bodyEncoding",
-                    "ARM batch items carry JSON content only".into(),
-                ))
-            }
-            Some(other) => {
-                return Err(bad(
-                    "bodyEncoding",
-                    format!("must be \"base64\" (got \"{other}\")"),
-                ))
-            }
-        };
-        if body_base64 {
-            match body.as_ref().and_then(Value::as_str) {
-                Some(b64)
-                    if base64::engine::general_purpose::STANDARD
-                        .decode(b64.trim())
-                        .is_ok() => {}
-                Some(_) => return Err(bad("body", "is not valid base64".into())),
-                None => {
-                    return Err(bad(
-                        "body",
-                        "with bodyEncoding \"base64\" must be a base64 string".into(),
-                    ))
-                }
-            }
-        }
-        let headers = headers(
-            raw.headers.unwrap_or_default(),
+        let method = method(spec.method, spec.http_method, &at)?;
+        let url = spec.url.ok_or_else(|| at.bad("url", "is required"))?;
+        let url = options
+            .relative_url(&url)
+            .map_err(|why| at.bad("url", why))?;
+        let body = body(
+            spec.body,
+            spec.content,
+            spec.body_encoding,
+            &method,
             options.api,
-            body.is_some(),
-            body_base64,
-        )
-        .map_err(|why| bad("headers", why))?;
-
-        let mut depends_on: Vec<String> = vec![];
-        for d in raw.depends_on.unwrap_or_default() {
-            let d = scalar_id(d)
-                .ok_or_else(|| bad("dependsOn", "must list ids (strings or numbers)".into()))?;
-            if id.as_deref().is_some_and(|me| me.eq_ignore_ascii_case(&d)) {
-                return Err(bad("dependsOn", "a request cannot depend on itself".into()));
-            }
-            if !depends_on.iter().any(|x| x.eq_ignore_ascii_case(&d)) {
-                depends_on.push(d);
-            }
-        }
-
-        // References may only read from requests this one depends on.
-        let mut refs: Vec<(&str, reference::Reference)> = vec![];
-        for r in reference::find(&url).map_err(|why| bad("url", why))? {
-            refs.push(("url", r));
-        }
-        for (_, v) in &headers {
-            for r in reference::find(v).map_err(|why| bad("headers", why))? {
-                refs.push(("headers", r));
-            }
-        }
-        if let Some(b) = body.as_ref().filter(|_| !body_base64) {
-            for r in reference::find_in_json(b).map_err(|why| bad("body", why))? {
-                refs.push(("body", r));
-            }
-        }
-        for (field, r) in &refs {
-            if !depends_on.iter().any(|d| d.eq_ignore_ascii_case(&r.id)) {
-                return Err(bad(
-                    field,
-                    format!(
-                        "the reference {{{{{}}}}} reads request \"{}\", which is not in dependsOn",
-                        r.text, r.id
-                    ),
-                ));
-            }
-        }
-
-        let id = match id {
-            Some(id) => {
-                if self.ids.contains_key(&id.to_lowercase()) {
-                    return Err(bad(
-                        "id",
-                        "duplicate: another request already has this id (ids are case-insensitive)"
-                            .into(),
-                    ));
-                }
-                id
-            }
-            None => self.fresh_id(index),
-        };
-        if let Some(cycle) = self.cycle_through(&id, &depends_on) {
-            return Err(bad(
+            &at,
+        )?;
+        let headers = headers(spec.headers.unwrap_or_default(), options.api, &body)
+            .map_err(|why| at.bad("headers", why))?;
+        let depends_on = depends_on(spec.depends_on.unwrap_or_default(), id.as_deref(), &at)?;
+        let has_references = check_references(&url, &headers, &body, &depends_on, &at)?;
+        let id = self.unique_id(id, &at)?;
+        self.graph.add(&id, &depends_on).map_err(|cycle| {
+            at.bad(
                 "dependsOn",
                 format!("makes a cycle: {}", cycle.join(" -> ")),
-            ));
-        }
-        self.ids.insert(id.to_lowercase(), index);
+            )
+        })?;
         self.items.push(Request {
             id,
             method,
             url,
             headers,
-            body,
-            body_base64,
-            header_details: raw.request_header_details,
+            body: body.value,
+            body_base64: body.base64,
+            header_details: spec.request_header_details,
             depends_on,
-            has_references: !refs.is_empty(),
+            has_references,
         });
         Ok(self.items.last().expect("just pushed"))
     }
 
-    /// A path from `id` back to itself through `depends_on` and the requests
-    /// already added, if adding it would close a cycle.
-    fn cycle_through(&self, id: &str, depends_on: &[String]) -> Option<Vec<String>> {
-        let target = id.to_lowercase();
-        let mut stack: Vec<(String, Vec<String>)> = depends_on
-            .iter()
-            .map(|d| (d.to_lowercase(), vec![id.to_string(), d.clone()]))
-            .collect();
-        let mut seen = HashSet::new();
-        while let Some((cur, path)) = stack.pop() {
-            if cur == target {
-                return Some(path);
+    /// The id given, refused when another request has it; or a fresh one: the
+    /// index, with a suffix when a caller already used that text.
+    fn unique_id(&self, given: Option<String>, at: &At) -> Result<String, Error> {
+        if let Some(id) = given {
+            if self.graph.index_of(&id).is_some() {
+                return Err(at.bad(
+                    "id",
+                    "duplicate: another request already has this id (ids are case-insensitive)",
+                ));
             }
-            if !seen.insert(cur.clone()) {
-                continue;
-            }
-            if let Some(&i) = self.ids.get(&cur) {
-                for d in &self.items[i].depends_on {
-                    let mut p = path.clone();
-                    p.push(d.clone());
-                    stack.push((d.to_lowercase(), p));
-                }
-            }
+            return Ok(id);
         }
-        None
-    }
-
-    /// An id for a request that came without one: its index, or the index with
-    /// a suffix when a caller already used that text.
-    fn fresh_id(&self, index: usize) -> String {
-        let mut id = index.to_string();
+        let mut id = at.index.to_string();
         let mut n = 1;
-        while self.ids.contains_key(&id.to_lowercase()) {
-            id = format!("{index}-{n}");
+        while self.graph.index_of(&id).is_some() {
+            id = format!("{}-{n}", at.index);
             n += 1;
         }
-        id
+        Ok(id)
     }
+}
+
+fn given_id(id: Option<Value>, name: Option<Value>, index: usize) -> Result<Option<String>, Error> {
+    match (id, name) {
+        (Some(_), Some(_)) => Err(Error::InvalidRequest(format!(
+            "request[{index}]: give \"id\" or \"name\", not both"
+        ))),
+        (Some(v), None) | (None, Some(v)) => scalar_id(v).map(Some).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "request[{index}]: field \"id\": must be a non-empty string or a number"
+            ))
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+fn method(method: Option<String>, http_method: Option<String>, at: &At) -> Result<String, Error> {
+    let method = match (method, http_method) {
+        (Some(_), Some(_)) => {
+            return Err(at.bad("method", "give \"method\" or \"httpMethod\", not both"))
+        }
+        (Some(m), None) | (None, Some(m)) => m.trim().to_ascii_uppercase(),
+        (None, None) => "GET".to_string(),
+    };
+    if !METHODS.contains(&method.as_str()) {
+        return Err(at.bad(
+            "method",
+            format!("must be one of {METHODS:?} (got \"{method}\")"),
+        ));
+    }
+    Ok(method)
+}
+
+fn body(
+    body: Option<Value>,
+    content: Option<Value>,
+    encoding: Option<String>,
+    method: &str,
+    api: Api,
+    at: &At,
+) -> Result<Body, Error> {
+    let value = match (body, content) {
+        (Some(_), Some(_)) => return Err(at.bad("body", "give \"body\" or \"content\", not both")),
+        (Some(v), None) | (None, Some(v)) => Some(v).filter(|v| !v.is_null()),
+        (None, None) => None,
+    };
+    if value.is_some() && matches!(method, "GET" | "HEAD") {
+        return Err(at.bad("body", format!("a {method} request cannot have a body")));
+    }
+    let base64 = match encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("json") => false,
+        Some("base64") if api == Api::Graph => true,
+        Some("base64") => {
+            return Err(at.bad("bodyEncoding", "ARM batch items carry JSON content only"))
+        }
+        Some(other) => {
+            return Err(at.bad(
+                "bodyEncoding",
+                format!("must be \"base64\" (got \"{other}\")"),
+            ))
+        }
+    };
+    if base64 {
+        match value.as_ref().and_then(Value::as_str) {
+            Some(b64)
+                if base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .is_ok() => {}
+            Some(_) => return Err(at.bad("body", "is not valid base64")),
+            None => {
+                return Err(at.bad(
+                    "body",
+                    "with bodyEncoding \"base64\" must be a base64 string",
+                ))
+            }
+        }
+    }
+    Ok(Body { value, base64 })
+}
+
+fn depends_on(given: Vec<Value>, id: Option<&str>, at: &At) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = vec![];
+    for d in given {
+        let d = scalar_id(d)
+            .ok_or_else(|| at.bad("dependsOn", "must list ids (strings or numbers)"))?;
+        if id.is_some_and(|me| me.eq_ignore_ascii_case(&d)) {
+            return Err(at.bad("dependsOn", "a request cannot depend on itself"));
+        }
+        if !out.iter().any(|x| x.eq_ignore_ascii_case(&d)) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that references read only from requests this one depends on;
+/// returns whether there are any.
+fn check_references(
+    url: &str,
+    headers: &[(String, String)],
+    body: &Body,
+    depends_on: &[String],
+    at: &At,
+) -> Result<bool, Error> {
+    let mut refs: Vec<(&str, reference::Reference)> = vec![];
+    for r in reference::find(url).map_err(|why| at.bad("url", why))? {
+        refs.push(("url", r));
+    }
+    for (_, v) in headers {
+        for r in reference::find(v).map_err(|why| at.bad("headers", why))? {
+            refs.push(("headers", r));
+        }
+    }
+    if let Some(b) = body.value.as_ref().filter(|_| !body.base64) {
+        for r in reference::find_in_json(b).map_err(|why| at.bad("body", why))? {
+            refs.push(("body", r));
+        }
+    }
+    for (field, r) in &refs {
+        if !depends_on.iter().any(|d| d.eq_ignore_ascii_case(&r.id)) {
+            return Err(at.bad(
+                field,
+                format!(
+                    "the reference {{{{{}}}}} reads request \"{}\", which is not in dependsOn",
+                    r.text, r.id
+                ),
+            ));
+        }
+    }
+    Ok(!refs.is_empty())
 }
 
 /// Checks and completes a request's headers. ARM items cannot carry headers
@@ -345,9 +386,9 @@ impl RequestList {
 fn headers(
     given: Map<String, Value>,
     api: Api,
-    has_body: bool,
-    base64: bool,
+    body: &Body,
 ) -> Result<Vec<(String, String)>, String> {
+    let (has_body, base64) = (body.value.is_some(), body.base64);
     let mut out: Vec<(String, String)> = vec![];
     for (name, value) in given {
         let value = match value {
@@ -393,60 +434,11 @@ fn scalar_id(v: Value) -> Option<String> {
     }
 }
 
-/// Turns a request URL into a path and query relative to the API's root (see
-/// [`Options::url_root`]). Absolute URLs must be on the endpoint's origin (and,
-/// for Graph, under the run's version): anything else would send the token to
-/// another host.
-pub fn relative_url(text: &str, options: &Options) -> Result<String, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    // `{{rg.body.id}}?api-version=...`: checked the same way once filled in.
-    if text.starts_with("{{") {
-        return Ok(text.to_string());
-    }
-    if !text.contains("://") {
-        if text.starts_with("//") {
-            return Err(format!("\"{text}\" is neither a path nor an absolute URL"));
-        }
-        if text.starts_with('/') {
-            return Ok(text.to_string());
-        }
-        if options.api == Api::Graph {
-            return Ok(format!("/{text}"));
-        }
-        return Err(format!(
-            "\"{text}\" is neither a path starting with '/' nor an absolute URL"
-        ));
-    }
-    let url = Url::parse(text).map_err(|e| format!("\"{text}\" is not a valid URL ({e})"))?;
-    if !options.is_same_origin(&url) {
-        return Err(format!(
-            "\"{}\" is not on the endpoint {}; only the endpoint's own host is called",
-            url.origin().ascii_serialization(),
-            options.endpoint.origin().ascii_serialization()
-        ));
-    }
-    let root = options.url_root();
-    let path = match url.path().strip_prefix(&root) {
-        Some(p) if p.is_empty() || p.starts_with('/') => p,
-        _ if options.api == Api::Graph => {
-            return Err(format!(
-                "\"{text}\" is not under {root}, the Graph version of this run"
-            ));
-        }
-        _ => url.path(),
-    };
-    Ok(match url.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::api::Api;
 
     fn opts() -> Options {
         Options::new(Api::Arm)

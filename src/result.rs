@@ -19,6 +19,9 @@ pub mod codes {
     pub const INVALID_RESPONSE: &str = "InvalidResponse";
     /// The answer was an HTTP error without an error object of its own.
     pub const HTTP_ERROR: &str = "HttpError";
+    /// A request made from a subscription template was refused (for example
+    /// its id is taken); it was not sent.
+    pub const INVALID_REQUEST: &str = "InvalidRequest";
     /// AzBatch failed internally; the request may or may not have run.
     pub const INTERNAL: &str = "InternalError";
     /// No token could be had (the message names the source and what to do).

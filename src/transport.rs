@@ -1,5 +1,5 @@
-//! The HTTP client behind the engine, behind a trait so the engine can be tested
-//! on a paused clock with a scripted server.
+//! The HTTP client behind the engine and the token sources, behind a trait so
+//! both can be tested on a paused clock with a scripted server.
 
 use std::time::Duration;
 
@@ -13,12 +13,27 @@ use crate::secret::Secret;
 pub struct HttpRequest {
     /// `GET` or `POST`.
     pub method: &'static str,
-    /// Where to; the engine has checked it is on the endpoint's origin.
+    /// Where to: the endpoint (checked by the engine) or an identity endpoint.
     pub url: Url,
-    /// JSON body, if any.
+    /// Headers besides `Authorization`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body, if any.
     pub body: Option<Vec<u8>>,
     /// Sent as `Authorization: Bearer ...` when present.
     pub bearer: Option<Secret>,
+}
+
+impl HttpRequest {
+    /// A request with no headers, body or token.
+    pub fn new(method: &'static str, url: Url) -> HttpRequest {
+        HttpRequest {
+            method,
+            url,
+            headers: vec![],
+            body: None,
+            bearer: None,
+        }
+    }
 }
 
 /// The answer to an [`HttpRequest`].
@@ -49,6 +64,15 @@ pub enum TransportError {
     NotSent(String),
     /// The request may have reached the service (reset, cut-off answer, timeout).
     MaybeSent(String),
+}
+
+impl TransportError {
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        match self {
+            TransportError::NotSent(m) | TransportError::MaybeSent(m) => m,
+        }
+    }
 }
 
 /// Sends HTTP requests.
@@ -86,10 +110,11 @@ impl Transport for ReqwestTransport {
         if let Some(token) = &req.bearer {
             rb = rb.bearer_auth(token.expose());
         }
+        for (name, value) in req.headers {
+            rb = rb.header(name, value);
+        }
         if let Some(body) = req.body {
-            rb = rb
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
+            rb = rb.body(body);
         }
         Box::pin(async move {
             let resp = rb.send().await.map_err(classify)?;

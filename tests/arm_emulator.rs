@@ -1,6 +1,10 @@
 //! ARM batching end to end: the real engine and HTTP client against the
 //! emulator on loopback.
 
+// These tests run against a real emulator over loopback: "cancel returns
+// promptly" and "the deadline bounds a run" are real-time promises.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -432,7 +436,7 @@ fn an_unreachable_endpoint_fails_cleanly() {
     let o = format!(
         r#"{{"api":"arm","endpoint":"http://127.0.0.1:{port}","maxAttempts":2,"jitter":false}}"#
     );
-    let b = azbatch::Batch::new(azbatch::Options::from_json(&o).unwrap());
+    let b = azbatch::Job::new(azbatch::Options::from_json(&o).unwrap());
     b.add_json(r#"{"url":"/subscriptions?api-version=2022-12-01"}"#)
         .unwrap();
     let r = &b.execute().unwrap().results[0];

@@ -1,17 +1,16 @@
 //! Token sources end to end against the emulator's identity endpoints: the
 //! App Service / Automation managed identity, the IMDS, client secrets, the
-//! Azure CLI (a stand-in `az`), renewal during long runs and after a 401, and a
-//! static token that expires mid-run. These tests set process environment
+//! Azure CLI (a stand-in `az`), and renewal after a 401. Renewal during long
+//! runs and a static token that expires mid-run are tested on the paused clock
+//! (`src/engine/tests.rs`). These tests set process environment
 //! variables, so they hold one lock (nextest also runs each in its own process).
 
 mod common;
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
 
-use azbatch::{Batch, ItemResult, Options};
-use azbatch_emulator::identity::make_token;
-use azbatch_emulator::{Config, Emulator, Latency};
+use azbatch::{ItemResult, Job, Options};
+use azbatch_emulator::{Config, Emulator};
 use common::*;
 use serde_json::{json, Value};
 
@@ -48,7 +47,7 @@ fn run(emu: &Emulator, auth: Value, extra: Value, n: usize) -> Vec<ItemResult> {
     for (k, v) in extra.as_object().unwrap() {
         o[k] = v.clone();
     }
-    let b = Batch::new(Options::from_json(&o.to_string()).unwrap());
+    let b = Job::new(Options::from_json(&o.to_string()).unwrap());
     for i in 0..n {
         b.add_json(&json!({"url": pim_url(i % 3)}).to_string())
             .unwrap();
@@ -196,11 +195,9 @@ fn fake_az(dir: &std::path::Path, tokens: &[&str]) -> String {
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "azbatch-{name}-{}-{:?}",
-        std::process::id(),
-        Instant::now()
-    ));
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("azbatch-{name}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -277,7 +274,7 @@ fn the_cloud_picks_the_resource() {
     let az = fake_az(&dir, &[TOKEN]);
     with_env(&[], || {
         let o = json!({"api": "graph", "cloud": "AzureUSGovernment", "endpoint": emu.url(), "auth": {"type": "azureCli", "azPath": az}});
-        let b = Batch::new(Options::from_json(&o.to_string()).unwrap());
+        let b = Job::new(Options::from_json(&o.to_string()).unwrap());
         b.add_json(r#"{"url":"/users?$top=1"}"#).unwrap();
         assert_eq!(b.execute().unwrap().results[0].status, 200);
     });
@@ -286,83 +283,4 @@ fn the_cloud_picks_the_resource() {
         calls.contains("--resource https://graph.microsoft.us "),
         "{calls}"
     );
-}
-
-#[test]
-fn tokens_are_renewed_during_a_long_run() {
-    let emu = emulator(Config {
-        subscriptions: 3,
-        token_lifetime: Duration::from_secs(2),
-        latency: Latency::fixed(Duration::from_millis(150)),
-        ..Config::default()
-    });
-    let endpoint = format!("{}/msi/token", emu.url());
-    let t = Instant::now();
-    let results = with_env(
-        &[
-            ("IDENTITY_ENDPOINT", &endpoint),
-            ("IDENTITY_HEADER", "emulator-identity-header"),
-        ],
-        || {
-            run(
-                &emu,
-                json!({"type": "managedIdentity"}),
-                json!({"batchSize": 1, "concurrency": 1}),
-                30,
-            )
-        },
-    );
-    assert!(
-        t.elapsed() > Duration::from_secs(4),
-        "the run outlived two tokens"
-    );
-    assert_eq!(statuses(&results), [200; 30]);
-    assert!(
-        emu.tokens_issued() >= 3,
-        "renewed before expiry: {} tokens",
-        emu.tokens_issued()
-    );
-}
-
-#[test]
-fn a_static_token_that_expires_mid_run_ends_the_rest_promptly() {
-    let token = make_token(
-        "https://management.azure.com/",
-        SystemTime::now() + Duration::from_millis(1500),
-        1,
-    );
-    let emu = Emulator::start(Config {
-        subscriptions: 3,
-        token: Some(token.clone()),
-        latency: Latency::fixed(Duration::from_millis(200)),
-        ..Config::default()
-    })
-    .unwrap();
-    let o = json!({"api": "arm", "endpoint": emu.url(), "token": token, "batchSize": 1, "concurrency": 1});
-    let b = Batch::new(Options::from_json(&o.to_string()).unwrap());
-    for i in 0..20 {
-        b.add_json(&json!({"url": pim_url(i % 3)}).to_string())
-            .unwrap();
-    }
-    let t = Instant::now();
-    let results = b.execute().unwrap().results;
-    assert!(
-        t.elapsed() < Duration::from_secs(4),
-        "no hang: {:?}",
-        t.elapsed()
-    );
-    let ok = results.iter().filter(|r| r.status == 200).count();
-    let expired: Vec<&ItemResult> = results
-        .iter()
-        .filter(|r| r.error.as_ref().is_some_and(|e| e.code == "TokenExpired"))
-        .collect();
-    assert!(ok >= 3, "the token worked while it lived: {ok}");
-    assert_eq!(ok + expired.len(), 20, "{:?}", statuses(&results));
-    assert!(expired[0]
-        .error
-        .as_ref()
-        .unwrap()
-        .message
-        .contains("expired"));
-    assert!(!serde_json::to_string(&results).unwrap().contains(&token));
 }

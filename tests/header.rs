@@ -39,6 +39,7 @@ fn header_exports_exactly_the_abi() {
         "batch_free",
         "batch_string_free",
         "batch_version",
+        "batch_info",
     ];
     want.sort();
     assert_eq!(functions, want);
@@ -54,5 +55,33 @@ fn versions_agree() {
     assert!(GENERATED.contains(&want), "header lacks {want}");
     let v = unsafe { CStr::from_ptr(azbatch::ffi::batch_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
-    assert_eq!(azbatch::VERSION, env!("CARGO_PKG_VERSION"));
+}
+
+/// The version is written once, in the workspace's Cargo.toml; the header,
+/// `batch_version()` and `batch_info` must say the same (the module manifest
+/// is checked against it too, by powershell/tests/module_check.py).
+#[test]
+fn the_workspace_version_is_the_one_everywhere() {
+    let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let section = &toml[toml
+        .find("[workspace.package]")
+        .expect("a [workspace.package]")..];
+    let written = section
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("a version in [workspace.package]");
+    assert!(GENERATED.contains(&format!("#define AZBATCH_VERSION \"{written}\"")));
+    let v = unsafe { CStr::from_ptr(azbatch::ffi::batch_version()) };
+    assert_eq!(v.to_str().unwrap(), written);
+    let mut info: *mut std::ffi::c_char = std::ptr::null_mut();
+    let status = unsafe { azbatch::ffi::batch_info(&mut info) };
+    assert_eq!(status, azbatch::ffi::status::AzBatchStatus::AZBATCH_OK);
+    let text = unsafe { CStr::from_ptr(info) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    unsafe { azbatch::ffi::batch_string_free(info) };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["version"], written);
 }

@@ -3,19 +3,25 @@
 # live here; batching, retries, paging, dependencies and HTTP live in the core.
 Set-StrictMode -Version 3.0
 
-$script:Clouds = @{
-    AzureCloud        = @{ Arm = 'https://management.azure.com'; Graph = 'https://graph.microsoft.com' }
-    AzureUSGovernment = @{ Arm = 'https://management.usgovcloudapi.net'; Graph = 'https://graph.microsoft.us' }
-    AzureChinaCloud   = @{ Arm = 'https://management.chinacloudapi.cn'; Graph = 'https://microsoftgraph.chinacloudapi.cn' }
-}
+$script:Info = $null
 
 function Initialize-AzBatchNative {
     # Compiles the interop class once per session (C# 5 on Windows PowerShell 5.1)
-    # and loads the native library from runtimes/<os>-<arch>/native.
+    # and loads the native library from runtimes/<os>-<arch>/native. Returns what
+    # the library knows (limits, clouds): the module repeats none of it.
     if (-not ('AzBatch.Batch' -as [type])) {
         Add-Type -Path (Join-Path $PSScriptRoot 'AzBatchNative.cs')
     }
     [void][AzBatch.NativeLoader]::EnsureLoaded($PSScriptRoot, $env:AZBATCH_NATIVE_PATH)
+    if ($null -eq $script:Info) { $script:Info = [AzBatch.Batch]::Info() | ConvertFrom-Json }
+    $script:Info
+}
+
+function Assert-AzBatchRange([string]$Name, [int]$Value, [int]$Min, [int]$Max) {
+    # The library's limits, said in the module's own parameter names.
+    if ($Value -lt $Min -or $Value -gt $Max) {
+        throw ("-{0} must be between {1} and {2} (got {3})." -f $Name, $Min, $Max, $Value)
+    }
 }
 
 function ConvertFrom-AzBatchSecureString([System.Security.SecureString]$Secure) {
@@ -260,26 +266,22 @@ function Invoke-AzBatchRequest {
         [ValidateSet('Arm', 'Graph')]
         [string]$Api,
 
-        [ValidateSet('AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud')]
+        [ArgumentCompleter({ 'AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud' })]
         [string]$Environment = 'AzureCloud',
 
         [uri]$Endpoint,
 
         [object]$AccessToken,
 
-        [ValidateRange(1, 500)]
         [int]$BatchSize,
 
-        [ValidateRange(1, 256)]
-        [int]$ThrottleLimit = 8,
+        [int]$ThrottleLimit,
 
-        [ValidateRange(1, 100)]
-        [int]$MaxAttempts = 6,
+        [int]$MaxAttempts,
 
         [switch]$FollowNextLink,
 
-        [ValidateRange(1, 604800)]
-        [int]$TimeoutSec = 3600,
+        [int]$TimeoutSec,
 
         [switch]$Raw
     )
@@ -292,53 +294,50 @@ function Invoke-AzBatchRequest {
         }
     }
     end {
-        Initialize-AzBatchNative
+        $info = Initialize-AzBatchNative
+        $limits = $info.limits
+        if ($PSBoundParameters.ContainsKey('ThrottleLimit')) { Assert-AzBatchRange 'ThrottleLimit' $ThrottleLimit $limits.minConcurrency $limits.maxConcurrency }
+        if ($PSBoundParameters.ContainsKey('MaxAttempts')) { Assert-AzBatchRange 'MaxAttempts' $MaxAttempts $limits.minAttempts $limits.maxAttempts }
+        if ($PSBoundParameters.ContainsKey('TimeoutSec')) { Assert-AzBatchRange 'TimeoutSec' $TimeoutSec 1 $limits.maxTimeoutSeconds }
+        $cloud = @($info.clouds | Where-Object { $_.name -eq $Environment })
+        if ($cloud.Count -ne 1) { throw ("-Environment must be one of {0} (got '{1}')." -f (($info.clouds | ForEach-Object { $_.name }) -join ', '), $Environment) }
+        $cloud = $cloud[0]
         if (-not $Api) {
             $Api = 'Arm'
             $first = $collected | Where-Object { $_.Contains('url') -and $_.url -match '^https?://' } | Select-Object -First 1
             if ($first) {
                 $hostName = ([uri]$first.url).Host
-                foreach ($cloud in $script:Clouds.Values) { if (([uri]$cloud.Graph).Host -eq $hostName) { $Api = 'Graph' } }
+                foreach ($c in $info.clouds) { if (([uri]$c.graph).Host -eq $hostName) { $Api = 'Graph' } }
             }
             Write-Verbose "API: $Api"
         }
-        $base = $script:Clouds[$Environment]
-        $resource = $base[$Api]
-        $target = $(if ($Endpoint) { $Endpoint.AbsoluteUri.TrimEnd('/') } else { $resource })
+        if ($PSBoundParameters.ContainsKey('BatchSize')) {
+            Assert-AzBatchRange 'BatchSize' $BatchSize 1 $(if ($Api -eq 'Graph') { $limits.graphMaxBatchSize } else { $limits.armMaxBatchSize })
+        }
+        $resource = $(if ($Api -eq 'Graph') { $cloud.graphResource } else { $cloud.armResource })
+        $target = $(if ($Endpoint) { $Endpoint.AbsoluteUri.TrimEnd('/') } else { $(if ($Api -eq 'Graph') { $cloud.graph } else { $cloud.arm }) })
         $token = Get-AzBatchAccessToken -Resource $resource -AccessToken $AccessToken
 
         $options = [ordered]@{
             api            = $Api.ToLowerInvariant()
+            cloud          = $cloud.name
             endpoint       = $target
             token          = $token
-            concurrency    = $ThrottleLimit
-            maxAttempts    = $MaxAttempts
             followNextLink = [bool]$FollowNextLink
-            timeoutSeconds = $TimeoutSec
         }
+        if ($PSBoundParameters.ContainsKey('ThrottleLimit')) { $options.concurrency = $ThrottleLimit }
+        if ($PSBoundParameters.ContainsKey('MaxAttempts')) { $options.maxAttempts = $MaxAttempts }
+        if ($PSBoundParameters.ContainsKey('TimeoutSec')) { $options.timeoutSeconds = $TimeoutSec }
         if ($BatchSize) { $options.batchSize = $BatchSize }
         $optionsJson = $options | ConvertTo-Json -Compress -Depth 4
         $token = $null
 
         if ($ForEachSubscription) {
-            if ($Api -ne 'Arm') { throw '-ForEachSubscription works with -Api Arm only.' }
-            if ($Url -notmatch '\{subscriptionId\}') { throw "-Url must contain {subscriptionId}, e.g. '/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01'." }
-            $listOptions = [ordered]@{}
-            foreach ($key in $options.Keys) { $listOptions[$key] = $options[$key] }
-            $listOptions.followNextLink = $true
-            $list = New-Object AzBatch.Batch ($listOptions | ConvertTo-Json -Compress -Depth 4)
-            $listOptions = $null
-            try {
-                $list.Add('{"id":"subscriptions","url":"/subscriptions?api-version=2022-12-01"}')
-                $answer = ($list.Execute() | ConvertFrom-Json).responses[0]
-                if ($answer.status -ne 200) { throw "Listing subscriptions failed with status $($answer.status): $($answer.error.message)" }
-                foreach ($s in $answer.body.value) {
-                    $r = [ordered]@{ id = $s.subscriptionId; method = $Method; url = $Url.Replace('{subscriptionId}', $s.subscriptionId) }
-                    if ($PSBoundParameters.ContainsKey('Body')) { $r.body = $Body }
-                    $collected.Add($r)
-                }
-                Write-Verbose ("{0} subscriptions" -f @($answer.body.value).Count)
-            } finally { $list.Dispose() }
+            # The library lists the subscriptions in the same run (so Ctrl+C stops
+            # it too) and sends the request once in each.
+            $r = [ordered]@{ method = $Method; url = $Url; forEachSubscription = $true }
+            if ($PSBoundParameters.ContainsKey('Body')) { $r.body = $Body }
+            $collected.Add($r)
         }
 
         # Writes go through ShouldProcess; a skipped write skips what depends on it.
@@ -386,7 +385,6 @@ function Invoke-AzBatchRequest {
                 $index++
             }
             $batch.Start()
-            $total = $send.Count
             $lastBatches = 0
             $item = $null
             while ($true) {
@@ -395,10 +393,11 @@ function Invoke-AzBatchRequest {
                 $p = $batch.GetProgress()
                 while ($lastBatches -lt $p.Batches) {
                     $lastBatches++
-                    Write-Verbose ("Batch {0} sent; {1}/{2} done, {3} in flight, {4} retries, {5} throttled" -f $lastBatches, $p.Completed, $total, $p.InFlight, $p.Retries, $p.Throttled)
+                    Write-Verbose ("Batch {0} sent; {1}/{2} done, {3} in flight, {4} retries, {5} throttled" -f $lastBatches, $p.Completed, $p.Total, $p.InFlight, $p.Retries, $p.Throttled)
                 }
-                $percent = [int](100 * $p.Completed / [math]::Max(1, $total))
-                Write-Progress -Activity 'AzBatch' -Status ("{0}/{1} done, {2} retries, {3} throttled" -f $p.Completed, $total, $p.Retries, $p.Throttled) -PercentComplete $percent
+                # The total grows while -ForEachSubscription lists the subscriptions.
+                $percent = [int][math]::Min(100, 100 * $p.Completed / [math]::Max(1, $p.Total))
+                Write-Progress -Activity 'AzBatch' -Status ("{0}/{1} done, {2} retries, {3} throttled" -f $p.Completed, $p.Total, $p.Retries, $p.Throttled) -PercentComplete $percent
                 if ($status -ne [AzBatch.Status]::Ok) { continue }
                 Write-Debug $item
                 $response = ConvertTo-AzBatchResponse $item

@@ -26,20 +26,21 @@ namespace AzBatch
         public ulong Batches;
     }
 
-    /// <summary>Status codes of azbatch.h.</summary>
-    public static class Status
+    /// <summary>AzBatchStatus of azbatch.h: AZBATCH_OK is Ok, AZBATCH_ERR_NULL_ARGUMENT
+    /// is NullArgument, and so on (checked against the header by module_check.py).</summary>
+    public enum Status : int
     {
-        public const int Ok = 0;
-        public const int Done = 1;
-        public const int Timeout = 2;
-        public const int NullArgument = -1;
-        public const int InvalidUtf8 = -2;
-        public const int InvalidJson = -3;
-        public const int InvalidValue = -4;
-        public const int WrongState = -5;
-        public const int Cancelled = -6;
-        public const int Panic = -7;
-        public const int Internal = -8;
+        Ok = 0,
+        Done = 1,
+        Timeout = 2,
+        NullArgument = -1,
+        InvalidUtf8 = -2,
+        InvalidJson = -3,
+        InvalidValue = -4,
+        WrongState = -5,
+        Cancelled = -6,
+        Panic = -7,
+        Internal = -8,
     }
 
     /// <summary>The AzBatch* handle; releasing it calls batch_free.</summary>
@@ -62,25 +63,28 @@ namespace AzBatch
         public const string Library = "azbatch";
 
         [DllImport(Library, EntryPoint = "batch_new", CallingConvention = CallingConvention.Cdecl)]
-        public static extern BatchHandle batch_new(byte[] optionsJson, out IntPtr errorOut);
+        public static extern Status batch_new(byte[] optionsJson, out BatchHandle batchOut, out IntPtr errorOut);
 
         [DllImport(Library, EntryPoint = "batch_add", CallingConvention = CallingConvention.Cdecl)]
-        public static extern int batch_add(BatchHandle batch, byte[] requestJson, out IntPtr errorOut);
+        public static extern Status batch_add(BatchHandle batch, byte[] requestJson, out IntPtr errorOut);
 
         [DllImport(Library, EntryPoint = "batch_execute", CallingConvention = CallingConvention.Cdecl)]
-        public static extern int batch_execute(BatchHandle batch, out IntPtr resultOut, out IntPtr errorOut);
+        public static extern Status batch_execute(BatchHandle batch, out IntPtr resultOut, out IntPtr errorOut);
 
         [DllImport(Library, EntryPoint = "batch_start", CallingConvention = CallingConvention.Cdecl)]
-        public static extern int batch_start(BatchHandle batch, out IntPtr errorOut);
+        public static extern Status batch_start(BatchHandle batch, out IntPtr errorOut);
 
         [DllImport(Library, EntryPoint = "batch_next", CallingConvention = CallingConvention.Cdecl)]
-        public static extern int batch_next(BatchHandle batch, uint timeoutMs, out IntPtr itemOut);
+        public static extern Status batch_next(BatchHandle batch, uint timeoutMs, out IntPtr itemOut);
 
         [DllImport(Library, EntryPoint = "batch_progress", CallingConvention = CallingConvention.Cdecl)]
-        public static extern int batch_progress(BatchHandle batch, out Progress progressOut);
+        public static extern Status batch_progress(BatchHandle batch, out Progress progressOut);
 
         [DllImport(Library, EntryPoint = "batch_cancel", CallingConvention = CallingConvention.Cdecl)]
-        public static extern int batch_cancel(BatchHandle batch);
+        public static extern Status batch_cancel(BatchHandle batch);
+
+        [DllImport(Library, EntryPoint = "batch_info", CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status batch_info(out IntPtr infoOut);
 
         [DllImport(Library, EntryPoint = "batch_free", CallingConvention = CallingConvention.Cdecl)]
         public static extern void batch_free(IntPtr batch);
@@ -121,12 +125,12 @@ namespace AzBatch
         }
     }
 
-    /// <summary>An AzBatch call failed; Status is one of <see cref="Status"/>.</summary>
+    /// <summary>An AzBatch call failed with Status.</summary>
     public class AzBatchException : Exception
     {
-        public int Status { get; private set; }
+        public Status Status { get; private set; }
 
-        public AzBatchException(int status, string message) : base(message) { Status = status; }
+        public AzBatchException(Status status, string message) : base(message) { Status = status; }
     }
 
     /// <summary>One batch: add requests, then Execute or Start and Next.
@@ -138,16 +142,16 @@ namespace AzBatch
         public Batch(string optionsJson)
         {
             IntPtr error;
-            handle = NativeMethods.batch_new(NativeMethods.Utf8(optionsJson), out error);
-            if (handle.IsInvalid)
+            Status status = NativeMethods.batch_new(NativeMethods.Utf8(optionsJson), out handle, out error);
+            if (status != Status.Ok || handle == null || handle.IsInvalid)
             {
                 string message = NativeMethods.TakeUtf8(error);
-                handle.Dispose();
-                throw new AzBatchException(Status.InvalidValue, message ?? "batch_new failed");
+                if (handle != null) handle.Dispose();
+                throw new AzBatchException(status, message ?? string.Format("batch_new failed with status {0}", status));
             }
         }
 
-        private static void Check(int status, IntPtr error, string what)
+        private static void Check(Status status, IntPtr error, string what)
         {
             string message = NativeMethods.TakeUtf8(error);
             if (status < 0)
@@ -160,7 +164,7 @@ namespace AzBatch
         public void Add(string requestJson)
         {
             IntPtr error;
-            int status = NativeMethods.batch_add(handle, NativeMethods.Utf8(requestJson), out error);
+            Status status = NativeMethods.batch_add(handle, NativeMethods.Utf8(requestJson), out error);
             Check(status, error, "batch_add");
         }
 
@@ -168,7 +172,7 @@ namespace AzBatch
         public void Start()
         {
             IntPtr error;
-            int status = NativeMethods.batch_start(handle, out error);
+            Status status = NativeMethods.batch_start(handle, out error);
             Check(status, error, "batch_start");
         }
 
@@ -176,17 +180,17 @@ namespace AzBatch
         public string Execute()
         {
             IntPtr result, error;
-            int status = NativeMethods.batch_execute(handle, out result, out error);
+            Status status = NativeMethods.batch_execute(handle, out result, out error);
             Check(status, error, "batch_execute");
             return NativeMethods.TakeUtf8(result);
         }
 
         /// <summary>Waits up to timeoutMs for the next result. Returns Status.Ok with
         /// the result's JSON in item, Status.Timeout, or Status.Done.</summary>
-        public int Next(uint timeoutMs, out string item)
+        public Status Next(uint timeoutMs, out string item)
         {
             IntPtr p;
-            int status = NativeMethods.batch_next(handle, timeoutMs, out p);
+            Status status = NativeMethods.batch_next(handle, timeoutMs, out p);
             item = status == Status.Ok ? NativeMethods.TakeUtf8(p) : null;
             if (status < 0)
             {
@@ -199,7 +203,7 @@ namespace AzBatch
         public Progress GetProgress()
         {
             Progress p;
-            int status = NativeMethods.batch_progress(handle, out p);
+            Status status = NativeMethods.batch_progress(handle, out p);
             if (status < 0) throw new AzBatchException(status, "batch_progress failed");
             return p;
         }
@@ -221,6 +225,16 @@ namespace AzBatch
         public static string Version()
         {
             return NativeMethods.ReadUtf8(NativeMethods.batch_version());
+        }
+
+        /// <summary>What the library knows that the module must not repeat:
+        /// {"version","limits":{...},"clouds":[...]} (see batch_info in azbatch.h).</summary>
+        public static string Info()
+        {
+            IntPtr p;
+            Status status = NativeMethods.batch_info(out p);
+            if (status != Status.Ok) throw new AzBatchException(status, "batch_info failed");
+            return NativeMethods.TakeUtf8(p);
         }
     }
 

@@ -13,7 +13,11 @@ pub fn expiry(token: &str) -> Option<SystemTime> {
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_f64()?;
-    (exp.is_finite() && exp > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(exp))
+    // A huge or odd `exp` is no expiry we can act on, never a panic.
+    let exp = Duration::try_from_secs_f64(exp)
+        .ok()
+        .filter(|d| !d.is_zero())?;
+    UNIX_EPOCH.checked_add(exp)
 }
 
 #[cfg(test)]

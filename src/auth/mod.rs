@@ -5,11 +5,14 @@
 mod jwt;
 mod sources;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
 
+use crate::clock::Clock;
 use crate::secret::Secret;
+use crate::transport::Transport;
 
 pub use jwt::expiry as jwt_expiry;
 
@@ -84,7 +87,8 @@ pub struct TokenSource {
     credential: Credential,
     resource: String,
     login: String,
-    http: reqwest::Client,
+    http: Arc<dyn Transport>,
+    clock: Clock,
     state: Mutex<State>,
 }
 
@@ -93,18 +97,21 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 impl TokenSource {
     /// A source of tokens for `resource` (e.g. `https://management.azure.com/`),
-    /// using `login` as the Entra host for client secrets.
-    pub fn new(credential: Credential, resource: String, login: String) -> TokenSource {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("an HTTP client with default TLS builds");
+    /// using `login` as the Entra host for client secrets. Identity endpoints
+    /// are called through `http`, the engine's own transport.
+    pub fn new(
+        credential: Credential,
+        resource: String,
+        login: String,
+        http: Arc<dyn Transport>,
+        clock: Clock,
+    ) -> TokenSource {
         TokenSource {
             credential,
             resource,
             login,
             http,
+            clock,
             state: Mutex::new(State {
                 current: None,
                 generation: 0,
@@ -125,7 +132,7 @@ impl TokenSource {
         if let Some(f) = &st.failure {
             return Err(f.clone());
         }
-        let now = SystemTime::now();
+        let now = self.clock.now();
         if let Some((t, fetched_at)) = &st.current {
             if !needs_refresh(t, *fetched_at, now) {
                 return Ok((t.token.clone(), st.generation));
@@ -144,7 +151,8 @@ impl TokenSource {
         if st.generation != generation || !self.can_refresh() {
             return Ok(());
         }
-        self.fetch(&mut st, SystemTime::now()).await.map(|_| ())
+        let now = self.clock.now();
+        self.fetch(&mut st, now).await.map(|_| ())
     }
 
     async fn fetch(&self, st: &mut State, now: SystemTime) -> Result<(Secret, u64), AuthError> {
@@ -159,12 +167,14 @@ impl TokenSource {
                 }
                 Ok(f)
             }
-            Credential::AzureCli { program } => sources::azure_cli(program, &self.resource).await,
+            Credential::AzureCli { program } => {
+                sources::azure_cli(program, &self.resource, now).await
+            }
             Credential::ManagedIdentity { client_id } => {
-                sources::managed_identity(&self.http, &self.resource, client_id.as_deref()).await
+                sources::managed_identity(&*self.http, &self.resource, client_id.as_deref()).await
             }
             Credential::ClientSecret => {
-                sources::client_secret(&self.http, &self.login, &self.resource).await
+                sources::client_secret(&*self.http, &self.login, &self.resource, now).await
             }
         };
         match fetched {

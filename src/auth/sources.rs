@@ -5,9 +5,11 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use url::Url;
 
 use super::{AuthError, Fetched};
 use crate::secret::Secret;
+use crate::transport::{HttpRequest, HttpResponse, Transport};
 
 /// Where the IMDS lives; `AZURE_POD_IDENTITY_AUTHORITY_HOST` overrides it, as in
 /// the Azure SDKs.
@@ -17,13 +19,19 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn epoch_seconds(v: &Value) -> Option<SystemTime> {
+/// A number of seconds, as a JSON number or a string of one.
+fn seconds(v: &Value) -> Option<Duration> {
     let secs = match v {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse().ok()?,
         _ => return None,
     };
-    Some(UNIX_EPOCH + Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// An `expires_on`: seconds since the Unix epoch.
+fn epoch_seconds(v: &Value) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(seconds(v)?)
 }
 
 fn token_field(v: &Value, key: &str, source: &str) -> Result<Secret, AuthError> {
@@ -35,7 +43,11 @@ fn token_field(v: &Value, key: &str, source: &str) -> Result<Secret, AuthError> 
 }
 
 /// `az account get-access-token --resource R --output json`.
-pub(super) async fn azure_cli(program: &str, resource: &str) -> Result<Fetched, AuthError> {
+pub(super) async fn azure_cli(
+    program: &str,
+    resource: &str,
+    now: SystemTime,
+) -> Result<Fetched, AuthError> {
     const SOURCE: &str = "azureCli";
     let out = tokio::process::Command::new(program)
         .args(["account", "get-access-token", "--resource", resource, "--output", "json"])
@@ -68,44 +80,56 @@ pub(super) async fn azure_cli(program: &str, resource: &str) -> Result<Fetched, 
     let token = token_field(&v, "accessToken", SOURCE)?;
     // Newer az prints expires_on (epoch seconds); older only a local expiresOn,
     // so without it the token is kept for five minutes at most.
-    let expires_at = v.get("expires_on").and_then(epoch_seconds).or_else(|| {
-        v.get("expiresOn")
-            .map(|_| SystemTime::now() + Duration::from_secs(300))
-    });
+    let expires_at = v
+        .get("expires_on")
+        .and_then(epoch_seconds)
+        .or_else(|| v.get("expiresOn").map(|_| now + Duration::from_secs(300)));
     Ok(Fetched { token, expires_at })
 }
 
 /// A managed identity: the App Service / Azure Automation endpoint when
 /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set, else the VM's IMDS.
 pub(super) async fn managed_identity(
-    http: &reqwest::Client,
+    http: &dyn Transport,
     resource: &str,
     client_id: Option<&str>,
 ) -> Result<Fetched, AuthError> {
     const SOURCE: &str = "managedIdentity";
-    let mut query: Vec<(&str, &str)> = vec![("resource", resource)];
-    if let Some(id) = client_id {
-        query.push(("client_id", id));
-    }
-    let request = match (env("IDENTITY_ENDPOINT"), env("IDENTITY_HEADER")) {
+    let bad_url = |what: &str, e: url::ParseError| {
+        AuthError::new(SOURCE, format!("{what} is not a URL: {e}"))
+    };
+    let (mut url, mut headers, version) = match (env("IDENTITY_ENDPOINT"), env("IDENTITY_HEADER")) {
         (Some(endpoint), Some(header)) => {
-            query.push(("api-version", "2019-08-01"));
-            http.get(endpoint).query(&query).header("X-IDENTITY-HEADER", header).header("Metadata", "true")
+            let url = Url::parse(&endpoint).map_err(|e| bad_url("IDENTITY_ENDPOINT", e))?;
+            (url, vec![("X-IDENTITY-HEADER", header)], "2019-08-01")
         }
         (Some(_), None) => return Err(AuthError::new(SOURCE, "IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not; both come from the Automation account or App Service")),
         (None, Some(_)) => return Err(AuthError::new(SOURCE, "IDENTITY_HEADER is set but IDENTITY_ENDPOINT is not set")),
         (None, None) => {
-            query.push(("api-version", "2018-02-01"));
             let host = env("AZURE_POD_IDENTITY_AUTHORITY_HOST").unwrap_or_else(|| IMDS.to_string());
-            http.get(format!("{}/metadata/identity/oauth2/token", host.trim_end_matches('/'))).query(&query).header("Metadata", "true")
+            let url = Url::parse(&format!("{}/metadata/identity/oauth2/token", host.trim_end_matches('/')))
+                .map_err(|e| bad_url("AZURE_POD_IDENTITY_AUTHORITY_HOST", e))?;
+            (url, vec![], "2018-02-01")
         }
     };
-    let resp = request.send().await.map_err(|e| {
-        AuthError::new(SOURCE, format!("no managed identity endpoint answered (IDENTITY_ENDPOINT not set, and the VM's IMDS is unreachable: {})", e.without_url()))
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("resource", resource);
+        if let Some(id) = client_id {
+            q.append_pair("client_id", id);
+        }
+        q.append_pair("api-version", version);
+    }
+    headers.push(("Metadata", "true".into()));
+    let request = HttpRequest {
+        headers,
+        ..HttpRequest::new("GET", url)
+    };
+    let resp = http.send(request).await.map_err(|e| {
+        AuthError::new(SOURCE, format!("no managed identity endpoint answered (IDENTITY_ENDPOINT not set, and the VM's IMDS is unreachable: {})", e.message()))
     })?;
-    let status = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if status != 200 {
+    let v = json_of(&resp);
+    if resp.status != 200 {
         let why = v
             .get("error_description")
             .or_else(|| v.get("message"))
@@ -113,7 +137,7 @@ pub(super) async fn managed_identity(
             .unwrap_or("");
         return Err(AuthError::new(
             SOURCE,
-            format!("the identity endpoint answered HTTP {status}: {why}"),
+            format!("the identity endpoint answered HTTP {}: {why}", resp.status),
         ));
     }
     let token = token_field(&v, "access_token", SOURCE)?;
@@ -121,12 +145,17 @@ pub(super) async fn managed_identity(
     Ok(Fetched { token, expires_at })
 }
 
+fn json_of(r: &HttpResponse) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
 /// The client credentials flow against `{login}/{tenant}/oauth2/v2.0/token`.
 /// `AZURE_AUTHORITY_HOST` overrides the login host, as in the Azure SDKs.
 pub(super) async fn client_secret(
-    http: &reqwest::Client,
+    http: &dyn Transport,
     login: &str,
     resource: &str,
+    now: SystemTime,
 ) -> Result<Fetched, AuthError> {
     const SOURCE: &str = "clientSecret";
     let missing: Vec<&str> = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]
@@ -148,7 +177,7 @@ pub(super) async fn client_secret(
         env("AZURE_CLIENT_SECRET").unwrap_or_default(),
     );
     let authority = env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| login.to_string());
-    let authority = crate::options::parse_endpoint(&authority)
+    let authority = crate::endpoint::parse_endpoint(&authority)
         .map_err(|e| AuthError::new(SOURCE, format!("AZURE_AUTHORITY_HOST: {e}")))?;
     let scope = format!("{}/.default", resource.trim_end_matches('/'));
     let form = url::form_urlencoded::Serializer::new(String::new())
@@ -162,24 +191,21 @@ pub(super) async fn client_secret(
         authority.as_str().trim_end_matches('/'),
         tenant
     );
-    let resp = http
-        .post(url)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
+    let url = Url::parse(&url)
+        .map_err(|e| AuthError::new(SOURCE, format!("AZURE_TENANT_ID makes no URL: {e}")))?;
+    let request = HttpRequest {
+        headers: vec![("Content-Type", "application/x-www-form-urlencoded".into())],
+        body: Some(form.into_bytes()),
+        ..HttpRequest::new("POST", url)
+    };
+    let resp = http.send(request).await.map_err(|e| {
+        AuthError::new(
+            SOURCE,
+            format!("the login host did not answer: {}", e.message()),
         )
-        .body(form)
-        .send()
-        .await
-        .map_err(|e| {
-            AuthError::new(
-                SOURCE,
-                format!("the login host did not answer: {}", e.without_url()),
-            )
-        })?;
-    let status = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if status != 200 {
+    })?;
+    let v = json_of(&resp);
+    if resp.status != 200 {
         let why = v
             .get("error_description")
             .and_then(Value::as_str)
@@ -189,13 +215,16 @@ pub(super) async fn client_secret(
             .unwrap_or("");
         return Err(AuthError::new(
             SOURCE,
-            format!("the login host refused the client secret (HTTP {status}): {why}"),
+            format!(
+                "the login host refused the client secret (HTTP {}): {why}",
+                resp.status
+            ),
         ));
     }
     let token = token_field(&v, "access_token", SOURCE)?;
     let expires_at = v
         .get("expires_in")
-        .and_then(epoch_seconds)
-        .map(|d| SystemTime::now() + d.duration_since(UNIX_EPOCH).unwrap_or_default());
+        .and_then(seconds)
+        .and_then(|d| now.checked_add(d));
     Ok(Fetched { token, expires_at })
 }

@@ -5,13 +5,14 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::options::Options;
-use crate::request::{relative_url, Request};
+use crate::request::Request;
 use crate::result::{error_of, ErrorInfo, ItemResult};
 
 pub(super) struct Item {
     pub request: Request,
-    /// Path and query of the page to fetch next.
-    pub url: String,
+    /// Path and query of the `nextLink` page to fetch next; none while on
+    /// the request's own URL.
+    next_page: Option<String>,
     /// Sends of this request, all pages together.
     pub attempts: u32,
     /// Sends of the current page; the retry budget is per page.
@@ -28,7 +29,7 @@ pub(super) struct Item {
 impl Item {
     pub fn new(request: Request) -> Item {
         Item {
-            url: request.url.clone(),
+            next_page: None,
             request,
             attempts: 0,
             page_tries: 0,
@@ -39,6 +40,11 @@ impl Item {
         }
     }
 
+    /// Path and query to send now: the request's URL or the page it is on.
+    pub fn url(&self) -> &str {
+        self.next_page.as_deref().unwrap_or(&self.request.url)
+    }
+
     /// The next page to fetch, when `body` links to one on the endpoint's origin.
     /// A link elsewhere is not followed (the token would go with it).
     pub fn next_link(&self, body: &Value, options: &Options) -> Option<String> {
@@ -47,13 +53,13 @@ impl Item {
         if !options.is_same_origin(&url) {
             return None;
         }
-        relative_url(link, options).ok()
+        options.relative_url(link).ok()
     }
 
     /// Merges a page that links to another and moves on to `next`.
     pub fn add_page(&mut self, body: Value, next: String, link_key: &str) {
         self.merge(body, link_key);
-        self.url = next;
+        self.next_page = Some(next);
         self.page_tries = 0;
     }
 

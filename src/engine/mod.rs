@@ -1,9 +1,11 @@
-//! The engine: sends batches in parallel, polls asynchronous ones, classifies
-//! every answer, puts retryable items into later batches after their wait,
-//! follows `nextLink` pages, holds requests back until the requests they depend
-//! on have succeeded (filling in their references), and gives every request
-//! exactly one final result, streamed out as soon as it is known.
+//! The engine: sends batches in parallel, polls asynchronous ones, asks the
+//! [decision table](crate::decision) what every outcome means, puts retryable
+//! items into later batches after their wait, follows `nextLink` pages, holds
+//! requests back until the requests they depend on have succeeded (filling in
+//! their references), and gives every request exactly one final result,
+//! streamed out as soon as it is known.
 
+mod deps;
 mod item;
 mod scopes;
 mod send;
@@ -13,25 +15,28 @@ mod tests;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSource;
+use crate::clock::Clock;
+use crate::decision::{decide, Action, Decision, Ending, Facts, Outcome};
+use crate::graph::DependencyGraph;
 use crate::options::Options;
 use crate::plan;
 use crate::progress::Progress;
-use crate::reference;
 use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
-use crate::retry::{envelope_not_processed, is_retryable_status, retry_after, slow_down};
+use crate::retry::{retry_after, slow_down};
 use crate::transport::Transport;
 use crate::wire::{self, ItemAnswer, Outgoing};
+use deps::{failed_dependency, fill_references, Kept};
 use item::Item;
 use scopes::Scopes;
 use send::{Ctx, Reply};
@@ -44,27 +49,31 @@ pub struct Engine {
     ctx: Arc<Ctx>,
 }
 
+type InFlight = FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>>;
+
 impl Engine {
-    /// An engine for `options` that sends through `transport`.
-    pub fn new(options: Arc<Options>, transport: Arc<dyn Transport>) -> Engine {
-        let auth = options
-            .credential
-            .clone()
-            .map(|c| TokenSource::new(c, options.resource(), options.cloud.login().to_string()));
+    /// An engine for `options` that sends through `transport` (token fetches
+    /// too) and reads wall time from `clock`.
+    pub fn new(options: Arc<Options>, transport: Arc<dyn Transport>, clock: Clock) -> Engine {
+        let auth = options.credential.clone().map(|c| {
+            let login = options.cloud.login().to_string();
+            TokenSource::new(c, options.resource(), login, transport.clone(), clock)
+        });
         Engine {
             ctx: Arc::new(Ctx {
                 options,
                 transport,
                 auth,
+                clock,
             }),
         }
     }
 
     /// Runs `requests` to completion (or cancellation, or the deadline). Each
     /// request's final result goes to `sink` once, as soon as it is known.
-    /// Every `dependsOn` must name a request in `requests`
-    /// ([`crate::request::RequestList::check_dependencies`]); one that does not
-    /// finishes its request with an error.
+    /// A `dependsOn` that names no request in `requests` finishes its request
+    /// with `FailedDependency` (callers that check first refuse it instead:
+    /// [`crate::request::RequestList::check_dependencies`]).
     pub async fn run(
         &self,
         requests: Vec<Request>,
@@ -74,46 +83,16 @@ impl Engine {
     ) -> Summary {
         let started = Instant::now();
         let deadline = started + self.ctx.options.timeout;
-        progress.set_total(requests.len() as u64);
+        progress.add_total(requests.len() as u64);
         let mut run = Run::new(self.ctx.clone(), requests, sink, progress.clone());
-        let mut in_flight: FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>> =
-            FuturesUnordered::new();
-
+        let mut in_flight = InFlight::new();
         loop {
             let now = Instant::now();
-            run.promote_due(now);
-            for idx in run.scopes.release(now).into_iter().rev() {
-                run.ready.push_front(idx);
-            }
-            let paused = run.paused_until.filter(|t| *t > now);
-            while paused.is_none()
-                && in_flight.len() < self.ctx.options.concurrency
-                && !run.ready.is_empty()
-            {
-                // Empty when every ready request's scope is paused.
-                if let Some(batch) = run.launch(now) {
-                    in_flight.push(batch);
-                }
-            }
-            if in_flight.is_empty()
-                && run.ready.is_empty()
-                && run.delayed.is_empty()
-                && !run.scopes.holding()
-            {
+            run.launch_ready(&mut in_flight, now);
+            if in_flight.is_empty() && run.idle() {
                 break;
             }
-            let next_retry = [
-                run.delayed.peek().map(|Reverse((t, _))| *t),
-                run.scopes.next_wake(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let wake = match (paused, next_retry) {
-                (Some(p), _) if !run.ready.is_empty() => Some(p),
-                (Some(p), Some(r)) => Some(p.max(r)),
-                (_, r) => r,
-            };
+            let wake = run.next_wake(now);
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
@@ -134,16 +113,19 @@ impl Engine {
             codes::INTERNAL,
             "AzBatch stopped before this request could be sent",
         );
+        summary(&progress, started)
+    }
+}
 
-        let p = progress.snapshot();
-        Summary {
-            total: p.total,
-            succeeded: p.succeeded,
-            failed: p.failed,
-            retries: p.retries,
-            batches: p.batches,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        }
+fn summary(progress: &Progress, started: Instant) -> Summary {
+    let p = progress.snapshot();
+    Summary {
+        total: p.total,
+        succeeded: p.succeeded,
+        failed: p.failed,
+        retries: p.retries,
+        batches: p.batches,
+        elapsed_ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -153,12 +135,16 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// The answer of a finished request, kept while requests that depend on it may
-/// still read it through references.
-struct Kept {
-    status: u16,
-    headers: Map<String, Value>,
-    body: Value,
+/// What one request got on one attempt, besides the outcome: its answer, or
+/// the words that explain why there is none.
+enum Got {
+    Answer {
+        status: u16,
+        headers: Map<String, Value>,
+        body: Value,
+        base64: bool,
+    },
+    Why(String),
 }
 
 /// The mutable state of one run.
@@ -169,12 +155,12 @@ struct Run {
     ready: VecDeque<usize>,
     /// Items waiting for their retry time.
     delayed: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Who depends on whom.
+    graph: DependencyGraph,
     /// For each item, the items that depend on it.
     dependents: Vec<Vec<usize>>,
     /// For each item, how many of its dependencies have not succeeded yet.
     waiting: Vec<usize>,
-    /// Lower-case id → index, for references.
-    ids: HashMap<String, usize>,
     /// Answers of finished items that others depend on.
     kept: HashMap<usize, Kept>,
     /// Throttle scopes: requests wait here while their scope is throttled.
@@ -197,39 +183,27 @@ impl Run {
         sink: UnboundedSender<ItemResult>,
         progress: Arc<Progress>,
     ) -> Run {
-        let ids: HashMap<String, usize> = requests
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.to_lowercase(), i))
-            .collect();
-        let mut dependents = vec![Vec::new(); requests.len()];
-        let mut waiting = vec![0; requests.len()];
-        let mut unknown = vec![];
-        for (i, r) in requests.iter().enumerate() {
-            for d in &r.depends_on {
-                match ids.get(&d.to_lowercase()) {
-                    Some(&j) => {
-                        dependents[j].push(i);
-                        waiting[i] += 1;
-                    }
-                    None => unknown.push((i, d.clone())),
-                }
-            }
-        }
+        let graph = DependencyGraph::of(
+            requests
+                .iter()
+                .map(|r| (r.id.as_str(), r.depends_on.as_slice())),
+        );
+        let resolved = graph.resolve();
         let (batch_size, concurrency) = (ctx.options.batch_size, ctx.options.concurrency);
         let scope_keys = requests
             .iter()
             .map(|r| scopes::key(ctx.options.api, &r.url))
             .collect();
+        let waiting = resolved.waiting;
         let mut run = Run {
             scope_keys,
             ctx,
             ready: (0..requests.len()).filter(|&i| waiting[i] == 0).collect(),
             items: requests.into_iter().map(Item::new).collect(),
             delayed: BinaryHeap::new(),
-            dependents,
+            graph,
+            dependents: resolved.dependents,
             waiting,
-            ids,
             kept: HashMap::new(),
             batch_size,
             scopes: Scopes::new(batch_size, concurrency),
@@ -238,7 +212,7 @@ impl Run {
             sink,
             progress,
         };
-        for (i, d) in unknown {
+        for (i, d) in resolved.unknown {
             run.ready.retain(|&r| r != i);
             let msg = format!("dependsOn names \"{d}\", which is not a request of this run");
             let result =
@@ -252,7 +226,14 @@ impl Run {
         &self.ctx.options
     }
 
-    fn promote_due(&mut self, now: Instant) {
+    /// Whether nothing is left to send or wait for (batches in flight aside).
+    fn idle(&self) -> bool {
+        self.ready.is_empty() && self.delayed.is_empty() && !self.scopes.holding()
+    }
+
+    /// Moves due retries and released scopes into the ready queue, then starts
+    /// batches while there are slots, ready requests, and no hold.
+    fn launch_ready(&mut self, in_flight: &mut InFlight, now: Instant) {
         while let Some(Reverse((t, idx))) = self.delayed.peek().copied() {
             if t > now {
                 break;
@@ -260,9 +241,38 @@ impl Run {
             self.delayed.pop();
             self.ready.push_back(idx);
         }
+        for idx in self.scopes.release(now).into_iter().rev() {
+            self.ready.push_front(idx);
+        }
+        if self.paused_until.is_some_and(|p| p > now) {
+            return;
+        }
+        while in_flight.len() < self.options().concurrency && !self.ready.is_empty() {
+            // None when every ready request's scope is paused.
+            if let Some(batch) = self.launch(now) {
+                in_flight.push(batch);
+            }
+        }
     }
 
-    /// Holds new batches back until `until` (the later of any two holds).
+    /// When the loop must look again though no batch has landed.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let paused = self.paused_until.filter(|t| *t > now);
+        let next_retry = [
+            self.delayed.peek().map(|Reverse((t, _))| *t),
+            self.scopes.next_wake(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match (paused, next_retry) {
+            (Some(p), _) if !self.ready.is_empty() => Some(p),
+            (Some(p), Some(r)) => Some(p.max(r)),
+            (_, r) => r,
+        }
+    }
+
+    /// Holds new batches back until `wait` from now (the later of any two holds).
     fn pause(&mut self, wait: Duration) {
         let until = Instant::now() + wait;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
@@ -288,8 +298,7 @@ impl Run {
             .map(|(&i, name)| Outgoing {
                 name,
                 request: &self.items[i].request,
-                url: &self.items[i].url,
-                depends_on: vec![],
+                url: self.items[i].url(),
             })
             .collect();
         let body = wire::encode(self.options().api, &outgoing);
@@ -307,7 +316,8 @@ impl Run {
         }))
     }
 
-    /// Handles the reply to one batch.
+    /// Handles the reply to one batch: every item's outcome goes through the
+    /// decision table.
     fn land(&mut self, batch: Vec<usize>, reply: Reply) {
         for &idx in &batch {
             self.scopes.landed(&self.scope_keys[idx]);
@@ -315,123 +325,77 @@ impl Run {
         self.in_flight_items -= batch.len() as u64;
         self.progress.batch_landed(batch.len() as u64);
         match reply {
-            Reply::Items(answers) => {
-                let mut by_name: HashMap<String, ItemAnswer> =
-                    answers.into_iter().map(|a| (a.name.clone(), a)).collect();
-                for idx in batch {
-                    match by_name.remove(&idx.to_string()) {
-                        Some(answer) => self.answered(idx, answer),
-                        None => self.maybe_sent(
-                            idx,
-                            "the batch answer had no response for this request".into(),
-                        ),
-                    }
-                }
-            }
+            Reply::Items(answers) => self.land_items(batch, answers),
             Reply::Envelope {
                 status,
                 headers,
                 body,
             } => {
-                if status == 429 {
-                    self.progress.throttled();
-                    self.batch_size = (self.batch_size / 2).max(1);
-                }
-                let wait = retry_after(|k| find_header(&headers, k), SystemTime::now());
-                if envelope_not_processed(status) {
-                    self.pause(wait.unwrap_or_else(|| self.options().backoff.delay(1)));
-                }
-                let what = format!("the batch request was answered HTTP {status}");
-                let key = self.options().api.next_link_key();
-                for idx in batch {
-                    if envelope_not_processed(status) {
-                        let body = body.clone();
-                        self.retry_or(idx, wait, move |item| {
-                            item.finish_http(status, Map::new(), body, false, key)
-                        });
-                    } else if is_retryable_status(status) {
-                        self.maybe_sent(idx, format!("{what}; the request may have run"));
-                    } else {
-                        let result = self.items[idx].finish_http(
-                            status,
-                            Map::new(),
-                            body.clone(),
-                            false,
-                            key,
-                        );
-                        self.finish(idx, result);
-                    }
-                }
+                let wait = retry_after(|k| find_header(&headers, k), self.ctx.clock.now());
+                let outcome = Outcome::Envelope {
+                    status,
+                    retry_after: wait,
+                };
+                self.for_each(batch, outcome, |_| Got::Answer {
+                    status,
+                    headers: Map::new(),
+                    body: body.clone(),
+                    base64: false,
+                });
             }
             Reply::NotSent(why) => {
-                for idx in batch {
-                    let why = why.clone();
-                    self.retry_or(idx, None, move |item| {
-                        item.finish_without_answer(ErrorInfo::new(codes::CONNECTION_FAILED, why))
-                    });
-                }
+                self.for_each(batch, Outcome::NotSent, |_| Got::Why(why.clone()))
             }
-            Reply::MaybeSent(why) => {
-                for idx in batch {
-                    self.maybe_sent(idx, why.clone());
-                }
-            }
+            Reply::MaybeSent(why) => self.for_each(batch, Outcome::Lost, |_| Got::Why(why.clone())),
             Reply::Auth(e) => {
-                let code = if e.expired {
-                    codes::TOKEN_EXPIRED
-                } else {
-                    codes::AUTHENTICATION_FAILED
-                };
-                for idx in batch {
-                    let result = self.items[idx]
-                        .finish_without_answer(ErrorInfo::new(code, e.message.clone()));
-                    self.finish(idx, result);
-                }
+                let outcome = Outcome::NoToken { expired: e.expired };
+                self.for_each(batch, outcome, |_| Got::Why(e.message.clone()));
             }
             Reply::TokenRenewed { body } => {
-                let key = self.options().api.next_link_key();
                 for idx in batch {
-                    if self.items[idx].token_renewed {
-                        // Rejected again with a fresh token: that is the answer.
-                        let result =
-                            self.items[idx].finish_http(401, Map::new(), body.clone(), false, key);
-                        self.finish(idx, result);
-                    } else {
-                        self.items[idx].token_renewed = true;
-                        let body = body.clone();
-                        self.retry_or(idx, Some(Duration::ZERO), move |item| {
-                            item.finish_http(401, Map::new(), body, false, key)
-                        });
-                    }
+                    let again = std::mem::replace(&mut self.items[idx].token_renewed, true);
+                    let got = Got::Answer {
+                        status: 401,
+                        headers: Map::new(),
+                        body: body.clone(),
+                        base64: false,
+                    };
+                    let d = self.decide(idx, Outcome::TokenRenewed { again });
+                    self.carry_out(idx, d, got);
                 }
             }
         }
     }
 
-    /// The batch may have reached the service but we have no answer for `idx`:
-    /// send it again only when that is safe (or the caller opted in).
-    fn maybe_sent(&mut self, idx: usize, why: String) {
-        let item = &self.items[idx];
-        if item.request.is_idempotent() || self.options().retry_non_idempotent {
-            self.retry_or(idx, None, move |item| {
-                item.finish_without_answer(ErrorInfo::new(codes::INVALID_RESPONSE, why))
-            });
-        } else {
-            let msg = format!(
-                "{why}; {} is not idempotent so it was not sent again (set retryNonIdempotent to allow that)",
-                item.request.method
-            );
-            let result =
-                self.items[idx].finish_without_answer(ErrorInfo::new(codes::OUTCOME_UNKNOWN, msg));
-            self.finish(idx, result);
+    /// One outcome for every item of a batch: its effects on the run (a hold,
+    /// a smaller batch, a 429 counted) once, its action for each item.
+    fn for_each(&mut self, batch: Vec<usize>, outcome: Outcome, got: impl Fn(usize) -> Got) {
+        let Some(&first) = batch.first() else { return };
+        let d = self.decide(first, outcome);
+        self.apply_run_effects(&d);
+        for idx in batch {
+            let d = self.decide(idx, outcome);
+            self.carry_out(idx, d, got(idx));
+        }
+    }
+
+    fn land_items(&mut self, batch: Vec<usize>, answers: Vec<ItemAnswer>) {
+        let mut by_name: HashMap<String, ItemAnswer> =
+            answers.into_iter().map(|a| (a.name.clone(), a)).collect();
+        for idx in batch {
+            match by_name.remove(&idx.to_string()) {
+                Some(answer) => self.answered(idx, answer),
+                None => {
+                    let d = self.decide(idx, Outcome::Lost);
+                    let why = "the batch answer had no response for this request";
+                    self.carry_out(idx, d, Got::Why(why.into()));
+                }
+            }
         }
     }
 
     /// One item's own answer.
     fn answered(&mut self, idx: usize, answer: ItemAnswer) {
-        if answer.status == 429 {
-            self.progress.throttled();
-        }
         if let Some(wait) = answer
             .header(THROTTLE_PERCENT)
             .and_then(|p| p.trim().parse().ok())
@@ -439,70 +403,118 @@ impl Run {
         {
             self.pause(wait);
         }
-        let key = self.options().api.next_link_key();
-        if is_retryable_status(answer.status) {
-            let wait = retry_after(|k| answer.header(k), SystemTime::now());
-            if answer.status == 429 {
-                // The scope (an ARM subscription, the Graph app) waits as a whole.
-                let pause = wait.unwrap_or_else(|| self.options().backoff.delay(1));
-                self.scopes
-                    .throttled(&self.scope_keys[idx], pause, Instant::now());
-                if wait.is_some() {
-                    // The service named the time to come back: that retry is
-                    // scheduled, not a failure. The run's deadline still bounds it.
-                    self.items[idx].forgive_last_try();
-                }
-            }
-            self.retry_or(idx, wait, move |item| {
-                item.finish_http(
-                    answer.status,
-                    answer.headers,
-                    answer.body,
-                    answer.base64,
-                    key,
-                )
-            });
-            return;
+        let outcome = Outcome::Item {
+            status: answer.status,
+            retry_after: retry_after(|k| answer.header(k), self.ctx.clock.now()),
+        };
+        let d = self.decide(idx, outcome);
+        self.apply_run_effects(&d);
+        if let Some(pause) = d.pause_scope {
+            let key = &self.scope_keys[idx];
+            self.scopes.throttled(key, pause, Instant::now());
         }
-        if (200..300).contains(&answer.status) {
+        let got = Got::Answer {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+            base64: answer.base64,
+        };
+        self.carry_out(idx, d, got);
+    }
+
+    fn decide(&self, idx: usize, outcome: Outcome) -> Decision {
+        let (o, item) = (self.options(), &self.items[idx]);
+        decide(
+            outcome,
+            &Facts {
+                tries: item.page_tries,
+                max_attempts: o.max_attempts,
+                idempotent: item.request.is_idempotent(),
+                retry_non_idempotent: o.retry_non_idempotent,
+                backoff: &o.backoff,
+            },
+        )
+    }
+
+    /// What a decision asks of the whole run.
+    fn apply_run_effects(&mut self, d: &Decision) {
+        if d.throttled {
+            self.progress.throttled();
+        }
+        if d.shrink_batch {
+            self.batch_size = (self.batch_size / 2).max(1);
+        }
+        if let Some(hold) = d.hold_all {
+            self.pause(hold);
+        }
+    }
+
+    /// What a decision asks for one item: a retry at its time, or its result.
+    fn carry_out(&mut self, idx: usize, d: Decision, got: Got) {
+        if d.refund {
+            self.items[idx].forgive_last_try();
+        }
+        match (d.action, got) {
+            (Action::Retry(wait), _) => {
+                self.progress.retried(1);
+                self.delayed.push(Reverse((Instant::now() + wait, idx)));
+            }
+            (
+                Action::Final(Ending::Answer),
+                Got::Answer {
+                    status,
+                    headers,
+                    body,
+                    base64,
+                },
+            ) => self.final_answer(idx, status, headers, body, base64),
+            (Action::Final(Ending::Answer), Got::Why(why)) => {
+                let r = self.items[idx].finish_without_answer(ErrorInfo::new(codes::INTERNAL, why));
+                self.finish(idx, r);
+            }
+            (Action::Final(Ending::Error(code)), got) => {
+                let why = match got {
+                    Got::Why(why) => why,
+                    Got::Answer { status, .. } => format!("the answer was HTTP {status}"),
+                };
+                let message = match code {
+                    codes::OUTCOME_UNKNOWN => format!(
+                        "{why}; the request may have run. {} is not idempotent so it was not sent again (set retryNonIdempotent to allow that)",
+                        self.items[idx].request.method
+                    ),
+                    _ => why,
+                };
+                let r = self.items[idx].finish_without_answer(ErrorInfo::new(code, message));
+                self.finish(idx, r);
+            }
+        }
+    }
+
+    /// The HTTP answer stands: a success may lead to the next page.
+    fn final_answer(
+        &mut self,
+        idx: usize,
+        status: u16,
+        headers: Map<String, Value>,
+        body: Value,
+        base64: bool,
+    ) {
+        let ok = (200..300).contains(&status);
+        if ok {
             self.scopes.succeeded(&self.scope_keys[idx]);
         }
+        let key = self.options().api.next_link_key();
         let follow = self.options().follow_next_link;
         let item = &mut self.items[idx];
-        if follow && (200..300).contains(&answer.status) && !answer.base64 {
-            if let Some(next) = item.next_link(&answer.body, &self.ctx.options) {
-                item.add_page(answer.body, next, key);
+        if follow && ok && !base64 {
+            if let Some(next) = item.next_link(&body, &self.ctx.options) {
+                item.add_page(body, next, key);
                 self.ready.push_back(idx);
                 return;
             }
         }
-        let result = item.finish_http(
-            answer.status,
-            answer.headers,
-            answer.body,
-            answer.base64,
-            key,
-        );
+        let result = item.finish_http(status, headers, body, base64, key);
         self.finish(idx, result);
-    }
-
-    /// Schedules another attempt after `wait` (or the backoff), or, when the item
-    /// has used its attempts, finishes it with `last`.
-    fn retry_or(
-        &mut self,
-        idx: usize,
-        wait: Option<Duration>,
-        last: impl FnOnce(&mut Item) -> ItemResult,
-    ) {
-        let item = &mut self.items[idx];
-        if item.page_tries >= self.ctx.options.max_attempts {
-            let result = last(item);
-            self.finish(idx, result);
-            return;
-        }
-        let wait = wait.unwrap_or_else(|| self.ctx.options.backoff.delay(item.page_tries));
-        self.progress.retried(1);
-        self.delayed.push(Reverse((Instant::now() + wait, idx)));
     }
 
     /// Hands out a final result, then releases or fails the requests that
@@ -520,12 +532,7 @@ impl Run {
             self.progress.finished(ok);
             let dependents = std::mem::take(&mut self.dependents[i]);
             if ok && !dependents.is_empty() {
-                let kept = Kept {
-                    status: result.status,
-                    headers: result.headers.clone(),
-                    body: result.body.clone(),
-                };
-                self.kept.insert(i, kept);
+                self.kept.insert(i, Kept::of(&result));
             }
             let (id, status) = (result.id.clone(), result.status);
             let _ = self.sink.send(result);
@@ -539,14 +546,17 @@ impl Run {
                 }
                 self.waiting[d] -= 1;
                 if self.waiting[d] == 0 {
-                    match self.fill_references(d) {
+                    let filled = fill_references(
+                        &mut self.items[d],
+                        &self.graph,
+                        &self.kept,
+                        &self.ctx.options,
+                    );
+                    match filled {
                         Ok(()) => self.ready.push_back(d),
                         Err(why) => {
-                            let r = self.items[d].finish_without_answer(ErrorInfo::new(
-                                codes::REFERENCE_NOT_FOUND,
-                                why,
-                            ));
-                            work.push((d, r));
+                            let e = ErrorInfo::new(codes::REFERENCE_NOT_FOUND, why);
+                            work.push((d, self.items[d].finish_without_answer(e)));
                         }
                     }
                 }
@@ -554,47 +564,9 @@ impl Run {
         }
     }
 
-    /// Fills `{{id.body.path}}` references of item `idx` from the answers of the
-    /// requests it depends on, which have all succeeded.
-    fn fill_references(&mut self, idx: usize) -> Result<(), String> {
-        if !self.items[idx].request.has_references {
-            return Ok(());
-        }
-        let (ids, kept) = (&self.ids, &self.kept);
-        let answer_of = |id: &str| {
-            let k = kept.get(ids.get(&id.to_lowercase())?)?;
-            Some(reference::Answer {
-                status: k.status,
-                headers: &k.headers,
-                body: &k.body,
-            })
-        };
-        let r = &self.items[idx].request;
-        let mut url = reference::fill_text(&r.url, &answer_of)?;
-        if r.url.starts_with("{{") {
-            url = crate::request::relative_url(&url, &self.ctx.options)
-                .map_err(|why| format!("the filled-in url {why}"))?;
-        }
-        let headers = r
-            .headers
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), reference::fill_text(v, &answer_of)?)))
-            .collect::<Result<Vec<_>, String>>()?;
-        let body = match &r.body {
-            Some(b) if !r.body_base64 => Some(reference::fill_json(b, &answer_of)?),
-            other => other.clone(),
-        };
-        let item = &mut self.items[idx];
-        item.url = url.clone();
-        item.request.url = url;
-        item.request.headers = headers;
-        item.request.body = body;
-        Ok(())
-    }
-
     /// Ends the run early: drops the batches on the wire and finishes every
     /// unfinished item with `code`.
-    fn abandon<F>(&mut self, in_flight: &mut FuturesUnordered<F>, code: &str, message: &str) {
+    fn abandon(&mut self, in_flight: &mut InFlight, code: &str, message: &str) {
         in_flight.clear();
         self.scopes.clear();
         self.progress.batch_landed(self.in_flight_items);
@@ -610,47 +582,9 @@ impl Run {
     }
 }
 
-/// The 424 of a request whose dependency `id` failed with `status`.
-fn failed_dependency(item: &mut Item, id: &str, status: u16) -> ItemResult {
-    let message = match status {
-        0 => format!("not sent: request \"{id}\", which it depends on, did not succeed"),
-        s => format!("not sent: request \"{id}\", which it depends on, failed with status {s}"),
-    };
-    let body = json!({"error": {"code": codes::FAILED_DEPENDENCY, "message": message}});
-    item.finish_http(424, Map::new(), body, false, "")
-}
-
 fn find_header(headers: &[(String, String)], name: &str) -> Option<String> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.clone())
-}
-
-/// Runs `requests` with the real HTTP client and returns every result in the
-/// order added, with the totals. For callers that want results as they finish,
-/// use [`Engine::run`] (async) or [`crate::Batch::next`] (blocking).
-pub async fn execute(
-    options: Options,
-    requests: Vec<Request>,
-) -> Result<(Vec<ItemResult>, Summary), crate::Error> {
-    let transport = crate::transport::ReqwestTransport::new(options.concurrency)
-        .map_err(crate::Error::Internal)?;
-    let engine = Engine::new(Arc::new(options), Arc::new(transport));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let n = requests.len();
-    let summary = engine
-        .run(
-            requests,
-            tx,
-            Arc::new(Progress::default()),
-            CancellationToken::new(),
-        )
-        .await;
-    let mut results: Vec<ItemResult> = Vec::with_capacity(n);
-    while let Some(r) = rx.recv().await {
-        results.push(r);
-    }
-    results.sort_by_key(|r| r.index);
-    Ok((results, summary))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::options::Api;
+use crate::api::Api;
 
 /// The scope a request belongs to.
 pub(super) fn key(api: Api, url: &str) -> String {

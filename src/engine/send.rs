@@ -2,13 +2,17 @@
 //! token renewal after a 401, and turning what came back into a [`Reply`] the
 //! run loop can classify.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use url::Url;
 
+use crate::api::Api;
 use crate::auth::{AuthError, TokenSource};
-use crate::options::{Api, Options};
+use crate::clock::Clock;
+use crate::decision::{on_unauthorized, poll_again, Unauthorized, MAX_POLL_WAIT};
+use crate::options::Options;
 use crate::retry::{is_retryable_status, retry_after};
 use crate::secret::Secret;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
@@ -16,8 +20,6 @@ use crate::wire::{self, ItemAnswer};
 
 /// Wait between polls when the service names none.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
-/// Longest wait between polls, whatever the service asks.
-const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 
 /// What came of sending one batch.
 #[derive(Debug)]
@@ -41,10 +43,12 @@ pub(crate) enum Reply {
     TokenRenewed { body: Value },
 }
 
+/// What every batch of a run shares.
 pub(crate) struct Ctx {
-    pub options: std::sync::Arc<Options>,
-    pub transport: std::sync::Arc<dyn Transport>,
+    pub options: Arc<Options>,
+    pub transport: Arc<dyn Transport>,
     pub auth: Option<TokenSource>,
+    pub clock: Clock,
 }
 
 impl Ctx {
@@ -64,12 +68,16 @@ impl Ctx {
                 self.options.endpoint.origin().ascii_serialization()
             )));
         }
+        let headers = match body {
+            Some(_) => vec![("Content-Type", "application/json".to_string())],
+            None => vec![],
+        };
         self.transport
             .send(HttpRequest {
-                method,
-                url,
+                headers,
                 body,
                 bearer: bearer.clone(),
+                ..HttpRequest::new(method, url)
             })
             .await
     }
@@ -102,27 +110,33 @@ impl Ctx {
                     body,
                 },
                 Some(auth),
-            ) => {
-                if auth.can_refresh() {
-                    // One fresh token for every batch that saw this one rejected.
-                    match auth.refresh(generation).await {
-                        Ok(()) => Reply::TokenRenewed { body },
-                        Err(e) => Reply::Auth(e),
-                    }
-                } else {
-                    // A static token: once expired it is TokenExpired, before
-                    // that the 401 is the service's answer.
-                    match auth.token().await {
-                        Err(e) => Reply::Auth(e),
-                        Ok(_) => Reply::Envelope {
-                            status: 401,
-                            headers,
-                            body,
-                        },
-                    }
-                }
-            }
+            ) => self.unauthorized(auth, generation, headers, body).await,
             (reply, _) => reply,
+        }
+    }
+
+    /// The batch was answered 401.
+    async fn unauthorized(
+        &self,
+        auth: &TokenSource,
+        generation: u64,
+        headers: Vec<(String, String)>,
+        body: Value,
+    ) -> Reply {
+        match on_unauthorized(auth.can_refresh()) {
+            // One fresh token for every batch that saw this one rejected.
+            Unauthorized::Renew => match auth.refresh(generation).await {
+                Ok(()) => Reply::TokenRenewed { body },
+                Err(e) => Reply::Auth(e),
+            },
+            Unauthorized::CheckExpiry => match auth.token().await {
+                Err(e) => Reply::Auth(e),
+                Ok(_) => Reply::Envelope {
+                    status: 401,
+                    headers,
+                    body,
+                },
+            },
         }
     }
 
@@ -137,19 +151,19 @@ impl Ctx {
                 ))
             }
         };
-        let mut wait = poll_wait(&accepted);
+        let mut wait = self.poll_wait(&accepted);
         let mut failures = 0;
         loop {
             tokio::time::sleep(wait).await;
-            let failure = match self.http("GET", url.clone(), None, bearer).await {
+            let (failure, asked) = match self.http("GET", url.clone(), None, bearer).await {
                 Ok(r) if matches!(r.status, 201 | 202) => {
-                    wait = poll_wait(&r);
+                    wait = self.poll_wait(&r);
                     continue;
                 }
-                Ok(r) if is_retryable_status(r.status) => {
-                    let w = retry_after(|k| r.header(k), SystemTime::now());
-                    (format!("polling the batch answered HTTP {}", r.status), w)
-                }
+                Ok(r) if is_retryable_status(r.status) => (
+                    format!("polling the batch answered HTTP {}", r.status),
+                    retry_after(|k| r.header(k), self.clock.now()),
+                ),
                 Ok(r) if (200..300).contains(&r.status) => {
                     return final_answer(self.options.api, r)
                 }
@@ -164,21 +178,19 @@ impl Ctx {
                 }
             };
             failures += 1;
-            if failures >= self.options.max_attempts {
-                return Reply::MaybeSent(failure.0);
+            let o = &self.options;
+            match poll_again(failures, asked, o.max_attempts, &o.backoff) {
+                Some(w) => wait = w,
+                None => return Reply::MaybeSent(failure),
             }
-            wait = failure
-                .1
-                .unwrap_or_else(|| self.options.backoff.delay(failures))
-                .min(MAX_POLL_WAIT);
         }
     }
-}
 
-fn poll_wait(r: &HttpResponse) -> Duration {
-    retry_after(|k| r.header(k), SystemTime::now())
-        .unwrap_or(DEFAULT_POLL_WAIT)
-        .min(MAX_POLL_WAIT)
+    fn poll_wait(&self, r: &HttpResponse) -> Duration {
+        retry_after(|k| r.header(k), self.clock.now())
+            .unwrap_or(DEFAULT_POLL_WAIT)
+            .min(MAX_POLL_WAIT)
+    }
 }
 
 /// A final (non-202) answer to a batch request.

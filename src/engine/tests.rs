@@ -2,7 +2,7 @@
 //! waits are checked to the millisecond and take no wall time.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -11,13 +11,21 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
-use crate::options::{parse_endpoint, Api, Options};
+use crate::api::Api;
+use crate::clock::Clock;
+use crate::endpoint::parse_endpoint;
+use crate::options::Options;
 use crate::progress::Progress;
 use crate::request::Request;
 use crate::result::ItemResult;
 use crate::retry::Backoff;
 use crate::secret::Secret;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
+
+/// The wall time every test starts at (HTTP dates are relative to it).
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
 
 type Handler = Box<dyn FnMut(&Sent) -> Result<HttpResponse, TransportError> + Send>;
 
@@ -27,6 +35,7 @@ struct Sent {
     at: Duration,
     method: &'static str,
     url: String,
+    headers: Vec<(&'static str, String)>,
     bearer: Option<String>,
     items: Vec<Value>,
 }
@@ -35,6 +44,8 @@ struct Script {
     start: Instant,
     handler: Mutex<Handler>,
     log: Mutex<Vec<Sent>>,
+    /// How long every answer takes.
+    latency: Duration,
 }
 
 struct Fake(Arc<Script>);
@@ -50,12 +61,17 @@ impl Transport for Fake {
             at: self.0.start.elapsed(),
             method: req.method,
             url: req.url.to_string(),
+            headers: req.headers.clone(),
             bearer: req.bearer.map(|s| s.expose().to_string()),
             items: body["requests"].as_array().cloned().unwrap_or_default(),
         };
         self.0.log.lock().unwrap().push(sent.clone());
         let out = (self.0.handler.lock().unwrap())(&sent);
-        Box::pin(async move { out })
+        let latency = self.0.latency;
+        Box::pin(async move {
+            tokio::time::sleep(latency).await;
+            out
+        })
     }
 }
 
@@ -97,14 +113,6 @@ fn parse(o: &Options, reqs: &[Value]) -> Vec<Request> {
     list.into_vec()
 }
 
-fn graph_answer(items: Vec<Value>) -> Result<HttpResponse, TransportError> {
-    Ok(HttpResponse {
-        status: 200,
-        headers: vec![],
-        body: json!({ "responses": items }).to_string().into_bytes(),
-    })
-}
-
 fn answer(items: Vec<Value>) -> Result<HttpResponse, TransportError> {
     Ok(HttpResponse {
         status: 200,
@@ -131,12 +139,27 @@ async fn run(
     requests: Vec<Request>,
     handler: Handler,
 ) -> (Vec<ItemResult>, Vec<Sent>, crate::Summary) {
+    run_slowly(o, requests, handler, Duration::ZERO).await
+}
+
+/// [`run`], with every answer taking `latency`.
+async fn run_slowly(
+    o: Options,
+    requests: Vec<Request>,
+    handler: Handler,
+    latency: Duration,
+) -> (Vec<ItemResult>, Vec<Sent>, crate::Summary) {
     let script = Arc::new(Script {
         start: Instant::now(),
         handler: Mutex::new(handler),
         log: Mutex::new(vec![]),
+        latency,
     });
-    let engine = Engine::new(Arc::new(o), Arc::new(Fake(script.clone())));
+    let engine = Engine::new(
+        Arc::new(o),
+        Arc::new(Fake(script.clone())),
+        Clock::starting_at(t0()),
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let n = requests.len();
     let summary = engine
@@ -235,23 +258,35 @@ async fn backoff_without_retry_after_and_attempts_run_out() {
 
 #[tokio::test(start_paused = true)]
 async fn decimal_retry_after_and_http_date_are_honoured() {
+    // The first send is answered "wait 0.249 s", the second "come back at
+    // t0 + 30 s" as an HTTP date (sent 0.249 s after t0): 29.751 s later.
     let mut calls = 0;
-    let (_, log, _) = run(
+    let (results, log, _) = run(
         options(),
         vec![get("a", "/a")],
         Box::new(move |s| {
             calls += 1;
-            let st = if calls == 1 { 429 } else { 200 };
+            let (st, wait) = match calls {
+                1 => (429, "0.249".to_string()),
+                2 => (503, httpdate::fmt_http_date(t0() + Duration::from_secs(30))),
+                _ => (200, "0".to_string()),
+            };
             answer(vec![item(
                 &s.items[0],
                 st,
-                json!({"retry-after": "0.249"}),
+                json!({"retry-after": wait}),
                 json!({}),
             )])
         }),
     )
     .await;
     assert_eq!(log[1].at, Duration::from_millis(249));
+    assert_eq!(
+        log[2].at,
+        Duration::from_secs(30),
+        "the HTTP date, on the injected clock"
+    );
+    assert_eq!((results[0].status, log.len()), (200, 3));
 }
 
 #[tokio::test(start_paused = true)]
@@ -508,8 +543,13 @@ async fn cancel_gives_every_unfinished_request_a_result() {
             )
         })),
         log: Mutex::new(vec![]),
+        latency: Duration::ZERO,
     });
-    let engine = Engine::new(Arc::new(options()), Arc::new(Fake(script)));
+    let engine = Engine::new(
+        Arc::new(options()),
+        Arc::new(Fake(script)),
+        Clock::starting_at(t0()),
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
@@ -545,7 +585,7 @@ async fn dependents_wait_for_their_dependencies_and_read_their_answers() {
         o,
         reqs,
         Box::new(|s| {
-            graph_answer(s.items.iter().map(|i| {
+            answer(s.items.iter().map(|i| {
                 let body = match i["url"].as_str().unwrap() {
                     "/users" => json!({"id": "u-42"}),
                     "/subscribedSkus" => json!({"value": [{"skuId": "sku-1"}], "n": 7}),
@@ -639,7 +679,7 @@ async fn a_missing_reference_fails_the_request_and_its_dependents() {
         o,
         reqs,
         Box::new(|s| {
-            graph_answer(
+            answer(
                 s.items
                     .iter()
                     .map(|i| json!({"id": i["id"], "status": 201, "body": {"noId": true}}))
@@ -675,12 +715,12 @@ async fn graph_base64_answers_and_throttle_percentage() {
         Box::new(move |s| {
             calls += 1;
             if calls == 1 {
-                return graph_answer(vec![
+                return answer(vec![
                     json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "image/jpeg", "x-ms-throttle-limit-percentage": "90"}, "body": "/9j/4AAQ"}),
                     json!({"id": s.items[1]["id"], "status": 429, "headers": {"Retry-After": "0"}, "body": {"error": {"code": "TooManyRequests"}}}),
                 ]);
             }
-            graph_answer(vec![json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "application/json"}, "body": {"id": "me"}})])
+            answer(vec![json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "application/json"}, "body": {"id": "me"}})])
         }),
     )
     .await;
@@ -854,4 +894,149 @@ async fn a_throttled_subscription_waits_as_a_whole_and_keeps_its_attempts() {
         s2_done < Duration::from_secs(1),
         "s2 was not held up by s1: {s2_done:?}"
     );
+}
+
+/// A JWT whose `exp` is `exp` (unsigned: only its expiry is read).
+fn jwt(exp: SystemTime) -> String {
+    use base64::Engine as _;
+    let secs = exp
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"aud": "https://management.azure.com/", "exp": secs}).to_string());
+    format!("eyJhbGciOiJub25lIn0.{payload}.sig")
+}
+
+/// A run that outlives several managed-identity tokens renews each before it
+/// expires: on the paused clock, with the identity endpoint scripted.
+#[tokio::test(start_paused = true)]
+async fn tokens_are_renewed_during_a_long_run() {
+    const LIFETIME: Duration = Duration::from_secs(100);
+    let _env = EnvGuard::set(&[
+        ("IDENTITY_ENDPOINT", "https://identity.test/msi/token"),
+        ("IDENTITY_HEADER", "the-identity-header"),
+    ]);
+    let mut o = options();
+    o.credential = Some(crate::auth::Credential::ManagedIdentity { client_id: None });
+    (o.batch_size, o.concurrency) = (1, 1);
+    let issued = Arc::new(Mutex::new(Vec::<(String, SystemTime)>::new()));
+    let tokens = issued.clone();
+    let handler: Handler = Box::new(move |s| {
+        if s.url.starts_with("https://identity.test/") {
+            assert!(s
+                .headers
+                .contains(&("X-IDENTITY-HEADER", "the-identity-header".into())));
+            assert!(
+                s.url
+                    .contains("resource=https%3A%2F%2Fmanagement.azure.com%2F"),
+                "{}",
+                s.url
+            );
+            assert_eq!(s.bearer, None, "no token goes to the identity endpoint");
+            let mut t = tokens.lock().unwrap();
+            let expires = t0() + s.at + LIFETIME;
+            let token = format!("mi-token-{}", t.len() + 1);
+            t.push((token.clone(), expires));
+            let secs = expires
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let body = json!({"access_token": token, "expires_on": secs.to_string()});
+            return Ok(HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: body.to_string().into_bytes(),
+            });
+        }
+        // Every batch carries a token that is still valid when it is sent.
+        let t = tokens.lock().unwrap();
+        let (_, expires) = t
+            .iter()
+            .find(|(tok, _)| Some(tok) == s.bearer.as_ref())
+            .expect("a token we issued");
+        assert!(
+            t0() + s.at < *expires,
+            "sent an expired token at {:?}",
+            s.at
+        );
+        ok_all(s)
+    });
+    let reqs = (0..30).map(|i| get(&i.to_string(), "/a")).collect();
+    let (results, log, _) = run_slowly(o, reqs, handler, Duration::from_secs(10)).await;
+    assert!(results.iter().all(|r| r.status == 200));
+    let run_time = log.last().unwrap().at;
+    assert!(
+        run_time >= Duration::from_secs(290),
+        "30 sends of 10 s each: {run_time:?}"
+    );
+    let n = issued.lock().unwrap().len();
+    assert!(
+        (3..=5).contains(&n),
+        "renewed a fifth of the lifetime early, not per batch: {n} tokens"
+    );
+}
+
+/// A static token that expires mid-run: what it could send went out, the rest
+/// ends `TokenExpired` at once instead of being sent.
+#[tokio::test(start_paused = true)]
+async fn a_static_token_that_expires_mid_run_ends_the_rest_promptly() {
+    let token = jwt(t0() + Duration::from_secs(15));
+    let mut o = options();
+    o.credential = Some(crate::auth::Credential::Static(Secret::new(token.clone())));
+    (o.batch_size, o.concurrency) = (1, 1);
+    let reqs = (0..20).map(|i| get(&i.to_string(), "/a")).collect();
+    let (results, log, _) = run_slowly(o, reqs, Box::new(ok_all), Duration::from_secs(2)).await;
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let expired: Vec<&ItemResult> = results
+        .iter()
+        .filter(|r| r.error.as_ref().is_some_and(|e| e.code == "TokenExpired"))
+        .collect();
+    // Renewal is due a fifth of the 15 s life early: sends at 0, 2, ..., 10 s.
+    assert_eq!(ok, 6, "the token worked while it lived");
+    assert_eq!(ok + expired.len(), 20);
+    assert!(
+        log.last().unwrap().at <= Duration::from_secs(10),
+        "nothing sent after it expired"
+    );
+    assert!(expired[0]
+        .error
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("expired"));
+    assert!(
+        !serde_json::to_string(&results).unwrap().contains(&token),
+        "the token is in no result"
+    );
+}
+
+/// Sets environment variables for one test and removes them after. The
+/// library's unit tests set no other variables these sources read.
+struct EnvGuard {
+    vars: Vec<&'static str>,
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+static ENV: Mutex<()> = Mutex::new(());
+
+impl EnvGuard {
+    fn set(vars: &[(&'static str, &str)]) -> EnvGuard {
+        let lock = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
+        EnvGuard {
+            vars: vars.iter().map(|(k, _)| *k).collect(),
+            _held: lock,
+        }
+    }
+}
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        for k in &self.vars {
+            std::env::remove_var(k);
+        }
+    }
 }

@@ -9,12 +9,12 @@ use super::status::*;
 
 /// An export's failure: a status and, for `error_out`, a message.
 pub(crate) struct Failure {
-    pub status: i32,
+    pub status: AzBatchStatus,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(status: i32, message: impl Into<String>) -> Failure {
+    pub fn new(status: AzBatchStatus, message: impl Into<String>) -> Failure {
         Failure {
             status,
             message: message.into(),
@@ -37,7 +37,7 @@ pub(crate) fn guard<T>(
     name: &str,
     error_out: *mut *mut c_char,
     body: impl FnOnce() -> Result<T, Failure>,
-) -> Result<T, i32> {
+) -> Result<T, AzBatchStatus> {
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
@@ -73,6 +73,18 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
             format!("{what} is not UTF-8: {e}"),
         )
     })
+}
+
+/// Checks a required out-parameter before any work is done, so that a NULL
+/// never costs a result.
+pub(crate) fn required<T>(out: *mut T, what: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(Failure::new(
+            AZBATCH_ERR_NULL_ARGUMENT,
+            format!("{what} is NULL"),
+        ));
+    }
+    Ok(())
 }
 
 /// Hands `s` to C: writes a new string to `*out` when `out` is not NULL. The

@@ -1,17 +1,9 @@
-//! The C ABI: a thin skin over [`crate::Batch`]. Each export checks its
-//! pointers, parses its arguments, calls the Rust API and formats the answer,
-//! all inside [`boundary::guard`] so no panic ever reaches the caller.
+#![doc = include_str!("ABI.md")]
 //!
-//! Ownership, for C readers (the header carries these notes):
-//! - `AzBatch *` comes from `batch_new` and is released by `batch_free` only.
-//! - Every `char *` AzBatch writes (`error_out`, `result_out`, `item_out`) is
-//!   owned by the caller and freed with `batch_string_free` only.
-//! - Every `const char *` argument is borrowed for the call only.
-//! - Out-parameters are written only on success; on failure only `error_out`.
-//!   Any out-parameter may be NULL when the caller does not want it.
-//! - `batch_progress` and `batch_cancel` may be called from any thread while
-//!   another thread waits in `batch_next` or `batch_execute`; nothing else may
-//!   run concurrently on one batch, and nothing may run during `batch_free`.
+//! In Rust terms: a thin skin over [`crate::job::Job`]. Each export checks its
+//! pointers, parses its arguments, calls the Rust API and formats the answer,
+//! all inside [`boundary::guard`] so no panic ever reaches the caller. The
+//! text above is also the header's opening comment (`build.rs`).
 
 mod boundary;
 pub mod status;
@@ -21,21 +13,24 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::result::{ItemResult, Summary};
-
-use crate::batch::{Batch, Next};
+use crate::cloud::Cloud;
+use crate::job::{Job, Next};
+use crate::limits;
 use crate::options::Options;
-use boundary::{free_string, guard, str_arg, write_string, Failure};
+use crate::progress::ProgressSnapshot;
+use crate::result::{ItemResult, Summary};
+use boundary::{free_string, guard, required, str_arg, write_string, Failure};
 use status::*;
 
 /// A batch of requests and, once started, their run. Opaque to C.
 pub struct AzBatch {
-    inner: Batch,
+    inner: Job,
 }
 
-/// Counters of a run, filled by `batch_progress`.
+/// Counters of a run, filled by `batch_progress`. Frozen: fields are only
+/// ever added at the end, and the layout is checked by a test.
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AzBatchProgress {
     /// Requests added.
     pub total: u64,
@@ -55,6 +50,21 @@ pub struct AzBatchProgress {
     pub batches: u64,
 }
 
+impl From<ProgressSnapshot> for AzBatchProgress {
+    fn from(p: ProgressSnapshot) -> Self {
+        AzBatchProgress {
+            total: p.total,
+            completed: p.completed,
+            succeeded: p.succeeded,
+            failed: p.failed,
+            retries: p.retries,
+            in_flight: p.in_flight,
+            throttled: p.throttled,
+            batches: p.batches,
+        }
+    }
+}
+
 /// What `batch_execute` hands out.
 #[derive(Serialize)]
 struct ExecuteOutput<'a> {
@@ -62,18 +72,42 @@ struct ExecuteOutput<'a> {
     summary: &'a Summary,
 }
 
-/// Borrows the batch behind a handle.
+/// What `batch_info` hands out.
+#[derive(Serialize)]
+struct Info {
+    version: &'static str,
+    limits: limits::Limits,
+    clouds: Vec<CloudInfo>,
+}
+
+#[derive(Serialize)]
+struct CloudInfo {
+    name: &'static str,
+    arm: &'static str,
+    graph: &'static str,
+    login: &'static str,
+    #[serde(rename = "armResource")]
+    arm_resource: String,
+    #[serde(rename = "graphResource")]
+    graph_resource: String,
+}
+
+/// Borrows the job behind a handle.
 ///
 /// # Safety
 /// `p` is NULL or a live handle from `batch_new`.
-unsafe fn handle<'a>(p: *const AzBatch) -> Result<&'a Batch, Failure> {
+unsafe fn handle<'a>(p: *const AzBatch) -> Result<&'a Job, Failure> {
     p.as_ref()
         .map(|b| &b.inner)
         .ok_or_else(|| Failure::new(AZBATCH_ERR_NULL_ARGUMENT, "batch is NULL"))
 }
 
-fn status_of(r: Result<(), i32>) -> i32 {
+fn status_of(r: Result<(), AzBatchStatus>) -> AzBatchStatus {
     r.err().unwrap_or(AZBATCH_OK)
+}
+
+fn to_json(v: &impl Serialize) -> Result<String, Failure> {
+    serde_json::to_string(v).map_err(|e| Failure::new(AZBATCH_ERR_INTERNAL, e.to_string()))
 }
 
 /// Creates a batch from `options_json` (borrowed), e.g.
@@ -81,31 +115,34 @@ fn status_of(r: Result<(), i32>) -> i32 {
 /// "batchSize":20,"concurrency":8,"maxAttempts":6,"followNextLink":false,
 /// "timeoutSeconds":3600}`. `api` is required; unknown keys are an error.
 ///
-/// Returns a handle to free with `batch_free`, or NULL with the reason in
-/// `*error_out` (free with `batch_string_free`).
+/// On `AZBATCH_OK` `*batch_out` gets a handle to free with `batch_free`; on
+/// failure the reason goes to `*error_out` (free with `batch_string_free`).
 ///
 /// # Safety
-/// `options_json` is NULL or a NUL-terminated string; `error_out` is NULL or
-/// valid for one pointer write.
+/// `options_json` is NULL or a NUL-terminated string; `batch_out` is NULL or
+/// valid for one pointer write; `error_out` is NULL or valid for one pointer write.
 #[no_mangle]
 pub unsafe extern "C" fn batch_new(
     options_json: *const c_char,
+    batch_out: *mut *mut AzBatch,
     error_out: *mut *mut c_char,
-) -> *mut AzBatch {
-    guard("batch_new", error_out, || {
+) -> AzBatchStatus {
+    status_of(guard("batch_new", error_out, || {
+        required(batch_out, "batch_out")?;
         let text = str_arg(options_json, "options_json")?;
         let options = Options::from_json(text)?;
-        Ok(Box::into_raw(Box::new(AzBatch {
-            inner: Batch::new(options),
-        })))
-    })
-    .unwrap_or(std::ptr::null_mut())
+        *batch_out = Box::into_raw(Box::new(AzBatch {
+            inner: Job::new(options),
+        }));
+        Ok(())
+    }))
 }
 
 /// Adds one request, `request_json` (borrowed):
-/// `{"id" or "name", "method" or "httpMethod", "url", "headers", "body" or "content"}`.
-/// `url` is a path (`/subscriptions/...`) or an absolute URL on the endpoint's
-/// host. Ids must be unique; a request without one gets its index as id.
+/// `{"id" or "name", "method" or "httpMethod", "url", "headers", "body" or
+/// "content", "bodyEncoding", "dependsOn"}`. `url` is a path
+/// (`/subscriptions/...`) or an absolute URL on the endpoint's host. Ids must be
+/// unique; a request without one gets its index as id.
 ///
 /// Returns `AZBATCH_OK`, or an error with a message naming the request and the
 /// field in `*error_out` (free with `batch_string_free`).
@@ -118,7 +155,7 @@ pub unsafe extern "C" fn batch_add(
     batch: *mut AzBatch,
     request_json: *const c_char,
     error_out: *mut *mut c_char,
-) -> i32 {
+) -> AzBatchStatus {
     status_of(guard("batch_add", error_out, || {
         let b = handle(batch)?;
         let text = str_arg(request_json, "request_json")?;
@@ -133,7 +170,10 @@ pub unsafe extern "C" fn batch_add(
 /// `batch` is NULL or a live handle; `error_out` is NULL or valid for one
 /// pointer write.
 #[no_mangle]
-pub unsafe extern "C" fn batch_start(batch: *mut AzBatch, error_out: *mut *mut c_char) -> i32 {
+pub unsafe extern "C" fn batch_start(
+    batch: *mut AzBatch,
+    error_out: *mut *mut c_char,
+) -> AzBatchStatus {
     status_of(guard("batch_start", error_out, || {
         Ok(handle(batch)?.start()?)
     }))
@@ -153,22 +193,18 @@ pub unsafe extern "C" fn batch_execute(
     batch: *mut AzBatch,
     result_out: *mut *mut c_char,
     error_out: *mut *mut c_char,
-) -> i32 {
-    let r = guard("batch_execute", error_out, || {
-        let run = handle(batch)?.execute()?;
-        let out = ExecuteOutput {
+) -> AzBatchStatus {
+    status_of(guard("batch_execute", error_out, || {
+        let b = handle(batch)?;
+        required(result_out, "result_out")?;
+        let run = b.execute()?;
+        let text = to_json(&ExecuteOutput {
             responses: &run.results,
             summary: &run.summary,
-        };
-        serde_json::to_string(&out).map_err(|e| Failure::new(AZBATCH_ERR_INTERNAL, e.to_string()))
-    });
-    match r {
-        Ok(text) => {
-            write_string(result_out, text);
-            AZBATCH_OK
-        }
-        Err(status) => status,
-    }
+        })?;
+        write_string(result_out, text);
+        Ok(())
+    }))
 }
 
 /// Waits up to `timeout_ms` for the next finished request. Returns
@@ -185,22 +221,24 @@ pub unsafe extern "C" fn batch_next(
     batch: *mut AzBatch,
     timeout_ms: u32,
     item_out: *mut *mut c_char,
-) -> i32 {
+) -> AzBatchStatus {
     let r = guard("batch_next", std::ptr::null_mut(), || {
-        Ok(handle(batch)?.next(Duration::from_millis(u64::from(timeout_ms)))?)
-    });
-    match r {
-        Ok(Next::Item(item)) => {
-            write_string(item_out, serde_json::to_string(&item).unwrap_or_default());
-            AZBATCH_OK
+        let b = handle(batch)?;
+        required(item_out, "item_out")?;
+        match b.next(Duration::from_millis(u64::from(timeout_ms)))? {
+            Next::Item(item) => {
+                write_string(item_out, to_json(&item)?);
+                Ok(AZBATCH_OK)
+            }
+            Next::Timeout => Ok(AZBATCH_TIMEOUT),
+            Next::Done => Ok(AZBATCH_DONE),
         }
-        Ok(Next::Timeout) => AZBATCH_TIMEOUT,
-        Ok(Next::Done) => AZBATCH_DONE,
-        Err(status) => status,
-    }
+    });
+    r.unwrap_or_else(|status| status)
 }
 
-/// Copies the run's counters into `*progress_out`. Safe from any thread.
+/// Copies the run's counters, all read at one moment, into `*progress_out`.
+/// Safe from any thread.
 ///
 /// # Safety
 /// `batch` is NULL or a live handle; `progress_out` is NULL or valid for one
@@ -209,25 +247,11 @@ pub unsafe extern "C" fn batch_next(
 pub unsafe extern "C" fn batch_progress(
     batch: *const AzBatch,
     progress_out: *mut AzBatchProgress,
-) -> i32 {
+) -> AzBatchStatus {
     status_of(guard("batch_progress", std::ptr::null_mut(), || {
-        let p = handle(batch)?.progress();
-        if progress_out.is_null() {
-            return Err(Failure::new(
-                AZBATCH_ERR_NULL_ARGUMENT,
-                "progress_out is NULL",
-            ));
-        }
-        *progress_out = AzBatchProgress {
-            total: p.total,
-            completed: p.completed,
-            succeeded: p.succeeded,
-            failed: p.failed,
-            retries: p.retries,
-            in_flight: p.in_flight,
-            throttled: p.throttled,
-            batches: p.batches,
-        };
+        let b = handle(batch)?;
+        required(progress_out, "progress_out")?;
+        *progress_out = b.progress().into();
         Ok(())
     }))
 }
@@ -239,7 +263,7 @@ pub unsafe extern "C" fn batch_progress(
 /// # Safety
 /// `batch` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn batch_cancel(batch: *const AzBatch) -> i32 {
+pub unsafe extern "C" fn batch_cancel(batch: *const AzBatch) -> AzBatchStatus {
     status_of(guard("batch_cancel", std::ptr::null_mut(), || {
         handle(batch)?.cancel();
         Ok(())
@@ -274,9 +298,112 @@ pub unsafe extern "C" fn batch_string_free(s: *mut c_char) {
     });
 }
 
+/// What the library knows that callers should not repeat: `{"version",
+/// "limits":{"armMaxBatchSize","graphMaxBatchSize","defaultBatchSize",
+/// "minConcurrency","maxConcurrency","defaultConcurrency","minAttempts",
+/// "maxAttempts","defaultMaxAttempts","maxTimeoutSeconds","defaultTimeoutSeconds"},
+/// "clouds":[{"name","arm","graph","login","armResource","graphResource"}]}`
+/// in `*info_out` (free with `batch_string_free`).
+///
+/// # Safety
+/// `info_out` is NULL or valid for one pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn batch_info(info_out: *mut *mut c_char) -> AzBatchStatus {
+    status_of(guard("batch_info", std::ptr::null_mut(), || {
+        required(info_out, "info_out")?;
+        write_string(info_out, to_json(&info())?);
+        Ok(())
+    }))
+}
+
+fn info() -> Info {
+    Info {
+        version: env!("CARGO_PKG_VERSION"),
+        limits: limits::all(),
+        clouds: Cloud::ALL
+            .iter()
+            .map(|&c| CloudInfo {
+                name: c.name(),
+                arm: c.arm(),
+                graph: c.graph(),
+                login: c.login(),
+                arm_resource: c.resource(crate::api::Api::Arm),
+                graph_resource: c.resource(crate::api::Api::Graph),
+            })
+            .collect(),
+    }
+}
+
 /// The library version, e.g. "0.1.0" (same as `AZBATCH_VERSION`). Static: do
 /// not free.
 #[no_mangle]
 pub extern "C" fn batch_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn progress_layout_is_frozen() {
+        assert_eq!(
+            (size_of::<AzBatchProgress>(), align_of::<AzBatchProgress>()),
+            (64, 8)
+        );
+        let offsets = [
+            offset_of!(AzBatchProgress, total),
+            offset_of!(AzBatchProgress, completed),
+            offset_of!(AzBatchProgress, succeeded),
+            offset_of!(AzBatchProgress, failed),
+            offset_of!(AzBatchProgress, retries),
+            offset_of!(AzBatchProgress, in_flight),
+            offset_of!(AzBatchProgress, throttled),
+            offset_of!(AzBatchProgress, batches),
+        ];
+        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 48, 56]);
+    }
+
+    #[test]
+    fn progress_converts_field_by_field() {
+        let s = ProgressSnapshot {
+            total: 1,
+            completed: 2,
+            succeeded: 3,
+            failed: 4,
+            retries: 5,
+            in_flight: 6,
+            throttled: 7,
+            batches: 8,
+        };
+        let p = AzBatchProgress::from(s);
+        let got = [
+            p.total,
+            p.completed,
+            p.succeeded,
+            p.failed,
+            p.retries,
+            p.in_flight,
+            p.throttled,
+            p.batches,
+        ];
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn info_names_the_limits_and_clouds() {
+        let v = serde_json::to_value(info()).unwrap();
+        assert_eq!(v["limits"]["armMaxBatchSize"], limits::ARM_MAX_BATCH);
+        assert_eq!(v["limits"]["maxConcurrency"], limits::CONCURRENCY.1);
+        assert_eq!(v["clouds"][1]["name"], "AzureUSGovernment");
+        assert_eq!(
+            v["clouds"][1]["graphResource"],
+            "https://graph.microsoft.us"
+        );
+        assert_eq!(
+            v["clouds"][0]["armResource"],
+            "https://management.azure.com/"
+        );
+    }
 }

@@ -100,7 +100,6 @@ mod tests {
             name: "7",
             request: &r,
             url: &r.url,
-            depends_on: vec![],
         }]);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Graph's JSON batch envelope: `POST {graph}/{v1.0|beta}/$batch` with
-//! `{"requests":[{"id","method","url","headers","body","dependsOn"}]}`, answered
+//! `{"requests":[{"id","method","url","headers","body"}]}`, answered
 //! with `{"responses":[{"id","status","headers","body"}]}` in any order. Bodies
 //! that are not JSON travel as base64 strings, both ways.
 
@@ -23,8 +23,6 @@ struct Item<'a> {
     headers: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    depends_on: Vec<&'a str>,
 }
 
 /// The JSON body of a batch request.
@@ -43,7 +41,6 @@ pub fn encode(items: &[Outgoing<'_>]) -> Vec<u8> {
                     .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                     .collect(),
                 body: o.request.body.as_ref(),
-                depends_on: o.depends_on.clone(),
             })
             .collect(),
     };
@@ -119,20 +116,18 @@ mod tests {
                 name: "3",
                 request: &r,
                 url: &r.url,
-                depends_on: vec!["1"],
             },
             Outgoing {
                 name: "4",
                 request: &plain,
                 url: &plain.url,
-                depends_on: vec![],
             },
         ]);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
             json!({"requests":[
-                {"id":"3","method":"PATCH","url":"/users/1","headers":{"Content-Type":"application/json"},"body":{"city":"Oslo"},"dependsOn":["1"]},
+                {"id":"3","method":"PATCH","url":"/users/1","headers":{"Content-Type":"application/json"},"body":{"city":"Oslo"}},
                 {"id":"4","method":"GET","url":"/me"}
             ]})
         );

@@ -5,7 +5,8 @@ pub mod graph;
 
 use serde_json::{Map, Value};
 
-use crate::options::Api;
+use crate::api::Api;
+use crate::request::Request;
 
 /// The JSON body of one batch request in `api`'s dialect.
 pub fn encode(api: Api, items: &[Outgoing<'_>]) -> Vec<u8> {
@@ -38,18 +39,16 @@ pub struct ItemAnswer {
     pub base64: bool,
 }
 
-/// What one batch item carries: the request, its wire name, the URL of the page
-/// to fetch (the request's own or a `nextLink`), and the wire names it depends
-/// on inside the same batch (Graph's server-side `dependsOn`).
+/// What one batch item carries: the request, its wire name, and the URL of the
+/// page to fetch (the request's own or a `nextLink`). Dependencies are ordered
+/// on the client, so no item carries Graph's server-side `dependsOn`.
 pub struct Outgoing<'a> {
     /// Unique within the batch; answers are matched by it.
     pub name: &'a str,
     /// The request.
-    pub request: &'a crate::request::Request,
+    pub request: &'a Request,
     /// Path and query to call.
     pub url: &'a str,
-    /// Wire names of items in the same batch this one waits for.
-    pub depends_on: Vec<&'a str>,
 }
 
 impl ItemAnswer {

@@ -38,9 +38,10 @@ static char url[256];
 static AzBatch *new_batch(const char *extra) {
     char text[2048];
     char *err = NULL;
+    AzBatch *b = NULL;
     snprintf(text, sizeof text, "%s%s}", options, extra);
-    AzBatch *b = batch_new(text, &err);
-    CHECK(b != NULL, "batch_new: %s", err ? err : "(no message)");
+    AzBatchStatus rc = batch_new(text, &b, &err);
+    CHECK(rc == AZBATCH_OK && b != NULL, "batch_new: %d %s", rc, err ? err : "(no message)");
     batch_string_free(err);
     return b;
 }
@@ -61,14 +62,26 @@ static void add_pim(AzBatch *b, int n, int subs) {
 
 static void test_version(void) {
     CHECK(strcmp(batch_version(), AZBATCH_VERSION) == 0, "batch_version() = %s", batch_version());
+    char *info = NULL;
+    CHECK(batch_info(&info) == AZBATCH_OK, "batch_info");
+    CHECK(info && strstr(info, "\"version\":\"" AZBATCH_VERSION "\"") && strstr(info, "\"armMaxBatchSize\":500")
+              && strstr(info, "\"name\":\"AzureChinaCloud\""),
+          "batch_info: %s", info ? info : "(none)");
+    batch_string_free(info);
 }
 
 static void test_null_arguments(void) {
     char *err = NULL;
-    CHECK(batch_new(NULL, &err) == NULL, "batch_new(NULL)");
+    AzBatch *none = NULL;
+    CHECK(batch_new(NULL, &none, &err) == AZBATCH_ERR_NULL_ARGUMENT && none == NULL, "batch_new(NULL)");
     CHECK(err && strstr(err, "options_json is NULL"), "message: %s", err ? err : "(none)");
     batch_string_free(err);
-    CHECK(batch_new(NULL, NULL) == NULL, "batch_new(NULL, NULL)");
+    CHECK(batch_new(NULL, &none, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_new(NULL, NULL)");
+    err = NULL;
+    CHECK(batch_new("{\"api\":\"arm\"}", NULL, &err) == AZBATCH_ERR_NULL_ARGUMENT, "batch_new without batch_out");
+    CHECK(err && strstr(err, "batch_out is NULL"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
+    CHECK(batch_info(NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_info(NULL)");
 
     err = NULL;
     CHECK(batch_add(NULL, "{\"url\":\"/x\"}", &err) == AZBATCH_ERR_NULL_ARGUMENT, "batch_add(NULL batch)");
@@ -83,6 +96,11 @@ static void test_null_arguments(void) {
     CHECK(batch_start(NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_start(NULL)");
     CHECK(batch_execute(NULL, NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_execute(NULL)");
     CHECK(batch_next(NULL, 0, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_next(NULL)");
+    CHECK(batch_next(b, 0, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_next without item_out");
+    err = NULL;
+    CHECK(batch_execute(b, NULL, &err) == AZBATCH_ERR_NULL_ARGUMENT, "batch_execute without result_out");
+    CHECK(err && strstr(err, "result_out is NULL"), "message: %s", err ? err : "(none)");
+    batch_string_free(err);
     AzBatchProgress p;
     CHECK(batch_progress(NULL, &p) == AZBATCH_ERR_NULL_ARGUMENT, "batch_progress(NULL batch)");
     CHECK(batch_progress(b, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_progress(NULL out)");
@@ -94,17 +112,19 @@ static void test_null_arguments(void) {
 
 static void test_bad_input(void) {
     char *err = NULL;
-    CHECK(batch_new("{\"api\":", &err) == NULL, "truncated options");
+    AzBatch *none = NULL;
+    CHECK(batch_new("{\"api\":", &none, &err) == AZBATCH_ERR_INVALID_JSON && none == NULL, "truncated options");
     CHECK(err && strstr(err, "not valid JSON"), "message: %s", err ? err : "(none)");
     batch_string_free(err);
 
     err = NULL;
-    CHECK(batch_new("{\"api\":\"arm\",\"batchsize\":5}", &err) == NULL, "unknown option");
+    CHECK(batch_new("{\"api\":\"arm\",\"batchsize\":5}", &none, &err) == AZBATCH_ERR_INVALID_VALUE, "unknown option");
     CHECK(err && strstr(err, "unknown field `batchsize`"), "message: %s", err ? err : "(none)");
     batch_string_free(err);
 
     err = NULL;
-    CHECK(batch_new("{\"api\":\"arm\",\"endpoint\":\"http://example.com\"}", &err) == NULL, "http on a public host");
+    CHECK(batch_new("{\"api\":\"arm\",\"endpoint\":\"http://example.com\"}", &none, &err) == AZBATCH_ERR_INVALID_VALUE, "http on a public host");
+    CHECK(none == NULL, "no handle on failure");
     batch_string_free(err);
 
     AzBatch *b = new_batch("");
@@ -122,7 +142,8 @@ static void test_bad_input(void) {
     CHECK(err && strstr(err, "duplicate"), "message: %s", err ? err : "(none)");
     batch_string_free(err);
     CHECK(batch_add(b, "{\"url\":\"/\xff\"}", NULL) == AZBATCH_ERR_INVALID_UTF8, "invalid UTF-8");
-    CHECK(batch_next(b, 0, NULL) == AZBATCH_ERR_WRONG_STATE, "next before start");
+    char *none_yet = NULL;
+    CHECK(batch_next(b, 0, &none_yet) == AZBATCH_ERR_WRONG_STATE && none_yet == NULL, "next before start");
     batch_free(b);
 }
 
@@ -143,7 +164,8 @@ static void test_execute(void) {
     CHECK(batch_start(b, NULL) == AZBATCH_ERR_WRONG_STATE, "start twice");
     AzBatchProgress p;
     CHECK(batch_progress(b, &p) == AZBATCH_OK && p.total == 30 && p.completed == 30 && p.succeeded == 30, "progress");
-    CHECK(batch_next(b, 0, NULL) == AZBATCH_DONE, "nothing left");
+    char *left = NULL;
+    CHECK(batch_next(b, 0, &left) == AZBATCH_DONE && left == NULL, "nothing left");
     batch_free(b);
 }
 
@@ -155,14 +177,9 @@ static void test_streaming(void) {
     CHECK(batch_add(b, req, NULL) == AZBATCH_OK, "named request");
     CHECK(batch_start(b, NULL) == AZBATCH_OK, "start");
     int items = 0, named = 0, rc;
-    while ((rc = batch_next(b, 2000, NULL)) != AZBATCH_DONE) {
-        if (rc == AZBATCH_TIMEOUT) continue;
-        CHECK(rc == AZBATCH_OK, "batch_next: %d", rc);
-        if (rc != AZBATCH_OK) break;
-        items++;
-        if (items == 6) break; /* take the rest with item_out below */
-    }
     char *item = NULL;
+    /* A NULL item_out is refused before a result is taken: none is lost. */
+    CHECK(batch_next(b, 2000, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_next without item_out");
     while ((rc = batch_next(b, 2000, &item)) != AZBATCH_DONE) {
         if (rc == AZBATCH_TIMEOUT) continue;
         CHECK(rc == AZBATCH_OK && item, "batch_next item: %d", rc);
@@ -234,8 +251,8 @@ static const char *run_tag = "run";
 
 static void test_graph_dependencies(void) {
     char *err = NULL;
-    AzBatch *b = batch_new(graph_options, &err);
-    CHECK(b != NULL, "graph batch_new: %s", err ? err : "");
+    AzBatch *b = NULL;
+    CHECK(batch_new(graph_options, &b, &err) == AZBATCH_OK && b != NULL, "graph batch_new: %s", err ? err : "");
     batch_string_free(err);
     if (!b) return;
     /* Added before the request it depends on; reads its new id. */

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: an emulator and a batch aimed at it.
 
+// Bounds on real waits against the emulator (a hang fails, not blocks).
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
-use azbatch::{Batch, Execution, ItemResult, Next, Options};
+use azbatch::{Execution, ItemResult, Job, Next, Options};
 use azbatch_emulator::{Config, Emulator};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -18,12 +20,12 @@ pub fn emulator(config: Config) -> Emulator {
 }
 
 /// A batch for `emu` with extra options merged over the defaults.
-pub fn batch(emu: &Emulator, extra: Value) -> Batch {
+pub fn batch(emu: &Emulator, extra: Value) -> Job {
     let mut o = json!({"api": "arm", "endpoint": emu.url(), "token": TOKEN, "jitter": false});
     for (k, v) in extra.as_object().unwrap() {
         o[k] = v.clone();
     }
-    Batch::new(Options::from_json(&o.to_string()).expect("valid options"))
+    Job::new(Options::from_json(&o.to_string()).expect("valid options"))
 }
 
 pub fn sub(i: usize) -> String {
@@ -34,12 +36,12 @@ pub fn pim_url(i: usize) -> String {
     format!("/subscriptions/{}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version=2020-10-01", sub(i))
 }
 
-pub fn add(b: &Batch, request: Value) {
+pub fn add(b: &Job, request: Value) {
     b.add_json(&request.to_string()).expect("request accepted");
 }
 
 /// Runs the batch and checks the one-result-per-request promise.
-pub fn execute(b: &Batch, n: usize) -> Execution {
+pub fn execute(b: &Job, n: usize) -> Execution {
     let run = b.execute().expect("batch runs");
     assert_eq!(run.results.len(), n, "one result per request");
     for (i, r) in run.results.iter().enumerate() {
@@ -49,7 +51,7 @@ pub fn execute(b: &Batch, n: usize) -> Execution {
 }
 
 /// Drains `batch_next`-style until done, with a bound on total time.
-pub fn drain(b: &Batch, limit: Duration) -> Vec<ItemResult> {
+pub fn drain(b: &Job, limit: Duration) -> Vec<ItemResult> {
     let start = std::time::Instant::now();
     let mut out = vec![];
     loop {
@@ -66,10 +68,10 @@ pub fn drain(b: &Batch, limit: Duration) -> Vec<ItemResult> {
 }
 
 /// A Graph batch for `emu` with extra options merged over the defaults.
-pub fn graph_batch(emu: &Emulator, extra: Value) -> Batch {
+pub fn graph_batch(emu: &Emulator, extra: Value) -> Job {
     let mut o = json!({"api": "graph", "endpoint": emu.url(), "token": TOKEN, "jitter": false});
     for (k, v) in extra.as_object().unwrap() {
         o[k] = v.clone();
     }
-    Batch::new(Options::from_json(&o.to_string()).expect("valid options"))
+    Job::new(Options::from_json(&o.to_string()).expect("valid options"))
 }

@@ -29,22 +29,27 @@ enum Command {
     Emulator(azbatch_emulator::cli::Args),
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Run(args) => run::run(args).await,
-        Command::Subscriptions(args) => run::subscriptions(args).await,
-        Command::Demo(args) => match demo::run(args).await {
+        Command::Run(args) => run::run(args),
+        Command::Subscriptions(args) => run::subscriptions(args),
+        Command::Demo(args) => match tokio_runtime().block_on(demo::run(args)) {
             Ok(()) => run::exit::OK,
             Err(e) => {
                 eprintln!("azbatch: {e:#}");
                 run::exit::FAILED
             }
         },
-        Command::Emulator(args) => emulator(args).await,
+        Command::Emulator(args) => tokio_runtime().block_on(emulator(args)),
     };
     std::process::exit(code);
+}
+
+/// The demo's baselines and the emulator's wait are async; AzBatch's own runs
+/// go through the blocking [`azbatch::Job`].
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("a tokio runtime starts")
 }
 
 async fn emulator(args: azbatch_emulator::cli::Args) -> i32 {

@@ -5,17 +5,16 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read as _, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use azbatch::engine::Engine;
-use azbatch::request::{Request, RequestList};
+use azbatch::limits;
+use azbatch::options::AuthSpec;
 use azbatch::result::codes;
-use azbatch::transport::ReqwestTransport;
-use azbatch::{ItemResult, Options, Progress};
+use azbatch::{ItemResult, Job, Next, Options, OptionsSpec, RequestSpec};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use serde_json::Value;
 
 use crate::input;
 
@@ -52,20 +51,20 @@ pub struct Common {
     /// A bearer token (default with neither --token nor --auth: the Azure CLI's).
     #[arg(long, env = "AZBATCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Items per batch (ARM 1-500, Graph 1-20; default 20).
-    #[arg(long)]
+    /// Items per batch.
+    #[arg(long, help = format!("Items per batch (ARM 1-{}, Graph 1-{}; default {})", limits::ARM_MAX_BATCH, limits::GRAPH_MAX_BATCH, limits::DEFAULT_BATCH_SIZE))]
     batch_size: Option<u64>,
-    /// Batches in flight at once (default 8).
-    #[arg(long)]
+    /// Batches in flight at once.
+    #[arg(long, help = format!("Batches in flight at once ({}-{}; default {})", limits::CONCURRENCY.0, limits::CONCURRENCY.1, limits::DEFAULT_CONCURRENCY))]
     concurrency: Option<u64>,
-    /// Sends per request before its last answer is final (default 6).
-    #[arg(long)]
+    /// Sends per request before its last answer is final.
+    #[arg(long, help = format!("Sends per request before its last answer is final ({}-{}; default {})", limits::MAX_ATTEMPTS.0, limits::MAX_ATTEMPTS.1, limits::DEFAULT_MAX_ATTEMPTS))]
     max_attempts: Option<u64>,
     /// Fetch every nextLink page and merge them into one result.
     #[arg(long)]
     follow_next_link: bool,
-    /// Deadline of the whole run in seconds (default 3600).
-    #[arg(long, value_name = "SECONDS")]
+    /// Deadline of the whole run in seconds.
+    #[arg(long, value_name = "SECONDS", help = format!("Deadline of the whole run in seconds (default {})", limits::DEFAULT_TIMEOUT.as_secs()))]
     timeout: Option<f64>,
     /// Graph version: v1.0 or beta.
     #[arg(long)]
@@ -109,39 +108,37 @@ fn usage(message: impl std::fmt::Display) -> i32 {
 }
 
 impl Common {
-    fn options(&self, follow_next_link: bool) -> Result<Options, String> {
-        let mut o = json!({"api": self.api});
-        let set = |o: &mut Value, k: &str, v: Value| {
-            if !v.is_null() {
-                o[k] = v;
-            }
+    fn options(&self) -> Result<Options, String> {
+        let auth = match (&self.token, &self.auth) {
+            (Some(_), _) => None,
+            (None, kind) => Some(AuthSpec {
+                kind: kind.clone().unwrap_or_else(|| "azureCli".into()),
+                client_id: self.client_id.clone(),
+                az_path: None,
+            }),
         };
-        set(&mut o, "cloud", json!(self.cloud));
-        set(&mut o, "endpoint", json!(self.endpoint));
-        set(&mut o, "batchSize", json!(self.batch_size));
-        set(&mut o, "concurrency", json!(self.concurrency));
-        set(&mut o, "maxAttempts", json!(self.max_attempts));
-        set(&mut o, "timeoutSeconds", json!(self.timeout));
-        set(&mut o, "graphVersion", json!(self.graph_version));
-        o["followNextLink"] = json!(self.follow_next_link || follow_next_link);
-        o["retryNonIdempotent"] = json!(self.retry_non_idempotent);
-        match (&self.token, &self.auth) {
-            (Some(t), _) => o["token"] = json!(t),
-            (None, Some(kind)) => {
-                o["auth"] = json!({"type": kind});
-                if let Some(id) = &self.client_id {
-                    o["auth"]["clientId"] = json!(id);
-                }
-            }
-            (None, None) => o["auth"] = json!({"type": "azureCli"}),
-        }
-        Options::from_json(&o.to_string()).map_err(|e| e.to_string())
+        Options::from_spec(OptionsSpec {
+            api: self.api.clone(),
+            cloud: self.cloud.clone(),
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+            auth,
+            batch_size: self.batch_size,
+            concurrency: self.concurrency,
+            max_attempts: self.max_attempts,
+            timeout_seconds: self.timeout,
+            graph_version: self.graph_version.clone(),
+            follow_next_link: Some(self.follow_next_link),
+            retry_non_idempotent: Some(self.retry_non_idempotent),
+            ..OptionsSpec::default()
+        })
+        .map_err(|e| e.to_string())
     }
 }
 
 /// `azbatch run`.
-pub async fn run(args: RunArgs) -> i32 {
-    let options = match args.common.options(false) {
+pub fn run(args: RunArgs) -> i32 {
+    let options = match args.common.options() {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
@@ -162,85 +159,43 @@ pub async fn run(args: RunArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return usage(format!("{name}: {e}")),
     };
-    let mut list = RequestList::default();
-    for r in reads {
-        if let Err(e) = list.add_json(&input::normalize(r.json).to_string(), &options) {
+    let job = Job::new(options);
+    for (index, r) in reads.into_iter().enumerate() {
+        let added = serde_json::from_value::<RequestSpec>(input::normalize(r.json))
+            .map_err(|e| format!("request[{index}]: {e}"))
+            .and_then(|spec| job.add(spec).map_err(|e| e.to_string()));
+        if let Err(e) = added {
             return usage(format!("{name}: line {}: {e}", r.line));
         }
     }
-    if let Err(e) = list.check_dependencies() {
-        return usage(format!("{name}: {e}"));
-    }
-    if list.is_empty() {
+    if job.is_empty() {
         return usage(format!("{name}: no requests"));
     }
-    execute(options, list.into_vec(), args.common.ordered).await
+    execute(job, args.common.ordered, &name)
 }
 
 /// `azbatch subscriptions`: the same request in every visible subscription.
-pub async fn subscriptions(args: SubscriptionsArgs) -> i32 {
-    if args.common.api != "arm" {
-        return usage("subscriptions works with --api arm only");
-    }
-    if !args.url.contains("{subscriptionId}") {
-        return usage("--url must contain {subscriptionId}");
-    }
+pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
+    let options = match args.common.options() {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
     let body: Option<Value> = match args.body.as_deref().map(serde_json::from_str) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => return usage(format!("--body is not JSON: {e}")),
     };
-    let (list_options, options) = match (args.common.options(true), args.common.options(false)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return usage(e),
+    let job = Job::new(options);
+    let template = RequestSpec {
+        method: Some(args.method),
+        body,
+        for_each_subscription: Some(true),
+        ..RequestSpec::get(args.url)
     };
-    let (subs, _) = match azbatch::engine::execute(
-        list_options,
-        vec![Request::get(
-            "subscriptions",
-            "/subscriptions?api-version=2022-12-01",
-        )],
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return usage(e),
-    };
-    let answer = &subs[0];
-    if !answer.is_success() {
-        eprintln!(
-            "azbatch: listing subscriptions failed: {} {}",
-            answer.status,
-            answer
-                .error
-                .as_ref()
-                .map(|e| e.message.as_str())
-                .unwrap_or("")
-        );
-        return if is_auth_failure(answer) {
-            exit::AUTH
-        } else {
-            exit::FAILED
-        };
+    if let Err(e) = job.add(template) {
+        return usage(e);
     }
-    let mut list = RequestList::default();
-    for s in answer.body["value"].as_array().into_iter().flatten() {
-        let Some(id) = s["subscriptionId"].as_str() else {
-            continue;
-        };
-        let mut r = json!({"id": id, "method": args.method, "url": args.url.replace("{subscriptionId}", id)});
-        if let Some(b) = &body {
-            r["body"] = b.clone();
-        }
-        if let Err(e) = list.add_json(&r.to_string(), &options) {
-            return usage(e);
-        }
-    }
-    eprintln!("azbatch: {} subscriptions", list.len());
-    if list.is_empty() {
-        return exit::OK;
-    }
-    execute(options, list.into_vec(), args.common.ordered).await
+    execute(job, args.common.ordered, "the subscriptions")
 }
 
 fn is_auth_failure(r: &ItemResult) -> bool {
@@ -250,40 +205,27 @@ fn is_auth_failure(r: &ItemResult) -> bool {
         })
 }
 
-/// Runs the requests, printing each result as one JSON line.
-async fn execute(options: Options, requests: Vec<Request>, ordered: bool) -> i32 {
-    let transport = match ReqwestTransport::new(options.concurrency) {
-        Ok(t) => t,
-        Err(e) => return usage(e),
-    };
-    let total = requests.len() as u64;
-    let engine = Engine::new(Arc::new(options), Arc::new(transport));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let progress = Arc::new(Progress::default());
-    let cancel = CancellationToken::new();
-    let run = {
-        let (progress, cancel) = (progress.clone(), cancel.clone());
-        tokio::spawn(async move { engine.run(requests, tx, progress, cancel).await })
-    };
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("azbatch: cancelling; unfinished requests end as Cancelled");
-                cancel.cancel();
-            }
-        });
+/// Runs the job, printing each result as one JSON line as it finishes.
+fn execute(job: Job, ordered: bool, what: &str) -> i32 {
+    if let Err(e) = job.start() {
+        return usage(format!("{what}: {e}"));
     }
+    let job = Arc::new(job);
+    cancel_on_ctrl_c(job.clone());
     let bar = std::io::stderr()
         .is_terminal()
-        .then(|| progress_bar(total, progress.clone()));
-
-    let (mut failed, mut auth_failed) = (0u64, false);
+        .then(|| progress_bar(job.clone()));
+    let mut auth_failed = false;
     let mut pending: BTreeMap<usize, String> = BTreeMap::new();
     let mut next_index = 0;
     let mut out = std::io::stdout().lock();
-    while let Some(r) = rx.recv().await {
-        failed += u64::from(!r.is_success());
+    loop {
+        let r = match job.next(Duration::from_millis(200)) {
+            Ok(Next::Item(r)) => r,
+            Ok(Next::Timeout) => continue,
+            Ok(Next::Done) => break,
+            Err(e) => return usage(e),
+        };
         auth_failed |= is_auth_failure(&r);
         let line = serde_json::to_string(&r).expect("results serialize");
         let ready: Vec<String> = if ordered {
@@ -298,53 +240,64 @@ async fn execute(options: Options, requests: Vec<Request>, ordered: bool) -> i32
             vec![line]
         };
         for l in ready {
-            let written = writeln!(out, "{l}").and_then(|_| out.flush());
-            if written.is_err() {
+            if writeln!(out, "{l}").and_then(|_| out.flush()).is_err() {
                 // The reader went away (a closed pipe): stop sending, stay quiet.
-                cancel.cancel();
+                job.cancel();
             }
         }
     }
-    let summary = run.await.unwrap_or_default();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let s = job.summary().unwrap_or_default();
     eprintln!(
         "azbatch: {} requests: {} succeeded, {} failed, {} retries, {} batches, {:.2} s",
-        summary.total,
-        summary.succeeded,
-        failed,
-        summary.retries,
-        summary.batches,
-        summary.elapsed_ms as f64 / 1000.0
+        s.total,
+        s.succeeded,
+        s.failed,
+        s.retries,
+        s.batches,
+        s.elapsed_ms as f64 / 1000.0
     );
     if auth_failed {
         exit::AUTH
-    } else if failed > 0 {
+    } else if s.failed > 0 {
         exit::FAILED
     } else {
         exit::OK
     }
 }
 
-/// A bar on standard error, fed from the run's counters.
-fn progress_bar(total: u64, progress: Arc<Progress>) -> ProgressBar {
-    let bar = ProgressBar::new(total);
+/// Ctrl+C cancels the job: unfinished requests still get a result.
+fn cancel_on_ctrl_c(job: Arc<Job>) {
+    let said = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if !said.swap(true, Ordering::SeqCst) {
+            eprintln!("azbatch: cancelling; unfinished requests end as Cancelled");
+        }
+        job.cancel();
+    });
+}
+
+/// A bar on standard error, fed from the job's counters.
+fn progress_bar(job: Arc<Job>) -> ProgressBar {
+    let bar = ProgressBar::new(job.progress().total);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
             .expect("a valid template"),
     );
     let b = bar.clone();
-    tokio::spawn(async move {
+    std::thread::spawn(move || {
         while !b.is_finished() {
-            let p = progress.snapshot();
+            let p = job.progress();
+            b.set_length(p.total);
             b.set_position(p.completed);
             let rate = p.completed as f64 / b.elapsed().as_secs_f64().max(0.001);
             b.set_message(format!(
                 "{rate:.0}/s, {} in flight, {} retries, {} throttled, {} failed",
                 p.in_flight, p.retries, p.throttled, p.failed
             ));
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            std::thread::sleep(Duration::from_millis(100));
         }
     });
     bar

@@ -246,7 +246,11 @@ fn subscriptions_fans_out_over_every_subscription() {
         .map(|l| l["body"]["value"].as_array().unwrap().len())
         .sum();
     assert_eq!(accounts, (0..7).map(|i| i % 6).sum::<usize>());
-    assert!(out.stderr.contains("7 subscriptions"));
+    assert!(
+        out.stderr.contains("7 requests: 7 succeeded"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

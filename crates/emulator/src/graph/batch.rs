@@ -101,66 +101,88 @@ fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
     let mut items = Vec::with_capacity(reqs.len());
     let mut raw_deps: Vec<Vec<String>> = vec![];
     for (i, r) in reqs.iter().enumerate() {
-        let id = match r.get("id") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(format!("Request at position {i} has no 'id'.")),
-        };
-        if index.insert(id.to_ascii_lowercase(), i).is_some() {
+        let (item, deps) = parse_item(i, r)?;
+        if index.insert(item.id.to_ascii_lowercase(), i).is_some() {
             return Err(format!(
-                "Request with id '{id}' is duplicated; request ids must be unique in a batch."
+                "Request with id '{}' is duplicated; request ids must be unique in a batch.",
+                item.id
             ));
         }
-        let method = r
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_default();
-        if !METHODS.contains(&method.as_str()) {
-            return Err(format!(
-                "Request id : {id}, has an invalid or missing 'method'."
-            ));
-        }
-        let url = r
-            .get("url")
-            .and_then(Value::as_str)
-            .ok_or(format!("Request id : {id}, has no 'url'."))?
-            .to_string();
-        let headers = r
-            .get("headers")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let body = r.get("body").cloned().filter(|b| !b.is_null());
-        let has_type = headers
-            .keys()
-            .any(|k| k.eq_ignore_ascii_case("content-type"));
-        if body.is_some() && !has_type {
-            return Err(format!(
-                "Write request id : {id}, does not contain Content-Type header or body."
-            ));
-        }
-        let deps: Vec<String> = match r.get("dependsOn") {
-            None | Some(Value::Null) => vec![],
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|d| {
-                    d.as_str()
-                        .map(str::to_string)
-                        .ok_or("dependsOn must list request ids")
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(format!("Request id : {id}, 'dependsOn' must be an array.")),
-        };
         raw_deps.push(deps);
-        items.push(Item {
-            id,
-            method,
-            url,
-            headers,
-            body,
-            depends_on: None,
-        });
+        items.push(item);
     }
+    let shape = dependency_shape(&items, &raw_deps, &index)?;
+    for (item, d) in items.iter_mut().zip(shape) {
+        item.depends_on = d;
+    }
+    Ok(items)
+}
+
+/// One request of the envelope, and the ids it names in `dependsOn`.
+fn parse_item(i: usize, r: &Value) -> Result<(Item, Vec<String>), String> {
+    let id = match r.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(format!("Request at position {i} has no 'id'.")),
+    };
+    let method = r
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(format!(
+            "Request id : {id}, has an invalid or missing 'method'."
+        ));
+    }
+    let url = r
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or(format!("Request id : {id}, has no 'url'."))?
+        .to_string();
+    let headers = r
+        .get("headers")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let body = r.get("body").cloned().filter(|b| !b.is_null());
+    let has_type = headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("content-type"));
+    if body.is_some() && !has_type {
+        return Err(format!(
+            "Write request id : {id}, does not contain Content-Type header or body."
+        ));
+    }
+    let deps: Vec<String> = match r.get("dependsOn") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|d| {
+                d.as_str()
+                    .map(str::to_string)
+                    .ok_or("dependsOn must list request ids")
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(format!("Request id : {id}, 'dependsOn' must be an array.")),
+    };
+    let item = Item {
+        id,
+        method,
+        url,
+        headers,
+        body,
+        depends_on: None,
+    };
+    Ok((item, deps))
+}
+
+/// Each item's one dependency (an earlier item), when the batch has a shape
+/// Graph runs; Graph's 400 otherwise.
+fn dependency_shape(
+    items: &[Item],
+    raw_deps: &[Vec<String>],
+    index: &HashMap<String, usize>,
+) -> Result<Vec<Option<usize>>, String> {
     let mut shape = vec![];
     for (i, deps) in raw_deps.iter().enumerate() {
         let mut resolved = HashSet::new();
@@ -186,10 +208,7 @@ fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
     if !shape_is_accepted(&shape) {
         return Err(SHAPE_ERROR.into());
     }
-    for (item, d) in items.iter_mut().zip(shape) {
-        item.depends_on = d;
-    }
-    Ok(items)
+    Ok(shape)
 }
 
 async fn run_items(svc: &Service, items: Vec<Item>, root: &str) -> Vec<Value> {

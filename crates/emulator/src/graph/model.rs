@@ -256,19 +256,7 @@ impl GraphModel {
     ) -> Reply {
         match (method, rest) {
             ("GET", []) => Reply::json(200, selected(&self.users[id], query.get("$select"))),
-            ("PATCH", []) => {
-                let Some(Value::Object(changes)) = body else {
-                    return bad("A request body with the properties to change is required.");
-                };
-                let u = self.users.get_mut(id).expect("found above");
-                for (k, v) in changes {
-                    if k == "id" {
-                        return bad("Property 'id' is read-only and cannot be set.");
-                    }
-                    u[k] = v.clone();
-                }
-                Reply::empty(204)
-            }
+            ("PATCH", []) => self.patch_user(id, body),
             ("DELETE", []) => {
                 self.users.remove(id);
                 for g in self.groups.values_mut() {
@@ -294,64 +282,13 @@ impl GraphModel {
                 }
                 _ => bad("The photo must be sent as image bytes."),
             },
-            ("POST", ["assignlicense"]) => {
-                let b = body.cloned().unwrap_or(json!({}));
-                let (Some(add), Some(remove)) =
-                    (b["addLicenses"].as_array(), b["removeLicenses"].as_array())
-                else {
-                    return bad("Properties 'addLicenses' and 'removeLicenses' are required.");
-                };
-                let set = self.licenses.entry(id.to_string()).or_default();
-                for l in add {
-                    match l["skuId"].as_str() {
-                        Some(SKU) => {
-                            set.insert(SKU.to_string());
-                        }
-                        _ => return bad("License assignment failed because service plans are not available for this SKU."),
-                    }
-                }
-                for r in remove.iter().filter_map(Value::as_str) {
-                    set.remove(r);
-                }
-                let mut u = self.users[id].clone();
-                u["assignedLicenses"] = json!(set
-                    .iter()
-                    .map(|s| json!({"skuId": s, "disabledPlans": []}))
-                    .collect::<Vec<_>>());
-                Reply::json(200, u)
-            }
-            ("POST", ["events"]) => {
-                let Some(subject) = body.and_then(|b| b["subject"].as_str()) else {
-                    return bad("The event needs a subject.");
-                };
-                let eid = format!("AAMkAG{}", self.next_u64());
-                let mut e = body.cloned().unwrap_or(json!({}));
-                e["id"] = json!(eid);
-                e["subject"] = json!(subject);
-                self.events
-                    .entry(id.to_string())
-                    .or_default()
-                    .push(e.clone());
-                Reply::json(201, e)
-            }
+            ("POST", ["assignlicense"]) => self.assign_license(id, body),
+            ("POST", ["events"]) => self.add_event(id, body),
             ("GET", ["events"]) => Reply::json(
                 200,
                 json!({"value": self.events.get(id).cloned().unwrap_or_default()}),
             ),
-            ("POST", ["calendar", "calendarpermissions"]) => {
-                let b = body.cloned().unwrap_or(json!({}));
-                let (Some(address), Some(role)) =
-                    (b["emailAddress"]["address"].as_str(), b["role"].as_str())
-                else {
-                    return bad("Properties 'emailAddress' and 'role' are required.");
-                };
-                let p = json!({"id": format!("RgAAAA{}", self.next_u64()), "emailAddress": {"address": address, "name": b["emailAddress"]["name"]}, "role": role, "isRemovable": true, "isInsideOrganization": true});
-                self.permissions
-                    .entry(id.to_string())
-                    .or_default()
-                    .push(p.clone());
-                Reply::json(201, p)
-            }
+            ("POST", ["calendar", "calendarpermissions"]) => self.add_calendar_permission(id, body),
             ("GET", ["calendar", "calendarpermissions"]) => Reply::json(
                 200,
                 json!({"value": self.permissions.get(id).cloned().unwrap_or_default()}),
@@ -365,6 +302,77 @@ impl GraphModel {
                 ),
             ),
         }
+    }
+
+    fn patch_user(&mut self, id: &str, body: Option<&Value>) -> Reply {
+        let Some(Value::Object(changes)) = body else {
+            return bad("A request body with the properties to change is required.");
+        };
+        let u = self.users.get_mut(id).expect("found above");
+        for (k, v) in changes {
+            if k == "id" {
+                return bad("Property 'id' is read-only and cannot be set.");
+            }
+            u[k] = v.clone();
+        }
+        Reply::empty(204)
+    }
+
+    fn assign_license(&mut self, id: &str, body: Option<&Value>) -> Reply {
+        let b = body.cloned().unwrap_or(json!({}));
+        let (Some(add), Some(remove)) =
+            (b["addLicenses"].as_array(), b["removeLicenses"].as_array())
+        else {
+            return bad("Properties 'addLicenses' and 'removeLicenses' are required.");
+        };
+        let set = self.licenses.entry(id.to_string()).or_default();
+        for l in add {
+            match l["skuId"].as_str() {
+                Some(SKU) => {
+                    set.insert(SKU.to_string());
+                }
+                _ => return bad("License assignment failed because service plans are not available for this SKU."),
+            }
+        }
+        for r in remove.iter().filter_map(Value::as_str) {
+            set.remove(r);
+        }
+        let mut u = self.users[id].clone();
+        u["assignedLicenses"] = json!(set
+            .iter()
+            .map(|s| json!({"skuId": s, "disabledPlans": []}))
+            .collect::<Vec<_>>());
+        Reply::json(200, u)
+    }
+
+    fn add_event(&mut self, id: &str, body: Option<&Value>) -> Reply {
+        let Some(subject) = body.and_then(|b| b["subject"].as_str()) else {
+            return bad("The event needs a subject.");
+        };
+        let eid = format!("AAMkAG{}", self.next_u64());
+        let mut e = body.cloned().unwrap_or(json!({}));
+        e["id"] = json!(eid);
+        e["subject"] = json!(subject);
+        self.events
+            .entry(id.to_string())
+            .or_default()
+            .push(e.clone());
+        Reply::json(201, e)
+    }
+
+    fn add_calendar_permission(&mut self, id: &str, body: Option<&Value>) -> Reply {
+        let b = body.cloned().unwrap_or(json!({}));
+        let (Some(address), Some(role)) =
+            (b["emailAddress"]["address"].as_str(), b["role"].as_str())
+        else {
+            return bad("Properties 'emailAddress' and 'role' are required.");
+        };
+        let p = json!({"id": format!("RgAAAA{}", self.next_u64()), "emailAddress": {"address": address, "name": b["emailAddress"]["name"]}, "role": role, "isRemovable": true, "isInsideOrganization": true});
+        self.permissions
+            .entry(id.to_string())
+            .or_default()
+            .push(p.clone());
+        Reply::json(201, p)
     }
 
     fn group_call(

@@ -1,0 +1,439 @@
+//! A job: the Rust API's whole run, and the one driver of a run to its end.
+//! Add requests, start, then take results one at a time as they finish
+//! ([`Job::next`]) or all at once ([`Job::execute`], which is `start` and
+//! `next` until done). Every method takes `&self`, so progress and cancel can
+//! be called from another thread while one thread waits in `next`. The C ABI,
+//! the command line and the demo all run through it. (One job sends many
+//! batches: "batch" is the envelope on the wire.)
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::fanout;
+use crate::options::Options;
+use crate::progress::{Progress, ProgressSnapshot};
+use crate::request::{Request, RequestList, RequestSpec};
+use crate::result::{codes, ErrorInfo, ItemResult, Summary};
+use crate::transport::{ReqwestTransport, Transport};
+
+/// What [`Job::next`] hands out.
+#[derive(Debug)]
+pub enum Next {
+    /// One request's final result.
+    Item(ItemResult),
+    /// Nothing finished within the timeout; call again.
+    Timeout,
+    /// Every result has been handed out.
+    Done,
+}
+
+/// What [`Job::execute`] returns: every result in the order added, and totals.
+#[derive(Debug)]
+pub struct Execution {
+    /// One result per request, in the order the requests were added.
+    pub results: Vec<ItemResult>,
+    /// Totals of the run.
+    pub summary: Summary,
+}
+
+/// A set of requests and, once started, their run.
+pub struct Job {
+    options: Arc<Options>,
+    /// The HTTP client; the real one, made at the start, unless given.
+    transport: Option<Arc<dyn Transport>>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    state: Mutex<State>,
+}
+
+enum State {
+    Building(Building),
+    Running(Box<Running>),
+}
+
+/// What a job holds before it starts.
+#[derive(Default)]
+struct Building {
+    list: RequestList,
+    /// Requests to send in every subscription ([`fanout`]).
+    templates: Vec<RequestSpec>,
+}
+
+impl Building {
+    fn added(&self) -> usize {
+        self.list.len() + self.templates.len()
+    }
+}
+
+struct Running {
+    runtime: Runtime,
+    results: mpsc::UnboundedReceiver<ItemResult>,
+    task: Option<JoinHandle<Summary>>,
+    /// Ids of all requests by index, known once the run has begun, to give a
+    /// result to any that the engine failed to finish.
+    ids: Arc<Mutex<Vec<String>>>,
+    delivered: Vec<bool>,
+    summary: Option<Summary>,
+}
+
+/// The background side of a started job: expands subscription templates (after
+/// listing the subscriptions in the same run), then runs every request.
+struct Drive {
+    options: Arc<Options>,
+    transport: Arc<dyn Transport>,
+    clock: Clock,
+    sink: mpsc::UnboundedSender<ItemResult>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    ids: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drive {
+    async fn run(self, mut list: RequestList, templates: Vec<RequestSpec>) -> Summary {
+        let mut refused: Vec<(String, ErrorInfo, Option<ItemResult>)> = vec![];
+        if !templates.is_empty() {
+            let listing = self.list_subscriptions().await;
+            let subs = fanout::subscriptions(&listing);
+            for t in &templates {
+                if !listing.is_success() {
+                    let e = listing
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| ErrorInfo::new(codes::HTTP_ERROR, ""));
+                    let why = format!("listing the subscriptions failed: {}", e.message);
+                    refused.push((
+                        fanout::template_id(t),
+                        ErrorInfo::new(&e.code, why),
+                        Some(listing.clone()),
+                    ));
+                    continue;
+                }
+                for spec in fanout::expand(t, &subs) {
+                    let id = fanout::template_id(&spec);
+                    if let Err(e) = list.add(spec, &self.options) {
+                        refused.push((
+                            id,
+                            ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+        let requests: Vec<Request> = list.into_vec();
+        let n = requests.len();
+        {
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.extend(requests.iter().map(|r| r.id.clone()));
+            ids.extend(refused.iter().map(|(id, ..)| id.clone()));
+        }
+        // Results for what could not become a request, after the requests' indexes.
+        self.progress.add_total(refused.len() as u64);
+        for (k, (id, error, listing)) in refused.into_iter().enumerate() {
+            let mut r = ItemResult::no_answer(n + k, &id, 0, error);
+            if let Some(l) = listing {
+                (r.status, r.headers, r.body, r.attempts) =
+                    (l.status, l.headers, l.body, l.attempts);
+            }
+            self.progress.finished(false);
+            let _ = self.sink.send(r);
+        }
+        let engine = Engine::new(self.options.clone(), self.transport.clone(), self.clock);
+        engine
+            .run(requests, self.sink, self.progress, self.cancel)
+            .await
+    }
+
+    /// Every subscription the token can see, all pages, cancelled with the job.
+    async fn list_subscriptions(&self) -> ItemResult {
+        let mut options = (*self.options).clone();
+        options.follow_next_link = true;
+        let mut list = RequestList::default();
+        let listing = list
+            .add(RequestSpec::get(fanout::LISTING_URL), &options)
+            .cloned();
+        let engine = Engine::new(Arc::new(options), self.transport.clone(), self.clock);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let progress = Arc::new(Progress::default());
+        match listing {
+            Ok(r) => {
+                engine.run(vec![r], tx, progress, self.cancel.clone()).await;
+            }
+            Err(e) => {
+                let _ = tx.send(ItemResult::no_answer(
+                    0,
+                    "subscriptions",
+                    0,
+                    ErrorInfo::new(codes::INTERNAL, e.to_string()),
+                ));
+            }
+        }
+        rx.recv().await.unwrap_or_else(|| {
+            ItemResult::no_answer(
+                0,
+                "subscriptions",
+                0,
+                ErrorInfo::new(codes::INTERNAL, "the listing ended without a result"),
+            )
+        })
+    }
+}
+
+impl Job {
+    /// A new, empty job.
+    pub fn new(options: Options) -> Job {
+        Job {
+            options: Arc::new(options),
+            transport: None,
+            progress: Arc::new(Progress::default()),
+            cancel: CancellationToken::new(),
+            state: Mutex::new(State::Building(Building::default())),
+        }
+    }
+
+    /// A job that sends through `transport` instead of the real HTTP client.
+    pub fn with_transport(options: Options, transport: Arc<dyn Transport>) -> Job {
+        let mut job = Job::new(options);
+        job.transport = Some(transport);
+        job
+    }
+
+    /// Whether nothing was added yet (no request, no template).
+    pub fn is_empty(&self) -> bool {
+        self.lock().map_or(true, |s| match &*s {
+            State::Building(b) => b.added() == 0,
+            State::Running(_) => false,
+        })
+    }
+
+    /// The options this job runs with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, Error> {
+        self.state
+            .lock()
+            .map_err(|_| Error::Internal("the job was poisoned by an earlier panic".into()))
+    }
+
+    /// Adds one request, or a template for every subscription
+    /// (`for_each_subscription`, see [`crate::fanout`]). Returns its id.
+    pub fn add(&self, spec: RequestSpec) -> Result<String, Error> {
+        self.building(|b, options| {
+            if spec.for_each_subscription != Some(true) {
+                return Ok(b.list.add(spec, options)?.id.clone());
+            }
+            let id = fanout::check_template(&spec, b.added(), options)?;
+            if b.templates.iter().any(|t| fanout::template_id(t).eq_ignore_ascii_case(&id)) {
+                return Err(Error::InvalidRequest(format!(
+                    "request[{}] (id \"{id}\"): field \"id\": another forEachSubscription template has this id; give each its own",
+                    b.added()
+                )));
+            }
+            b.templates.push(spec);
+            Ok(id)
+        })
+    }
+
+    /// Adds one request given as JSON; see [`Job::add`].
+    pub fn add_json(&self, request_json: &str) -> Result<String, Error> {
+        let index = self.lock().map(|s| match &*s {
+            State::Building(b) => b.added(),
+            State::Running(_) => 0,
+        })?;
+        self.add(RequestSpec::from_json(request_json, index)?)
+    }
+
+    fn building<T>(
+        &self,
+        f: impl FnOnce(&mut Building, &Options) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        match &mut *self.lock()? {
+            State::Building(b) => f(b, &self.options),
+            State::Running(_) => Err(Error::WrongState(
+                "requests cannot be added after the job has started".into(),
+            )),
+        }
+    }
+
+    /// Starts sending in the background. Results are then taken with [`Job::next`].
+    pub fn start(&self) -> Result<(), Error> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let mut state = self.lock()?;
+        let building = match &mut *state {
+            State::Building(b) => {
+                b.list.check_dependencies()?;
+                std::mem::take(b)
+            }
+            State::Running(_) => {
+                return Err(Error::WrongState("the job has already started".into()))
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("azbatch")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
+        let transport: Arc<dyn Transport> = match &self.transport {
+            Some(t) => t.clone(),
+            None => {
+                Arc::new(ReqwestTransport::new(self.options.concurrency).map_err(Error::Internal)?)
+            }
+        };
+        let clock = runtime.block_on(async { Clock::system() });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let drive = Drive {
+            options: self.options.clone(),
+            transport,
+            clock,
+            sink: tx,
+            progress: self.progress.clone(),
+            cancel: self.cancel.clone(),
+            ids: ids.clone(),
+        };
+        let task = runtime.spawn(drive.run(building.list, building.templates));
+        *state = State::Running(Box::new(Running {
+            runtime,
+            results: rx,
+            task: Some(task),
+            ids,
+            delivered: vec![],
+            summary: None,
+        }));
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the next finished result.
+    pub fn next(&self, timeout: Duration) -> Result<Next, Error> {
+        match &mut *self.lock()? {
+            State::Building(_) => Err(Error::WrongState(
+                "start the job before taking results".into(),
+            )),
+            State::Running(run) => Ok(run.next(timeout)),
+        }
+    }
+
+    /// Starts the job and waits for every result; they come back in the order
+    /// the requests were added.
+    pub fn execute(&self) -> Result<Execution, Error> {
+        self.start()?;
+        let mut slots: Vec<Option<ItemResult>> = Vec::new();
+        loop {
+            match self.next(Duration::from_secs(3600))? {
+                Next::Item(r) => {
+                    let i = r.index;
+                    if slots.len() <= i {
+                        slots.resize(i + 1, None);
+                    }
+                    slots[i] = Some(r);
+                }
+                Next::Timeout => continue,
+                Next::Done => break,
+            }
+        }
+        let results: Vec<ItemResult> = slots.into_iter().flatten().collect();
+        let summary = self.summary().unwrap_or_default();
+        Ok(Execution { results, summary })
+    }
+
+    /// Totals of the run, once every result has been handed out.
+    pub fn summary(&self) -> Option<Summary> {
+        match &*self.lock().ok()? {
+            State::Running(run) => run.summary.clone(),
+            State::Building(_) => None,
+        }
+    }
+
+    /// The run's counters now. Safe from any thread at any time.
+    pub fn progress(&self) -> ProgressSnapshot {
+        self.progress.snapshot()
+    }
+
+    /// Stops sending; every unfinished request gets a `Cancelled` result.
+    /// Safe from any thread at any time.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether [`Job::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+impl Running {
+    fn next(&mut self, timeout: Duration) -> Next {
+        let results = &mut self.results;
+        let got = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, results.recv()).await });
+        match got {
+            Err(_) => Next::Timeout,
+            Ok(Some(result)) => {
+                self.mark(result.index);
+                Next::Item(result)
+            }
+            // The run is over. If it ended without finishing everything (a
+            // bug), the caller still gets one result for each request.
+            Ok(None) => match self.undelivered() {
+                Some((idx, id)) => {
+                    self.mark(idx);
+                    let msg =
+                        "AzBatch stopped before this request finished; it may or may not have run";
+                    Next::Item(ItemResult::no_answer(
+                        idx,
+                        &id,
+                        0,
+                        ErrorInfo::new(codes::INTERNAL, msg),
+                    ))
+                }
+                None => {
+                    self.collect_summary();
+                    Next::Done
+                }
+            },
+        }
+    }
+
+    fn undelivered(&self) -> Option<(usize, String)> {
+        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        (0..ids.len())
+            .find(|&i| !self.delivered.get(i).copied().unwrap_or(false))
+            .map(|i| (i, ids[i].clone()))
+    }
+
+    fn mark(&mut self, idx: usize) {
+        if self.delivered.len() <= idx {
+            self.delivered.resize(idx + 1, false);
+        }
+        self.delivered[idx] = true;
+    }
+
+    fn collect_summary(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.summary = self.runtime.block_on(task).ok();
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
