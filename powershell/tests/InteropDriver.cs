@@ -1,10 +1,10 @@
-// Drives AzBatchNative.cs under Mono against the real library and the
-// emulator: discovery, ARM and Graph runs, streaming, progress, cancel, error
-// paths, non-ASCII text both ways, and the handle's release. Compiled with
-// mcs -langversion:5 together with the interop class, as Windows PowerShell
-// 5.1's Add-Type would compile it.
+// Drives AzBatchNative.cs on .NET against the real library and the emulator:
+// discovery, ARM and Graph runs, streaming, progress, cancel, error paths,
+// non-ASCII text both ways, and the handle's release. Compiled as C# 5
+// together with the interop class, the language Windows PowerShell 5.1's
+// Add-Type compiles.
 //
-// usage: mono driver.exe ENDPOINT TOKEN MODULE_ROOT EXPECTED_VERSION
+// usage: dotnet driver.dll ENDPOINT TOKEN MODULE_ROOT EXPECTED_VERSION
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -105,7 +105,8 @@ public static class InteropDriver
             b.Start();
             AzBatchException late = Throws(delegate { b.Add(Pim(99)); });
             Check(late != null && late.Status == Status.WrongState, "add after start: " + (late == null ? "" : late.Message));
-            int items = 0, status;
+            int items = 0;
+            Status status;
             string item;
             HashSet<string> ids = new HashSet<string>();
             while ((status = b.Next(2000, out item)) != Status.Done)
@@ -133,7 +134,8 @@ public static class InteropDriver
             Thread t = new Thread(delegate () { b.Cancel(); });
             t.Start();
             t.Join();
-            int results = 1, cancelled = 0, status;
+            int results = 1, cancelled = 0;
+            Status status;
             DateTime start = DateTime.UtcNow;
             while ((status = b.Next(5000, out item)) != Status.Done)
             {
@@ -150,9 +152,9 @@ public static class InteropDriver
     static void Errors()
     {
         AzBatchException e = Throws(delegate { new Batch("{\"api\":\"arm\",\"batchsize\":3}"); });
-        Check(e != null && e.Message.Contains("unknown field `batchsize`"), "unknown option: " + (e == null ? "" : e.Message));
+        Check(e != null && e.Status == Status.InvalidValue && e.Message.Contains("unknown field `batchsize`"), "unknown option: " + (e == null ? "" : e.Message));
         e = Throws(delegate { new Batch("{\"api\":"); });
-        Check(e != null && e.Message.Contains("not valid JSON"), "truncated options");
+        Check(e != null && e.Status == Status.InvalidJson && e.Message.Contains("not valid JSON"), "truncated options keep their own status");
         using (Batch b = new Batch(Options("arm", "")))
         {
             e = Throws(delegate { b.Add("{\"url\":"); });
@@ -191,6 +193,8 @@ public static class InteropDriver
         token = args[1];
         Discovery(args[2]);
         Check(Batch.Version() == args[3], "batch_version() = " + Batch.Version());
+        string info = Batch.Info();
+        Check(info.Contains("\"version\":\"" + args[3] + "\"") && info.Contains("\"maxConcurrency\":256") && info.Contains("\"graph\":\"https://graph.microsoft.us\""), "batch_info: " + info);
         Arm();
         GraphAndUnicode();
         Streaming();

@@ -13,7 +13,7 @@ BeforeAll {
 
     $script:Token = 'pester-token-7c1e'
     $out = New-TemporaryFile
-    $script:Emulator = Start-Process -FilePath $emulator -ArgumentList @('--subscriptions', '5', '--token', $script:Token) `
+    $script:Emulator = Start-Process -FilePath $emulator -ArgumentList @('--subscriptions', '6', '--token', $script:Token) `
         -RedirectStandardOutput $out.FullName -PassThru -NoNewWindow
     $deadline = (Get-Date).AddSeconds(10)
     while (-not (Get-Content $out.FullName -ErrorAction SilentlyContinue) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
@@ -32,7 +32,7 @@ Describe 'Invoke-AzBatchRequest against ARM' {
     It 'lists PIM eligibility in every subscription' {
         $url = '/subscriptions/{subscriptionId}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version=2020-10-01'
         $results = @(Invoke-AzBatchRequest -ForEachSubscription -Url $url @Common)
-        $results.Count | Should -Be 5
+        $results.Count | Should -Be 6
         $results | ForEach-Object { $_.Status | Should -Be 200 }
         $results[0].PSObject.TypeNames | Should -Contain 'AzBatch.Response'
         @($results | ForEach-Object { $_.Body.value }).Count | Should -BeGreaterThan 5

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Compiles the module's interop class as C# 5 with Mono's mcs, together with
-# InteropDriver.cs, and runs it under Mono against the real library (found the
-# way the module finds it: runtimes/<os>-<arch>/native/ under a module folder)
-# and the emulator.
+# The module's interop class, two ways:
+# 1. compiled alone as C# 5 against netstandard2.0 with warnings as errors: the
+#    language and the API surface Windows PowerShell 5.1's Add-Type compiles;
+# 2. compiled with InteropDriver.cs and run on .NET (the runtime PowerShell 7
+#    runs on) against the real library, found the way the module finds it
+#    (runtimes/<os>-<arch>/native/ under a module folder), and the emulator.
+# The C# compiler and the .NET runtime come from ../shared/tools (or the
+# machine's own dotnet SDK's csc and dotnet, where AZBATCH_CSC/AZBATCH_DOTNET say).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-command -v mcs >/dev/null && command -v mono >/dev/null || { echo "mono (mcs, mono) is not installed" >&2; exit 1; }
+tools="$root/../shared/tools/bin"
+csc=${AZBATCH_CSC:-$tools/csc}
+dotnet=${AZBATCH_DOTNET:-$tools/dotnet}
+[ -x "$csc" ] && [ -x "$dotnet" ] || { echo "no C# compiler or .NET runtime: expected $tools (or set AZBATCH_CSC and AZBATCH_DOTNET)" >&2; exit 1; }
+refs=$("$tools/dotnet-tools-root")/ref
 cargo build --quiet -p azbatch -p azbatch-emulator
 work=$(mktemp -d)
 emu_out="$work/emulator.out"
-target/debug/azbatch-emulator --subscriptions 20 --latency-ms 20 --token mono-token >"$emu_out" &
+target/debug/azbatch-emulator --subscriptions 20 --latency-ms 20 --token interop-token >"$emu_out" &
 emu=$!
 trap 'kill $emu 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [ -s "$emu_out" ] && break; sleep 0.1; done
@@ -18,12 +26,16 @@ endpoint=$(head -n1 "$emu_out")
 
 # The module folder exactly as scripts/build-module.sh makes it.
 module=$(bash scripts/build-module.sh --debug --out "$work" | tail -n1)
-native=$(dirname "$(ls "$module"/runtimes/*/native/libazbatch.so)")
 
-mcs -langversion:5 -warnaserror -out:"$work/driver.exe" "$module/AzBatchNative.cs" powershell/tests/InteropDriver.cs
+echo "== AzBatchNative.cs as C# 5 against netstandard2.0"
+"$csc" -nologo -noconfig -nostdlib -langversion:5 -warnaserror -target:library -out:"$work/AzBatchNative.dll" \
+  $(printf -- '-r:%s ' "$refs"/netstandard2.0/*.dll) "$module/AzBatchNative.cs"
+
+echo "== the interop class driven on .NET against the library and the emulator"
+"$csc" -nologo -noconfig -nostdlib -langversion:5 -warnaserror -target:exe -out:"$work/driver.dll" \
+  $(printf -- '-r:%s ' "$refs"/net10.0/*.dll) "$module/AzBatchNative.cs" powershell/tests/InteropDriver.cs
+cat >"$work/driver.runtimeconfig.json" <<'JSON'
+{"runtimeOptions":{"tfm":"net10.0","framework":{"name":"Microsoft.NETCore.App","version":"10.0.0"},"rollForward":"LatestMajor"}}
+JSON
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-# Mono's own DllImport probing ignores libraries already loaded by absolute
-# path (glibc and .NET bind "libazbatch.so" to the preloaded copy through its
-# soname), so Mono is also told the module's native folder.
-LD_LIBRARY_PATH="$native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-  mono "$work/driver.exe" "$endpoint" mono-token "$module" "$version"
+"$dotnet" "$work/driver.dll" "$endpoint" interop-token "$module" "$version"
