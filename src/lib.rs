@@ -1,12 +1,17 @@
-//! AzBatch: send any number of Azure Resource Manager (and, later, Microsoft Graph)
-//! requests through the service's batch endpoint and get exactly one final result
-//! for each of them.
+//! AzBatch: send any number of Azure Resource Manager and Microsoft Graph
+//! requests through the services' batch endpoints and get exactly one final
+//! result for each of them.
 //!
 //! Data flows one way through the modules:
-//! [`request`] (validated input) → [`plan`] (cut into batches) → [`engine`] (send,
-//! poll, classify with [`retry`], retry or finish) → [`result`] (one per request).
-//! [`wire`] holds each API's batch envelope, [`transport`] the HTTP client,
-//! [`batch`] a blocking facade that the C ABI in [`ffi`] wraps.
+//! [`request`] (typed or JSON input, checked; its [`graph`] of dependencies)
+//! → [`plan`] (which ready requests travel together) → [`engine`] (send, poll,
+//! ask the [`decision`] table what each outcome means, retry or finish)
+//! → [`result`] (one per request). [`job`] is the Rust API's whole run and the
+//! one driver of it; the C ABI in [`ffi`] is a thin skin over it. Beside them:
+//! [`wire`] (each API's envelope as it travels), [`transport`] (HTTP),
+//! [`auth`] (tokens), [`clock`] (the one wall clock), [`api`], [`endpoint`],
+//! [`cloud`] and [`limits`] (the facts every layer shares), [`fanout`] (one
+//! request in every subscription).
 
 pub mod api;
 pub mod auth;

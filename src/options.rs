@@ -20,7 +20,8 @@ use crate::secret::Secret;
 pub struct Options {
     /// The batch dialect.
     pub api: Api,
-    /// Scheme, host, port and optional base path of the service; no trailing slash.
+    /// Scheme, host, port and optional base path of the service, without a
+    /// trailing slash (the `url` crate shows an empty path as `/`).
     pub endpoint: Url,
     /// The cloud whose hosts (ARM, Graph, login) are used.
     pub cloud: Cloud,

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use crate::limits::MAX_RETRY_AFTER;
+
 /// Item or envelope statuses that another attempt may cure.
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
@@ -20,25 +22,35 @@ pub fn envelope_not_processed(status: u16) -> bool {
 /// The wait the service asked for, from headers looked up case-insensitively by
 /// `get`: `retry-after-ms`, `x-ms-retry-after-ms`, then `Retry-After` as seconds
 /// (decimals allowed, as Graph sends `0.249`) or as an HTTP date relative to `now`.
-/// Returns `None` when there is no usable header.
+/// Every form is cut to [`MAX_RETRY_AFTER`]. Returns `None` when there is no
+/// usable header.
 pub fn retry_after(get: impl Fn(&str) -> Option<String>, now: SystemTime) -> Option<Duration> {
-    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = get(name).and_then(|v| parse_seconds(&v)) {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
-    }
-    let v = get("retry-after")?;
-    if let Some(s) = parse_seconds(&v) {
-        return Some(Duration::from_secs_f64(s));
-    }
-    let at = httpdate::parse_http_date(v.trim()).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = [("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0)]
+        .into_iter()
+        .find_map(|(name, per_second)| Some(number(&get(name)?)? / per_second))
+        .map(seconds)
+        .or_else(|| {
+            let v = get("retry-after")?;
+            match number(&v) {
+                Some(s) => Some(seconds(s)),
+                None => {
+                    let at = httpdate::parse_http_date(v.trim()).ok()?;
+                    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+                }
+            }
+        })?;
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
-/// A non-negative, finite number of (milli)seconds, capped at one day.
-fn parse_seconds(v: &str) -> Option<f64> {
+/// A non-negative, finite number.
+fn number(v: &str) -> Option<f64> {
     let n: f64 = v.trim().parse().ok()?;
-    (n.is_finite() && n >= 0.0).then_some(n.min(86_400_000.0))
+    (n.is_finite() && n >= 0.0).then_some(n)
+}
+
+/// `s` seconds, saturating at the cap (a number too large for a Duration).
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(MAX_RETRY_AFTER)
 }
 
 /// How long to hold new batches when Graph says the app has used `percent` of
@@ -137,6 +149,19 @@ mod tests {
                 Some(Duration::from_secs(3)),
             ),
             (vec![], None),
+            // One cap, one unit: a day, whichever form says more.
+            (vec![("Retry-After", "1e12")], Some(MAX_RETRY_AFTER)),
+            (vec![("retry-after-ms", "1e12")], Some(MAX_RETRY_AFTER)),
+            (vec![("Retry-After", "90000")], Some(MAX_RETRY_AFTER)),
+            (
+                vec![("x-ms-retry-after-ms", "86400001")],
+                Some(MAX_RETRY_AFTER),
+            ),
+            (
+                vec![("retry-after-ms", "86399999")],
+                Some(Duration::from_millis(86_399_999)),
+            ),
+            (vec![("Retry-After", "1e309")], None),
         ];
         for (headers, want) in table {
             assert_eq!(retry_after(lookup(&headers), now), want, "{headers:?}");

@@ -4,8 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A secret string such as an access token. Its `Debug` output is redacted; the
-/// value is only reachable through [`Secret::expose`], which the transport calls
-/// when it builds the `Authorization` header for the configured endpoint.
+/// value is only reachable through [`Secret::expose`], which two places call:
+/// the transport, to build the `Authorization` header of a request the engine
+/// has checked is for the configured endpoint, and the token source, to read a
+/// JWT's expiry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Arc<str>);
 

@@ -171,7 +171,7 @@ pub fn run(args: RunArgs) -> i32 {
     if job.is_empty() {
         return usage(format!("{name}: no requests"));
     }
-    execute(job, args.common.ordered, &name)
+    stream(job, args.common.ordered, &name)
 }
 
 /// `azbatch subscriptions`: the same request in every visible subscription.
@@ -195,7 +195,7 @@ pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
     if let Err(e) = job.add(template) {
         return usage(e);
     }
-    execute(job, args.common.ordered, "the subscriptions")
+    stream(job, args.common.ordered, "the subscriptions")
 }
 
 fn is_auth_failure(r: &ItemResult) -> bool {
@@ -206,7 +206,7 @@ fn is_auth_failure(r: &ItemResult) -> bool {
 }
 
 /// Runs the job, printing each result as one JSON line as it finishes.
-fn execute(job: Job, ordered: bool, what: &str) -> i32 {
+fn stream(job: Job, ordered: bool, what: &str) -> i32 {
     if let Err(e) = job.start() {
         return usage(format!("{what}: {e}"));
     }
