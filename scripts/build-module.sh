@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Builds a ready-to-import PowerShell module folder: powershell/AzBatch plus the
-# native library for this platform under runtimes/<os>-<arch>/native/.
+# Builds a ready-to-import PowerShell module folder: the manifest and format
+# file of powershell/AzBatch, AzBatch.dll (the cmdlet and the interop, compiled
+# from powershell/src as C# 5 for netstandard2.0, so Windows PowerShell 5.1 and
+# PowerShell 7 load the same file and nothing is compiled at import), its help
+# (en-US/AzBatch.dll-Help.xml, from powershell/help), and the native library
+# for this platform under runtimes/<os>-<arch>/native/.
+#
+# The C# compiler is AZBATCH_CSC, else ../shared/tools/bin/csc, else csc on
+# PATH; the reference assemblies (netstandard2.0 and PowerShellStandard 5.1.1's
+# System.Management.Automation.dll) come from AZBATCH_REFS, else ../shared/tools.
 #
 # usage: scripts/build-module.sh [--debug] [--target TRIPLE] [--out DIR]
 #   --target  a Rust target triple, to build for another platform (the
@@ -43,10 +51,23 @@ case "$triple" in
 esac
 built="target/${target:+$target/}$profile/$lib"
 
+tools="$root/../shared/tools/bin"
+csc=${AZBATCH_CSC:-}
+[ -n "$csc" ] || { [ -x "$tools/csc" ] && csc="$tools/csc"; } || true
+[ -n "$csc" ] || csc=$(command -v csc || true)
+[ -n "$csc" ] || { echo "no C# compiler: set AZBATCH_CSC, or put ../shared/tools beside the repository" >&2; exit 1; }
+refs=${AZBATCH_REFS:-}
+[ -n "$refs" ] || refs="$("$tools/dotnet-tools-root")/ref"
+sma="$refs/PowerShellStandard-5.1.1/netstandard2.0/System.Management.Automation.dll"
+[ -f "$sma" ] || { echo "no PowerShellStandard reference at $sma (set AZBATCH_REFS)" >&2; exit 1; }
+
 module="$out/AzBatch"
 rm -rf "$module"
-mkdir -p "$module/runtimes/$os-$arch/native"
-cp powershell/AzBatch/AzBatch.psd1 powershell/AzBatch/AzBatch.psm1 powershell/AzBatch/AzBatchNative.cs \
-   powershell/AzBatch/AzBatch.Format.ps1xml "$module/"
+mkdir -p "$module/runtimes/$os-$arch/native" "$module/en-US"
+"$csc" -nologo -noconfig -nostdlib -langversion:5 -warnaserror -optimize+ -deterministic -target:library \
+  -out:"$module/AzBatch.dll" $(printf -- '-r:%s ' "$refs"/netstandard2.0/*.dll) -r:"$sma" powershell/src/*.cs
+python3 powershell/help/make-maml.py powershell/help/Invoke-AzBatchRequest.json \
+  powershell/src/InvokeAzBatchRequest.cs "$module/en-US/AzBatch.dll-Help.xml"
+cp powershell/AzBatch/AzBatch.psd1 powershell/AzBatch/AzBatch.Format.ps1xml "$module/"
 cp "$built" "$module/runtimes/$os-$arch/native/"
 echo "$module"

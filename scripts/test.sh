@@ -3,8 +3,8 @@
 # tests, the dependency rule for the library, the C ABI under AddressSanitizer
 # and valgrind, and the PowerShell module (PowerShell's parser, consistency
 # with the header, the interop class as C# 5 and on .NET, the Pester suite in
-# real PowerShell 7). Installs what a fresh machine lacks (valgrind and gcc
-# with apt); PowerShell, csc and .NET come from ../shared/tools.
+# real PowerShell 7). Installs what a fresh machine lacks (valgrind, gcc and
+# patchelf with apt); PowerShell, csc and .NET come from ../shared/tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ step() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v gcc >/dev/null || need_apt+=(gcc)
+command -v patchelf >/dev/null || need_apt+=(patchelf)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

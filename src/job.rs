@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +19,7 @@ use crate::error::Error;
 use crate::fanout;
 use crate::options::Options;
 use crate::progress::{Progress, ProgressSnapshot};
+use crate::queue::{self, ResultReceiver, ResultSender};
 use crate::request::{Request, RequestList, RequestSpec};
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
 use crate::transport::{ReqwestTransport, Transport};
@@ -75,7 +75,7 @@ impl Building {
 
 struct Running {
     runtime: Runtime,
-    results: mpsc::UnboundedReceiver<ItemResult>,
+    results: ResultReceiver,
     task: Option<JoinHandle<Summary>>,
     /// Ids of all requests by index, known once the run has begun, to give a
     /// result to any that the engine failed to finish.
@@ -90,7 +90,7 @@ struct Drive {
     options: Arc<Options>,
     transport: Arc<dyn Transport>,
     clock: Clock,
-    sink: mpsc::UnboundedSender<ItemResult>,
+    sink: ResultSender,
     progress: Arc<Progress>,
     cancel: CancellationToken,
     ids: Arc<Mutex<Vec<String>>>,
@@ -144,7 +144,7 @@ impl Drive {
                     (l.status, l.headers, l.body, l.attempts);
             }
             self.progress.finished(false);
-            let _ = self.sink.send(r);
+            self.sink.send(r);
         }
         let engine = Engine::new(self.options.clone(), self.transport.clone(), self.clock);
         engine
@@ -161,14 +161,14 @@ impl Drive {
             .add(RequestSpec::get(fanout::LISTING_URL), &options)
             .cloned();
         let engine = Engine::new(Arc::new(options), self.transport.clone(), self.clock);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = queue::queue(queue::DEFAULT_LIMIT);
         let progress = Arc::new(Progress::default());
         match listing {
             Ok(r) => {
                 engine.run(vec![r], tx, progress, self.cancel.clone()).await;
             }
             Err(e) => {
-                let _ = tx.send(ItemResult::no_answer(
+                tx.send(ItemResult::no_answer(
                     0,
                     "subscriptions",
                     0,
@@ -296,7 +296,7 @@ impl Job {
             }
         };
         let clock = runtime.block_on(async { Clock::system() });
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue::queue(queue::DEFAULT_LIMIT);
         let ids = Arc::new(Mutex::new(Vec::new()));
         let drive = Drive {
             options: self.options.clone(),

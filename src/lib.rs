@@ -29,6 +29,7 @@ pub mod limits;
 pub mod options;
 pub mod plan;
 pub mod progress;
+pub mod queue;
 pub mod reference;
 pub mod request;
 pub mod result;

@@ -1,46 +1,65 @@
-# Pester 5 tests of Invoke-AzBatchRequest against the AzBatch emulator.
-# Run by scripts/test.sh where pwsh exists:
-#   pwsh -NoProfile -Command "Invoke-Pester -Path powershell/tests -Output Detailed -CI"
-# Expects AZBATCH_MODULE (the built module folder) and AZBATCH_EMULATOR (the
-# emulator binary); both default to this repository's debug build.
+# Pester 5 tests of the AzBatch module against the AzBatch emulator, in real
+# PowerShell. Run by scripts/test.sh through Run-Pester.ps1. Expects
+# AZBATCH_MODULE (the module folder scripts/build-module.sh builds) and
+# AZBATCH_EMULATOR (the emulator binary); both default to this repository's
+# builds.
 
 BeforeAll {
-    $repo = Resolve-Path (Join-Path $PSScriptRoot '../..')
-    $module = $env:AZBATCH_MODULE
-    if (-not $module) { $module = Join-Path $repo 'target/module/AzBatch' }
-    $emulator = $env:AZBATCH_EMULATOR
-    if (-not $emulator) { $emulator = Join-Path $repo 'target/debug/azbatch-emulator' }
-
+    $script:Repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+    $script:ModuleDir = $env:AZBATCH_MODULE
+    if (-not $ModuleDir) { $script:ModuleDir = Join-Path $Repo 'target/module/AzBatch' }
+    $script:EmulatorBin = $env:AZBATCH_EMULATOR
+    if (-not $EmulatorBin) { $script:EmulatorBin = Join-Path $Repo 'target/debug/azbatch-emulator' }
+    $script:Pwsh = Join-Path $Repo 'scripts/pwsh'
     $script:Token = 'pester-token-7c1e'
-    $out = New-TemporaryFile
-    $script:Emulator = Start-Process -FilePath $emulator -ArgumentList @('--subscriptions', '6', '--token', $script:Token) `
-        -RedirectStandardOutput $out.FullName -PassThru -NoNewWindow
-    $deadline = (Get-Date).AddSeconds(10)
-    while (-not (Get-Content $out.FullName -ErrorAction SilentlyContinue) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
-    $script:Endpoint = (Get-Content $out.FullName | Select-Object -First 1).Trim()
-    Import-Module (Join-Path $module 'AzBatch.psd1') -Force
-    $script:Common = @{ Endpoint = $script:Endpoint; AccessToken = $script:Token; Confirm = $false }
+
+    function script:Start-Emulator([string[]]$Arguments) {
+        $out = New-TemporaryFile
+        $p = Start-Process -FilePath $EmulatorBin -ArgumentList ($Arguments + @('--token', $Token)) `
+            -RedirectStandardOutput $out.FullName -PassThru -NoNewWindow
+        $deadline = (Get-Date).AddSeconds(10)
+        while (-not (Get-Content $out.FullName -ErrorAction SilentlyContinue) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        [pscustomobject]@{ Process = $p; Url = (Get-Content $out.FullName | Select-Object -First 1).Trim() }
+    }
+
+    # Runs $Script in a PowerShell of its own (the module imported, $Endpoint and
+    # $Token set), as a host would: returns the PowerShell object, not started.
+    function script:New-Shell([string]$Script, [string]$Endpoint) {
+        $ps = [PowerShell]::Create()
+        [void]$ps.AddScript("Import-Module '$ModuleDir/AzBatch.psd1'; `$Endpoint = '$Endpoint'; `$Token = '$Token'").AddStatement().AddScript($Script)
+        $ps
+    }
+
+    $script:Emu = Start-Emulator @('--subscriptions', '6')
+    $script:Endpoint = $Emu.Url
+    Import-Module (Join-Path $ModuleDir 'AzBatch.psd1') -Force
+    $script:Common = @{ Endpoint = $Endpoint; AccessToken = $Token; Confirm = $false }
     $script:Sub0 = '00000000-0000-4000-8000-000000000000'
+    $script:User0 = '00000000-0000-4000-9000-000000000000'
+    $script:User1 = '00000001-0000-4000-9000-000000000001'
+    $script:Group0 = '00000000-0000-4000-a000-000000000000'
+    $script:SubUrl = "/subscriptions/$Sub0`?api-version=2022-12-01"
 }
 
 AfterAll {
-    if ($script:Emulator) { Stop-Process -Id $script:Emulator.Id -ErrorAction SilentlyContinue }
+    if ($script:Emu) { Stop-Process -Id $Emu.Process.Id -ErrorAction SilentlyContinue }
     Remove-Module AzBatch -ErrorAction SilentlyContinue
 }
 
-Describe 'Invoke-AzBatchRequest against ARM' {
+Describe 'Requests from the pipeline (ARM)' {
     It 'lists PIM eligibility in every subscription' {
         $url = '/subscriptions/{subscriptionId}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version=2020-10-01'
         $results = @(Invoke-AzBatchRequest -ForEachSubscription -Url $url @Common)
         $results.Count | Should -Be 6
         $results | ForEach-Object { $_.Status | Should -Be 200 }
         $results[0].PSObject.TypeNames | Should -Contain 'AzBatch.Response'
+        ($results.Name | Sort-Object) | Should -Be (0..5 | ForEach-Object { '00000000-0000-4000-8000-{0:D12}' -f $_ })
         @($results | ForEach-Object { $_.Body.value }).Count | Should -BeGreaterThan 5
     }
 
-    It 'takes strings and hashtables from the pipeline and follows next links' {
+    It 'takes strings and hashtables and follows next links' {
         $results = @(
-            "/subscriptions/$Sub0`?api-version=2022-12-01"
+            $SubUrl
             @{ Name = 'accounts'; Url = "/subscriptions/00000000-0000-4000-8000-000000000005/providers/Microsoft.Batch/batchAccounts?api-version=2024-07-01" }
         ) | Invoke-AzBatchRequest -FollowNextLink @Common
         $results.Count | Should -Be 2
@@ -49,71 +68,428 @@ Describe 'Invoke-AzBatchRequest against ARM' {
         $accounts.Pages | Should -Be 3
     }
 
-    It 'lists writes with -WhatIf and sends nothing' {
-        $rg = "/subscriptions/$Sub0/resourcegroups/whatif?api-version=2021-04-01"
-        $out = @{ Method = 'PUT'; Url = $rg; Body = @{ location = 'westeurope' } } |
-            Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -WhatIf
-        $out | Should -BeNullOrEmpty
-        $check = Invoke-AzBatchRequest -Request $rg -Endpoint $Endpoint -AccessToken $Token -ErrorAction SilentlyContinue
-        $check.Status | Should -Be 404
+    It 'takes PSCustomObjects' {
+        $r = [pscustomobject]@{ Id = 'obj'; Method = 'GET'; Url = $SubUrl } | Invoke-AzBatchRequest @Common
+        ($r.Name, $r.Status) | Should -Be @('obj', 200)
     }
 
-    It 'writes failures as non-terminating errors that carry the response' {
-        $missing = "/subscriptions/$Sub0/resourcegroups/missing?api-version=2021-04-01"
-        $results = Invoke-AzBatchRequest -Request $missing, "/subscriptions/$Sub0`?api-version=2022-12-01" @Common -ErrorVariable failed -ErrorAction SilentlyContinue
-        @($results).Count | Should -Be 2
-        $failed.Count | Should -Be 1
-        $failed[0].TargetObject.Status | Should -Be 404
-        $failed[0].ErrorDetails.Message | Should -Match 'ResourceGroupNotFound'
-        @($results | Where-Object Succeeded).Count | Should -Be 1
+    It 'takes requests as JSON text' {
+        $json = '{"id":"asjson","method":"GET","url":"' + $SubUrl + '"}'
+        $r = $json | Invoke-AzBatchRequest @Common
+        ($r.Name, $r.Status) | Should -Be @('asjson', 200)
     }
 
-    It 'writes JSON text with -Raw' {
-        $raw = Invoke-AzBatchRequest -Request "/subscriptions/$Sub0`?api-version=2022-12-01" -Raw @Common
-        ($raw | ConvertFrom-Json).status | Should -Be 200
-    }
-
-    It 'takes the token as a SecureString and never writes it' {
-        $secure = ConvertTo-SecureString $Token -AsPlainText -Force
-        $all = Invoke-AzBatchRequest -Request "/subscriptions/$Sub0`?api-version=2022-12-01" -Endpoint $Endpoint -AccessToken $secure -Verbose -Debug 4>&1 5>&1 | Out-String
-        $all | Should -Not -Match $Token
-        $all | Should -Match '200'
+    It 'refuses an unknown key, naming it' {
+        { @{ Url = $SubUrl; Boddy = @{} } | Invoke-AzBatchRequest @Common } | Should -Throw "*unknown key 'Boddy'*"
     }
 
     It 'refuses a request for another host, naming it' {
         { Invoke-AzBatchRequest -Request @{ Id = 'evil'; Url = 'https://evil.example/x' } @Common } | Should -Throw '*evil*url*'
     }
+
+    It 'writes JSON text with -Raw' {
+        $raw = Invoke-AzBatchRequest -Request $SubUrl -Raw @Common
+        $raw | Should -BeOfType [string]
+        ($raw | ConvertFrom-Json).status | Should -Be 200
+    }
+
+    It 'sends each subscription a JSON-text -Body as JSON' {
+        $query = '{"type":"ActualCost","timeframe":"MonthToDate","dataset":{"granularity":"None"}}'
+        $results = @(Invoke-AzBatchRequest -ForEachSubscription -Method POST -Body $query -Url '/subscriptions/{subscriptionId}/providers/Microsoft.CostManagement/query?api-version=2023-03-01' @Common)
+        $results.Count | Should -Be 6
+        $results | ForEach-Object { $_.Status | Should -Be 200 }
+    }
 }
 
-Describe 'Invoke-AzBatchRequest against Graph' {
+Describe 'Bodies keep their shape' {
+    BeforeAll {
+        function script:Put-Group([string]$Name, $Body) {
+            $url = "/subscriptions/$Sub0/resourcegroups/$Name`?api-version=2021-04-01"
+            $put = @{ Method = 'PUT'; Url = $url; Body = $Body } | Invoke-AzBatchRequest @Common
+            $put.Status | Should -BeIn 200, 201
+            (Invoke-AzBatchRequest -Request $url @Common).Body
+        }
+        function script:Json-Of($Body) {
+            [AzBatch.Requests]::Read(@{ Method = 'PUT'; Url = '/x'; Body = $Body }, 0).Json
+        }
+    }
+
+    It 'sends an empty array as []' {
+        $g = Put-Group 'shape-empty' @{ location = 'westeurope'; tags = @() }
+        , $g.tags | Should -BeOfType [object[]]
+        @($g.tags).Count | Should -Be 0
+    }
+
+    It 'sends a one-element array as an array' {
+        $g = Put-Group 'shape-one' @{ location = 'westeurope'; tags = @('one') }
+        , $g.tags | Should -BeOfType [object[]]
+        $g.tags[0] | Should -Be 'one'
+    }
+
+    It 'sends JSON text starting with { as the object it holds' {
+        $g = Put-Group 'shape-text' '{"location":"westeurope","tags":{"k":[1,2]}}'
+        $g.tags.k | Should -Be @(1, 2)
+    }
+
+    It 'sends JSON text starting with [ as an array, and other text as a string' {
+        Json-Of '[1,2]' | Should -Match '"body":\[1,2\]'
+        Json-Of @() | Should -Match '"body":\[\]'
+        Json-Of @('one') | Should -Match '"body":\["one"\]'
+        Json-Of 'hello' | Should -Match '"body":"hello"'
+    }
+
+    It 'refuses text that looks like JSON but is not' {
+        { Json-Of '{"a":' } | Should -Throw '*looks like JSON text*'
+    }
+
+    It 'sends dates as ISO 8601, never \/Date()\/' {
+        $when = [datetime]::new(2026, 12, 1, 9, 0, 0, [DateTimeKind]::Utc)
+        $g = Put-Group 'shape-date' @{ location = 'westeurope'; tags = @{ when = $when } }
+        $g.tags.when | Should -Be '2026-12-01T09:00:00.0000000Z'
+        Json-Of @{ when = $when } | Should -Not -Match 'Date\('
+    }
+}
+
+Describe 'Microsoft Graph' {
     It 'onboards a user with dependencies and references' {
         $user = '{{newUser.body.id}}'
         $results = @(
             @{ Id = 'newUser'; Method = 'POST'; Url = '/users'; Body = @{ displayName = 'Pester'; userPrincipalName = 'pester@contoso.example' } }
             @{ Id = 'license'; Method = 'POST'; Url = "/users/$user/assignLicense"; DependsOn = 'newUser'; Body = @{ addLicenses = @(@{ skuId = 'c7df2760-2c81-4ef7-b578-5b5392b571df' }); removeLicenses = @() } }
-            @{ Id = 'group'; Method = 'POST'; Url = '/groups/00000000-0000-4000-a000-000000000000/members/$ref'; DependsOn = 'newUser'; Body = @{ '@odata.id' = "https://graph.microsoft.com/v1.0/directoryObjects/$user" } }
+            @{ Id = 'group'; Method = 'POST'; Url = "/groups/$Group0/members/`$ref"; DependsOn = 'newUser'; Body = @{ '@odata.id' = "https://graph.microsoft.com/v1.0/directoryObjects/$user" } }
         ) | Invoke-AzBatchRequest -Api Graph @Common
         $results.Count | Should -Be 3
         ($results | Where-Object Name -eq 'license').Status | Should -Be 200
         ($results | Where-Object Name -eq 'group').Status | Should -Be 204
     }
 
+    It 'knows a relative Graph URL without -Api' {
+        $r = "/users/$User0" | Invoke-AzBatchRequest @Common
+        $r.Status | Should -Be 200
+        $r.Body.id | Should -Be $User0
+    }
+
+    It 'refuses a URL that could be either API, saying how to choose' {
+        { '/somewhere/else' | Invoke-AzBatchRequest @Common } | Should -Throw '*-Api Arm or -Api Graph*'
+    }
+
+    It 'speaks Graph beta with -GraphVersion' {
+        $r = "/users/$User0" | Invoke-AzBatchRequest -GraphVersion beta @Common
+        $r.Status | Should -Be 200
+    }
+
     It 'hands out non-JSON answers as base64' {
-        $photo = Invoke-AzBatchRequest -Api Graph -Request '/users/00000000-0000-4000-9000-000000000000/photo/$value' @Common
+        $photo = Invoke-AzBatchRequest -Api Graph -Request "/users/$User0/photo/`$value" @Common
         $photo.BodyEncoding | Should -Be 'base64'
         [Convert]::FromBase64String($photo.Body)[0] | Should -Be 0xFF
     }
+
+    It 'keeps an answer whose keys differ only in case, and goes on' {
+        $patch = @{ Method = 'PATCH'; Url = "/users/$User1"; Body = '{"Nickname":"A","nickname":"b"}' } | Invoke-AzBatchRequest @Common
+        $patch.Status | Should -Be 204
+        $results = @("/users/$User0", "/users/$User1", "/users/$User0`?`$select=id") | Invoke-AzBatchRequest @Common
+        $results.Count | Should -Be 3
+        $results | ForEach-Object { $_.Status | Should -Be 200 }
+        $odd = $results | Where-Object { $_.Body -is [System.Collections.IDictionary] }
+        $odd.Body['Nickname'] | Should -Be 'A'
+        $odd.Body['nickname'] | Should -Be 'b'
+    }
 }
 
-Describe 'Loading the native library' {
-    It 'names every path it tried when nothing loads' {
-        $copy = Join-Path ([IO.Path]::GetTempPath()) ("azbatch-nolib-" + [guid]::NewGuid())
-        New-Item -ItemType Directory -Path $copy | Out-Null
-        Copy-Item (Join-Path (Split-Path (Get-Module AzBatch).Path) '*') $copy -Exclude runtimes
-        $cmd = "`$env:AZBATCH_NATIVE_PATH = '/nowhere/libazbatch.so'; Import-Module '$copy/AzBatch.psd1'; Invoke-AzBatchRequest -Request '/x' -AccessToken t -Endpoint http://127.0.0.1:9"
-        $text = & pwsh -NoProfile -Command $cmd 2>&1 | Out-String
-        $text | Should -Match 'nowhere'
-        $text | Should -Match 'runtimes'
+Describe 'Writes, -WhatIf and tokens' {
+    BeforeAll {
+        $script:NoTokenEnv = @{ Endpoint = $Endpoint }
+    }
+
+    It 'lists writes with -WhatIf, sends nothing and asks for no token' {
+        $rg = "/subscriptions/$Sub0/resourcegroups/whatif?api-version=2021-04-01"
+        $out = @{ Method = 'PUT'; Url = $rg; Body = @{ location = 'westeurope' } } |
+            Invoke-AzBatchRequest @NoTokenEnv -WhatIf
+        $out | Should -BeNullOrEmpty
+        $check = Invoke-AzBatchRequest -Request $rg @Common -ErrorAction SilentlyContinue
+        $check.Status | Should -Be 404
+    }
+
+    It 'skips what depends on a write -WhatIf skipped' {
+        $rg = "/subscriptions/$Sub0/resourcegroups/whatif2?api-version=2021-04-01"
+        $out = @(
+            @{ Id = 'make'; Method = 'PUT'; Url = $rg; Body = @{ location = 'westeurope' } }
+            @{ Id = 'tag'; Method = 'PATCH'; Url = $rg; DependsOn = 'make'; Body = @{ tags = @{ a = '1' } } }
+        ) | Invoke-AzBatchRequest @NoTokenEnv -WhatIf -Verbose 4>&1
+        ($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match "depends on 'make'" }) | Should -Not -BeNullOrEmpty
+    }
+
+    It 'asks for no token on an empty pipeline' {
+        { @() | Invoke-AzBatchRequest @NoTokenEnv } | Should -Not -Throw
+    }
+
+    It 'says where to get a token when there is none' {
+        { $SubUrl | Invoke-AzBatchRequest @NoTokenEnv } | Should -Throw '*No access token*-Identity*'
+    }
+
+    It 'takes the Az context token with -AsSecureString, and its probes leave no error behind' {
+        $global:AzCalls = @()
+        function global:Get-AzAccessToken {
+            [CmdletBinding()]
+            param([string]$ResourceUrl, [switch]$AsSecureString)
+            $global:AzCalls += "$ResourceUrl secure=$AsSecureString"
+            [pscustomobject]@{ Token = (ConvertTo-SecureString $Token -AsPlainText -Force) }
+        }
+        try {
+            $Error.Clear()
+            $results = Invoke-AzBatchRequest -Request $SubUrl, "/subscriptions/$Sub0/resourcegroups/none?api-version=2021-04-01" @NoTokenEnv -ErrorVariable failed -ErrorAction SilentlyContinue
+            @($results).Count | Should -Be 2
+            @($failed).Count | Should -Be 1
+            $failed[0].TargetObject.Status | Should -Be 404
+            $global:AzCalls | Should -Be @('https://management.azure.com/ secure=True')
+        } finally {
+            Remove-Item function:global:Get-AzAccessToken
+        }
+    }
+
+    It 'takes the token as a SecureString and never writes it' {
+        $secure = ConvertTo-SecureString $Token -AsPlainText -Force
+        $all = Invoke-AzBatchRequest -Request $SubUrl -Endpoint $Endpoint -AccessToken $secure -Verbose -Debug 4>&1 5>&1 | Out-String
+        $all | Should -Not -Match $Token
+        $all | Should -Match '200'
+    }
+
+    It 'signs in with -Identity (managed identity) and renews in the core' {
+        # As in Azure Automation, the variables are in the process's environment
+        # from its start (the core reads that one): so a child pwsh. The IMDS
+        # host is pointed at the emulator too, so nothing can leave the machine.
+        $env:IDENTITY_ENDPOINT = "$Endpoint/msi/token"
+        $env:IDENTITY_HEADER = 'emulator-identity-header'
+        $env:AZURE_POD_IDENTITY_AUTHORITY_HOST = $Endpoint
+        try {
+            $cmd = "Import-Module '$ModuleDir/AzBatch.psd1'; ('$SubUrl' | Invoke-AzBatchRequest -Identity -Endpoint '$Endpoint').Status"
+            & $Pwsh -NoProfile -NonInteractive -Command $cmd | Should -Be '200'
+        } finally {
+            Remove-Item env:IDENTITY_ENDPOINT, env:IDENTITY_HEADER, env:AZURE_POD_IDENTITY_AUTHORITY_HOST
+        }
+    }
+
+    It 'signs in with -UseAzureCli' {
+        $dir = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-az-' + [guid]::NewGuid())
+        New-Item -ItemType Directory $dir | Out-Null
+        Set-Content -Path "$dir/az" -Value "#!/bin/sh`nprintf '{""accessToken"":""$Token"",""expires_on"":%s}' `$(( `$(date +%s) + 3600 ))"
+        chmod +x "$dir/az"
+        $path = $env:PATH
+        $env:PATH = "$dir$([IO.Path]::PathSeparator)$path"
+        try {
+            ($SubUrl | Invoke-AzBatchRequest -UseAzureCli -Endpoint $Endpoint).Status | Should -Be 200
+        } finally {
+            $env:PATH = $path
+            Remove-Item $dir -Recurse -Force
+        }
+    }
+
+    It 'refuses two token sources at once' {
+        { $SubUrl | Invoke-AzBatchRequest -Identity -AccessToken $Token -Endpoint $Endpoint } | Should -Throw '*not more than one*'
+    }
+}
+
+Describe 'Failures and parameters' {
+    It 'writes failures as non-terminating errors with a readable message' {
+        $missing = "/subscriptions/$Sub0/resourcegroups/missing?api-version=2021-04-01"
+        $results = Invoke-AzBatchRequest -Request $missing, $SubUrl @Common -ErrorVariable failed -ErrorAction SilentlyContinue
+        @($results).Count | Should -Be 2
+        $failed.Count | Should -Be 1
+        $failed[0].Exception.Message | Should -Match "status 404: ResourceGroupNotFound: Resource group 'missing' could not be found"
+        $failed[0].TargetObject.Status | Should -Be 404
+        $failed[0].TargetObject.Body.error.code | Should -Be 'ResourceGroupNotFound'
+        $failed[0].ErrorDetails | Should -BeNullOrEmpty
+        $failed[0].FullyQualifiedErrorId | Should -Match '^AzBatch.RequestFailed.ResourceGroupNotFound'
+        @($results | Where-Object Succeeded).Count | Should -Be 1
+    }
+
+    It 'stops at the first failure with -ErrorAction Stop' {
+        { Invoke-AzBatchRequest -Request "/subscriptions/$Sub0/resourcegroups/nope?api-version=2021-04-01" @Common -ErrorAction Stop } |
+            Should -Throw "*Request '0' failed with status 404*"
+    }
+
+    It 'checks ranges against the library''s limits, in the module''s names' {
+        { $SubUrl | Invoke-AzBatchRequest -ThrottleLimit 0 @Common } | Should -Throw '*-ThrottleLimit must be between 1 and 256*'
+        { $SubUrl | Invoke-AzBatchRequest -MaxAttempts 101 @Common } | Should -Throw '*-MaxAttempts must be between 1 and 100*'
+        { "/users/$User0" | Invoke-AzBatchRequest -BatchSize 21 @Common } | Should -Throw '*-BatchSize must be between 1 and 20*'
+    }
+
+    It 'takes the cloud names from the library' {
+        { $SubUrl | Invoke-AzBatchRequest -Environment Mars @Common } | Should -Throw '*AzureCloud, AzureUSGovernment, AzureChinaCloud*'
+        $line = 'Invoke-AzBatchRequest -Environment AzureU'
+        $done = TabExpansion2 -inputScript $line -cursorColumn $line.Length
+        $done.CompletionMatches.CompletionText | Should -Be @('AzureUSGovernment')
+    }
+
+    It 'writes one verbose line per batch and no debug line per result' {
+        $reqs = 0..39 | ForEach-Object { "/subscriptions/$Sub0`?api-version=2022-12-01&n=$_" }
+        $out = $reqs | Invoke-AzBatchRequest -BatchSize 10 -ThrottleLimit 1 @Common -Verbose -Debug 4>&1 5>&1
+        @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Batch * sent*' }).Count | Should -Be 4
+        @($out | Where-Object { $_ -is [System.Management.Automation.DebugRecord] }).Count | Should -Be 0
+        @($out | Where-Object { $_.PSObject.TypeNames -contains 'AzBatch.Response' }).Count | Should -Be 40
+    }
+}
+
+Describe 'Progress, cancellation and long runs' {
+    BeforeAll {
+        $script:Slow = Start-Emulator @('--subscriptions', '3', '--latency-ms', '1500')
+        $script:Fast = Start-Emulator @('--subscriptions', '6', '--no-throttle')
+    }
+    AfterAll {
+        if ($script:Slow) { Stop-Process -Id $Slow.Process.Id -ErrorAction SilentlyContinue }
+        if ($script:Fast) { Stop-Process -Id $Fast.Process.Id -ErrorAction SilentlyContinue }
+    }
+
+    It 'shows progress under its own id, a few times a second at most, and completes it' {
+        $ps = New-Shell '0..29 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01&n=$_" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 5 -ThrottleLimit 1' $Slow.Url
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $out = $ps.Invoke()
+        $seconds = $sw.Elapsed.TotalSeconds
+        $out.Count | Should -Be 30
+        $records = @($ps.Streams.Progress)
+        $records | ForEach-Object { $_.ActivityId | Should -Be 0x4A5A }
+        $records[-1].RecordType | Should -Be 'Completed'
+        $records.Count | Should -BeLessOrEqual ([math]::Ceiling($seconds * 4) + 2)
+        $ps.Dispose()
+    }
+
+    It 'completes its progress when -ErrorAction Stop ends the run' {
+        $ps = New-Shell 'try { 0..9 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/n$_`?api-version=2021-04-01" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 2 -ThrottleLimit 1 -ErrorAction Stop } catch { "stopped" }' $Slow.Url
+        $out = $ps.Invoke()
+        $out | Should -Contain 'stopped'
+        @($ps.Streams.Progress)[-1].RecordType | Should -Be 'Completed'
+        $ps.Dispose()
+    }
+
+    It 'returns promptly when stopped mid-run (Ctrl+C)' {
+        $ps = New-Shell '0..59 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000002?api-version=2022-12-01&n=$_" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 2 -ThrottleLimit 1' $Slow.Url
+        $handle = $ps.BeginInvoke()
+        Start-Sleep -Milliseconds 2500
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
+        $handle.IsCompleted | Should -BeTrue
+        $ps.Dispose()
+    }
+
+    It 'stops the subscription listing of -ForEachSubscription promptly' {
+        $ps = New-Shell 'Invoke-AzBatchRequest -ForEachSubscription -FollowNextLink -Url "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01" -Endpoint $Endpoint -AccessToken $Token' $Slow.Url
+        $handle = $ps.BeginInvoke()
+        Start-Sleep -Milliseconds 700
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
+        $handle.IsCompleted | Should -BeTrue
+        $ps.Dispose()
+    }
+
+    It 'streams 20,000 results in a runbook-like run with flat memory' {
+        $ps = New-Shell @'
+$ProgressPreference = 'SilentlyContinue'
+$samples = New-Object System.Collections.Generic.List[long]
+$n = 0
+0..19999 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-00000000000$($_ % 6)?api-version=2022-12-01&n=$_" } |
+    Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -ThrottleLimit 8 | ForEach-Object {
+        $n++
+        if ($n % 2000 -eq 0) { $samples.Add([GC]::GetTotalMemory($true)) }
+    }
+[pscustomobject]@{ Count = $n; Samples = $samples.ToArray() }
+'@ $Fast.Url
+        $r = $ps.Invoke()[0]
+        $ps.Dispose()
+        $r.Count | Should -Be 20000
+        $growth = ($r.Samples | Measure-Object -Maximum).Maximum - $r.Samples[0]
+        $growth | Should -BeLessThan 40MB
+    }
+}
+
+Describe 'The module as users load it' {
+    It 'imports in a fresh pwsh as scripts/build-module.sh builds it, and runs a request' {
+        $cmd = "Import-Module '$ModuleDir/AzBatch.psd1'; (Invoke-AzBatchRequest -Request '$SubUrl' -Endpoint '$Endpoint' -AccessToken '$Token').Status; (Get-Module AzBatch).ExportedCmdlets.Keys"
+        $out = & $Pwsh -NoProfile -NonInteractive -Command $cmd
+        $out | Should -Be @('200', 'Invoke-AzBatchRequest')
+    }
+
+    It 'loads a library whose soname is not libazbatch.so' {
+        $patchelf = Get-Command patchelf -ErrorAction SilentlyContinue
+        if (-not $patchelf) { Set-ItResult -Inconclusive -Because 'patchelf is not installed'; return }
+        $copy = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-soname-' + [guid]::NewGuid())
+        Copy-Item $ModuleDir $copy -Recurse
+        $lib = Get-ChildItem "$copy/runtimes/*/native/libazbatch.so"
+        & patchelf --set-soname libsomething-else.so $lib.FullName
+        (& readelf -d $lib.FullName | Out-String) | Should -Match 'libsomething-else'
+        $cmd = "Import-Module '$copy/AzBatch.psd1'; (Invoke-AzBatchRequest -Request '$SubUrl' -Endpoint '$Endpoint' -AccessToken '$Token').Status"
+        & $Pwsh -NoProfile -NonInteractive -Command $cmd | Should -Be '200'
         Remove-Item $copy -Recurse -Force
+    }
+
+    It 'names every path it tried when the library is missing' {
+        $copy = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-nolib-' + [guid]::NewGuid())
+        Copy-Item $ModuleDir $copy -Recurse
+        Remove-Item "$copy/runtimes" -Recurse -Force
+        $cmd = "`$env:AZBATCH_NATIVE_PATH = '/nowhere/libazbatch.so'; Import-Module '$copy/AzBatch.psd1'; Invoke-AzBatchRequest -Request '/x' -AccessToken t -Endpoint http://127.0.0.1:9"
+        $text = & $Pwsh -NoProfile -NonInteractive -Command $cmd 2>&1 | Out-String
+        $text | Should -Match '/nowhere/libazbatch.so: no such file'
+        $text | Should -Match ([regex]::Escape("$copy/runtimes/linux-x64/native/libazbatch.so") + ': no such file')
+        $text | Should -Not -Match 'path1'
+        Remove-Item $copy -Recurse -Force
+    }
+
+    It 'compiles nothing at import: the cmdlet lives in AzBatch.dll' {
+        (Get-Command Invoke-AzBatchRequest).CommandType | Should -Be 'Cmdlet'
+        (Get-Command Invoke-AzBatchRequest).DLL | Should -Match 'AzBatch.dll$'
+        Get-ChildItem $ModuleDir -Filter *.cs -Recurse | Should -BeNullOrEmpty
+    }
+
+    It 'imports, removes and imports again in one session' {
+        Remove-Module AzBatch
+        Import-Module (Join-Path $ModuleDir 'AzBatch.psd1')
+        (Invoke-AzBatchRequest -Request $SubUrl @Common).Status | Should -Be 200
+    }
+
+    It 'runs in two runspaces at once (ForEach-Object -Parallel)' {
+        $statuses = 1..2 | ForEach-Object -ThrottleLimit 2 -Parallel {
+            Import-Module (Join-Path $using:ModuleDir 'AzBatch.psd1')
+            $urls = 0..19 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000003?api-version=2022-12-01&n=$_" }
+            @($urls | Invoke-AzBatchRequest -Endpoint $using:Endpoint -AccessToken $using:Token | Where-Object Succeeded).Count
+        }
+        $statuses | Should -Be @(20, 20)
+    }
+}
+
+Describe 'Help' {
+    It 'documents every parameter' {
+        $help = Get-Help Invoke-AzBatchRequest -Full
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+        $params = (Get-Command Invoke-AzBatchRequest).Parameters.Keys | Where-Object { $_ -notin $common }
+        $documented = $help.parameters.parameter | ForEach-Object { $_.name }
+        ($documented | Sort-Object) | Should -Be ($params | Sort-Object)
+        $help.parameters.parameter | ForEach-Object { ($_.description | Out-String).Trim() | Should -Not -BeNullOrEmpty }
+        @($help.examples.example).Count | Should -BeGreaterOrEqual 6
+        $help.Synopsis | Should -Match 'batch endpoints'
+    }
+
+    It 'has examples that run against the emulator' {
+        $examples = @((Get-Help Invoke-AzBatchRequest -Full).examples.example)
+        Push-Location TestDrive:
+        try {
+            "UserPrincipalName,Department`n$User0,Platform`n$User1,Platform" | Set-Content users.csv
+            foreach ($e in $examples) {
+                $code = $e.code
+                if ($code -match '-Identity') { continue }  # needs an Automation account's identity
+                $PSDefaultParameterValues['Invoke-AzBatchRequest:Endpoint'] = $Endpoint
+                $PSDefaultParameterValues['Invoke-AzBatchRequest:AccessToken'] = $Token
+                $pw = 'Secret-1'; $skuId = 'c7df2760-2c81-4ef7-b578-5b5392b571df'; $groupId = $Group0; $userId = $User0
+                $groupIds = @($Group0, '00000001-0000-4000-a000-000000000001')
+                try {
+                    $out = & ([scriptblock]::Create($code)) 2>&1
+                    $errors = @($out | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+                    $errors | Should -BeNullOrEmpty -Because $code
+                } finally {
+                    $PSDefaultParameterValues.Remove('Invoke-AzBatchRequest:Endpoint')
+                    $PSDefaultParameterValues.Remove('Invoke-AzBatchRequest:AccessToken')
+                }
+            }
+        } finally { Pop-Location }
     }
 }

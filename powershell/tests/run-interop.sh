@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The module's interop class, two ways:
-# 1. compiled alone as C# 5 against netstandard2.0 with warnings as errors: the
-#    language and the API surface Windows PowerShell 5.1's Add-Type compiles;
-# 2. compiled with InteropDriver.cs and run on .NET (the runtime PowerShell 7
-#    runs on) against the real library, found the way the module finds it
-#    (runtimes/<os>-<arch>/native/ under a module folder), and the emulator.
+# The module's interop (powershell/src/Native.cs), outside PowerShell: compiled
+# as C# 5 with InteropDriver.cs and run on .NET (the runtime PowerShell 7 runs
+# on) against the real library, found the way the module finds it
+# (runtimes/<os>-<arch>/native/ under a module folder, through its resolver),
+# and the emulator. (scripts/build-module.sh compiles all of AzBatch.dll as
+# C# 5 against netstandard2.0 and PowerShellStandard with warnings as errors.)
 # The C# compiler and the .NET runtime come from ../shared/tools (or the
 # machine's own dotnet SDK's csc and dotnet, where AZBATCH_CSC/AZBATCH_DOTNET say).
 set -euo pipefail
@@ -27,13 +27,9 @@ endpoint=$(head -n1 "$emu_out")
 # The module folder exactly as scripts/build-module.sh makes it.
 module=$(bash scripts/build-module.sh --debug --out "$work" | tail -n1)
 
-echo "== AzBatchNative.cs as C# 5 against netstandard2.0"
-"$csc" -nologo -noconfig -nostdlib -langversion:5 -warnaserror -target:library -out:"$work/AzBatchNative.dll" \
-  $(printf -- '-r:%s ' "$refs"/netstandard2.0/*.dll) "$module/AzBatchNative.cs"
-
-echo "== the interop class driven on .NET against the library and the emulator"
+echo "== the interop driven on .NET against the library and the emulator"
 "$csc" -nologo -noconfig -nostdlib -langversion:5 -warnaserror -target:exe -out:"$work/driver.dll" \
-  $(printf -- '-r:%s ' "$refs"/net10.0/*.dll) "$module/AzBatchNative.cs" powershell/tests/InteropDriver.cs
+  $(printf -- '-r:%s ' "$refs"/net10.0/*.dll) powershell/src/Native.cs powershell/tests/InteropDriver.cs
 cat >"$work/driver.runtimeconfig.json" <<'JSON'
 {"runtimeOptions":{"tfm":"net10.0","framework":{"name":"Microsoft.NETCore.App","version":"10.0.0"},"rollForward":"LatestMajor"}}
 JSON

@@ -20,7 +20,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +30,7 @@ use crate::graph::DependencyGraph;
 use crate::options::Options;
 use crate::plan;
 use crate::progress::Progress;
+use crate::queue::ResultSender;
 use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
 use crate::retry::{retry_after, slow_down};
@@ -70,14 +70,16 @@ impl Engine {
     }
 
     /// Runs `requests` to completion (or cancellation, or the deadline). Each
-    /// request's final result goes to `sink` once, as soon as it is known.
+    /// request's final result goes to `sink` once, as soon as it is known;
+    /// while the sink's reader lags, no new batch is started, so read while the
+    /// run goes on.
     /// A `dependsOn` that names no request in `requests` finishes its request
     /// with `FailedDependency` (callers that check first refuse it instead:
     /// [`crate::request::RequestList::check_dependencies`]).
     pub async fn run(
         &self,
         requests: Vec<Request>,
-        sink: UnboundedSender<ItemResult>,
+        sink: ResultSender,
         progress: Arc<Progress>,
         cancel: CancellationToken,
     ) -> Summary {
@@ -104,6 +106,7 @@ impl Engine {
                     break;
                 }
                 Some((batch, reply)) = in_flight.next(), if !in_flight.is_empty() => run.land(batch, reply),
+                _ = run.sink.taken(), if run.waits_for_reader() => {}
                 _ = sleep_until_opt(wake), if wake.is_some() => {}
             }
         }
@@ -172,7 +175,7 @@ struct Run {
     /// No batch is sent before this: the service throttled the whole client.
     paused_until: Option<Instant>,
     in_flight_items: u64,
-    sink: UnboundedSender<ItemResult>,
+    sink: ResultSender,
     progress: Arc<Progress>,
 }
 
@@ -180,7 +183,7 @@ impl Run {
     fn new(
         ctx: Arc<Ctx>,
         requests: Vec<Request>,
-        sink: UnboundedSender<ItemResult>,
+        sink: ResultSender,
         progress: Arc<Progress>,
     ) -> Run {
         let graph = DependencyGraph::of(
@@ -247,12 +250,26 @@ impl Run {
         if self.paused_until.is_some_and(|p| p > now) {
             return;
         }
-        while in_flight.len() < self.options().concurrency && !self.ready.is_empty() {
+        while in_flight.len() < self.options().concurrency
+            && !self.ready.is_empty()
+            && self.reader_keeps_up()
+        {
             // None when every ready request's scope is paused.
             if let Some(batch) = self.launch(now) {
                 in_flight.push(batch);
             }
         }
+    }
+
+    /// Whether the results of one more batch fit beside those unread and on the wire.
+    fn reader_keeps_up(&self) -> bool {
+        let more = self.in_flight_items as usize + self.batch_size;
+        self.sink.has_room(more)
+    }
+
+    /// Ready work waits only for the reader to take results.
+    fn waits_for_reader(&self) -> bool {
+        !self.ready.is_empty() && !self.reader_keeps_up()
     }
 
     /// When the loop must look again though no batch has landed.
@@ -535,7 +552,7 @@ impl Run {
                 self.kept.insert(i, Kept::of(&result));
             }
             let (id, status) = (result.id.clone(), result.status);
-            let _ = self.sink.send(result);
+            self.sink.send(result);
             for d in dependents {
                 if self.items[d].done {
                     continue;

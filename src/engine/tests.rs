@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -160,7 +159,7 @@ async fn run_slowly(
         Arc::new(Fake(script.clone())),
         Clock::starting_at(t0()),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::queue::queue(crate::queue::DEFAULT_LIMIT);
     let n = requests.len();
     let summary = engine
         .run(
@@ -171,7 +170,7 @@ async fn run_slowly(
         )
         .await;
     let mut results = vec![];
-    while let Ok(r) = rx.try_recv() {
+    while let Some(r) = rx.try_recv() {
         results.push(r);
     }
     assert_eq!(results.len(), n, "one result per request");
@@ -550,7 +549,7 @@ async fn cancel_gives_every_unfinished_request_a_result() {
         Arc::new(Fake(script)),
         Clock::starting_at(t0()),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::queue::queue(crate::queue::DEFAULT_LIMIT);
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
@@ -562,7 +561,7 @@ async fn cancel_gives_every_unfinished_request_a_result() {
         .run(reqs, tx, Arc::new(Progress::default()), cancel)
         .await;
     let mut n = 0;
-    while let Ok(r) = rx.try_recv() {
+    while let Some(r) = rx.try_recv() {
         assert_eq!((r.status, r.error.unwrap().code.as_str()), (0, "Cancelled"));
         n += 1;
     }
@@ -1039,4 +1038,49 @@ impl Drop for EnvGuard {
             std::env::remove_var(k);
         }
     }
+}
+
+/// A reader that lags holds the run back: no new batch while the queue is full,
+/// and the run goes on as soon as results are read. Nothing is lost.
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_holds_new_batches_back() {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(Box::new(ok_all)),
+        log: Mutex::new(vec![]),
+        latency: Duration::from_millis(10),
+    });
+    let mut o = options();
+    (o.batch_size, o.concurrency) = (2, 1);
+    let engine = Engine::new(
+        Arc::new(o),
+        Arc::new(Fake(script.clone())),
+        Clock::starting_at(t0()),
+    );
+    let (tx, mut rx) = crate::queue::queue(4);
+    let reqs = (0..20).map(|i| get(&i.to_string(), "/a")).collect();
+    let run = tokio::spawn(async move {
+        engine
+            .run(
+                reqs,
+                tx,
+                Arc::new(Progress::default()),
+                CancellationToken::new(),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let sent_while_unread = script.log.lock().unwrap().len();
+    assert_eq!(
+        sent_while_unread, 2,
+        "two batches of two fill a queue of four, then it waits"
+    );
+    let mut got = vec![];
+    while got.len() < 20 {
+        got.push(rx.recv().await.unwrap().index);
+    }
+    run.await.unwrap();
+    got.sort();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    assert_eq!(script.log.lock().unwrap().len(), 10);
 }

@@ -1,7 +1,7 @@
-// AzBatch interop: P/Invoke declarations for include/azbatch.h and a small safe
-// wrapper. Loaded by AzBatch.psm1 with Add-Type, so it must stay valid C# 5
-// (Windows PowerShell 5.1 compiles Add-Type sources as C# 5): no string
-// interpolation, nameof, ?. or expression-bodied members.
+// AzBatch interop: P/Invoke declarations for include/azbatch.h, a small safe
+// wrapper, and the loader that resolves the native library explicitly. Part of
+// the precompiled AzBatch.dll (netstandard2.0, so Windows PowerShell 5.1 and
+// PowerShell 7 load the same file); kept to C# 5, as the rest of the module.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -238,29 +238,23 @@ namespace AzBatch
         }
     }
 
-    /// <summary>Finds and loads the native library: AZBATCH_NATIVE_PATH, else
-    /// runtimes/&lt;os&gt;-&lt;arch&gt;/native/ under the module folder. Loading by absolute
-    /// path first lets DllImport("azbatch") bind to it on Windows PowerShell 5.1,
-    /// which has no NativeLibrary.</summary>
+    /// <summary>Finds and loads the native library explicitly, never by luck:
+    /// AZBATCH_NATIVE_PATH (the library or its folder), else
+    /// runtimes/&lt;os&gt;-&lt;arch&gt;/native/ under the module folder. On .NET Core
+    /// (PowerShell 7) a DllImport resolver for this assembly hands DllImport("azbatch")
+    /// the library loaded by path (NativeLibrary, found by reflection: netstandard2.0
+    /// does not name it); on .NET Framework (Windows PowerShell 5.1) the library is
+    /// loaded by absolute path first, which DllImport then binds to by name. When
+    /// nothing loads, the error lists every path tried.</summary>
     public static class NativeLoader
     {
-        private static string loaded;
+        private static readonly object gate = new object();
+        private static string loadedPath;
+        private static IntPtr loadedHandle;
+        private static bool resolverSet;
 
         [DllImport("kernel32", EntryPoint = "LoadLibraryW", CharSet = CharSet.Unicode, SetLastError = true)]
         private static extern IntPtr LoadLibraryW(string path);
-
-        [DllImport("libdl.so.2", EntryPoint = "dlopen")]
-        private static extern IntPtr DlopenLinux(string path, int flags);
-
-        [DllImport("libdl.so.2", EntryPoint = "dlerror")]
-        private static extern IntPtr DlerrorLinux();
-
-        [DllImport("libSystem.dylib", EntryPoint = "dlopen")]
-        private static extern IntPtr DlopenMac(string path, int flags);
-
-        private const int RTLD_NOW = 2;
-        private const int RTLD_GLOBAL = 0x100;
-        private const int RTLD_GLOBAL_MAC = 0x8;
 
         /// <summary>"win", "linux" or "osx".</summary>
         public static string OperatingSystem()
@@ -316,49 +310,94 @@ namespace AzBatch
         /// <summary>Loads the library once; throws naming every path tried.</summary>
         public static string EnsureLoaded(string moduleRoot, string overridePath)
         {
-            if (loaded != null) return loaded;
-            List<string> tried = new List<string>();
-            foreach (string path in Candidates(moduleRoot, overridePath))
+            lock (gate)
             {
-                string why;
-                if (TryLoad(path, out why))
+                if (loadedPath != null) return loadedPath;
+                List<string> tried = new List<string>();
+                foreach (string path in Candidates(moduleRoot, overridePath))
                 {
-                    loaded = path;
-                    return path;
+                    string why;
+                    IntPtr h = TryLoad(path, out why);
+                    if (h != IntPtr.Zero)
+                    {
+                        loadedHandle = h;
+                        loadedPath = path;
+                        return path;
+                    }
+                    tried.Add(string.Format("  {0}: {1}", path, why));
                 }
-                tried.Add(string.Format("  {0}: {1}", path, why));
+                throw new DllNotFoundException(string.Format(
+                    "The AzBatch native library could not be loaded. Tried:{0}{1}{0}Set AZBATCH_NATIVE_PATH to the library (or its folder), or rebuild the module with scripts/build-module.sh.",
+                    Environment.NewLine, string.Join(Environment.NewLine, tried.ToArray())));
             }
-            throw new DllNotFoundException(string.Format(
-                "The AzBatch native library could not be loaded. Tried:{0}{1}{0}Set AZBATCH_NATIVE_PATH to the library (or its folder), or rebuild the module with scripts/build-module.sh.",
-                Environment.NewLine, string.Join(Environment.NewLine, tried.ToArray())));
         }
 
-        private static bool TryLoad(string path, out string why)
+        /// <summary>The path loaded, or null.</summary>
+        public static string LoadedPath { get { return loadedPath; } }
+
+        private static IntPtr TryLoad(string path, out string why)
         {
             why = null;
             if (!File.Exists(path))
             {
                 why = "no such file";
-                return false;
+                return IntPtr.Zero;
             }
-            IntPtr h;
-            string os = OperatingSystem();
-            if (os == "win")
+            MethodInfo load = NativeLibraryMethod("Load", new Type[] { typeof(string) });
+            if (load != null)
             {
-                h = LoadLibraryW(path);
+                // .NET Core: load by path, and answer DllImport("azbatch") with it.
+                try
+                {
+                    IntPtr h = (IntPtr)load.Invoke(null, new object[] { path });
+                    SetResolver();
+                    return h;
+                }
+                catch (TargetInvocationException e)
+                {
+                    why = e.InnerException != null ? e.InnerException.Message : e.Message;
+                    return IntPtr.Zero;
+                }
+            }
+            if (OperatingSystem() == "win")
+            {
+                // .NET Framework: a module loaded by absolute path is what DllImport binds to.
+                IntPtr h = LoadLibraryW(path);
                 if (h == IntPtr.Zero) why = string.Format("LoadLibrary failed (error {0})", Marshal.GetLastWin32Error());
+                return h;
             }
-            else if (os == "osx")
+            why = "this runtime has neither NativeLibrary nor LoadLibrary";
+            return IntPtr.Zero;
+        }
+
+        private static MethodInfo NativeLibraryMethod(string name, Type[] parameters)
+        {
+            Type t = typeof(Marshal).Assembly.GetType("System.Runtime.InteropServices.NativeLibrary", false);
+            return t == null ? null : t.GetMethod(name, parameters);
+        }
+
+        private static void SetResolver()
+        {
+            if (resolverSet) return;
+            Type resolverType = typeof(Marshal).Assembly.GetType("System.Runtime.InteropServices.DllImportResolver", false);
+            if (resolverType == null) return;
+            MethodInfo set = NativeLibraryMethod("SetDllImportResolver", new Type[] { typeof(Assembly), resolverType });
+            if (set == null) return;
+            Delegate resolver = Delegate.CreateDelegate(resolverType, typeof(NativeLoader).GetMethod("Resolve", BindingFlags.NonPublic | BindingFlags.Static));
+            try
             {
-                h = DlopenMac(path, RTLD_NOW | RTLD_GLOBAL_MAC);
-                if (h == IntPtr.Zero) why = "dlopen failed";
+                set.Invoke(null, new object[] { typeof(NativeMethods).Assembly, resolver });
             }
-            else
+            catch (TargetInvocationException)
             {
-                h = DlopenLinux(path, RTLD_NOW | RTLD_GLOBAL);
-                if (h == IntPtr.Zero) why = "dlopen failed: " + NativeMethods.ReadUtf8(DlerrorLinux());
+                // Already set for this assembly (the module was imported before in this process).
             }
-            return h != IntPtr.Zero;
+            resolverSet = true;
+        }
+
+        private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
+        {
+            return libraryName == NativeMethods.Library ? loadedHandle : IntPtr.Zero;
         }
     }
 }

@@ -1,0 +1,80 @@
+# The module's own cost per request, measured side by side in one run: the
+# same N requests against the emulator at zero latency, once through
+# `azbatch run` (the engine alone) and once through Invoke-AzBatchRequest in a
+# fresh pwsh, runbook-like ($ProgressPreference = 'SilentlyContinue', output
+# piped on). The difference divided by N is what the module adds; the pwsh
+# process's peak memory is read from the kernel (VmHWM).
+#
+# usage: scripts/pwsh -NoProfile -File powershell/bench/Measure-ModuleCost.ps1 [-Counts 20000,100000]
+#        (after `cargo build --release -p azbatch-cli -p azbatch-emulator` and
+#        `scripts/build-module.sh`, which are run here when missing)
+param(
+    [int[]]$Counts = @(20000, 100000),
+    [int]$Subscriptions = 1000,
+    [string]$Module = '',
+    [switch]$Json
+)
+Set-StrictMode -Version 3.0
+$ErrorActionPreference = 'Stop'
+$repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+$cli = Join-Path $repo 'target/release/azbatch'
+$emulatorBin = Join-Path $repo 'target/release/azbatch-emulator'
+if (-not (Test-Path $cli) -or -not (Test-Path $emulatorBin)) {
+    & cargo build --quiet --release -p azbatch-cli -p azbatch-emulator
+}
+if (-not $Module) {
+    $Module = Join-Path $repo 'target/module/AzBatch'
+    if (-not (Test-Path (Join-Path $Module 'AzBatch.psd1'))) { & bash (Join-Path $repo 'scripts/build-module.sh') | Out-Null }
+}
+$pwsh = Join-Path $repo 'scripts/pwsh'
+$token = 'bench-token'
+$work = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-bench-' + [guid]::NewGuid().ToString('N'))
+New-Item -ItemType Directory -Path $work | Out-Null
+$emuOut = Join-Path $work 'emulator.out'
+$emu = Start-Process -FilePath $emulatorBin -ArgumentList @('--subscriptions', "$Subscriptions", '--latency-ms', '0', '--token', $token) `
+    -RedirectStandardOutput $emuOut -PassThru -NoNewWindow
+try {
+    $deadline = (Get-Date).AddSeconds(10)
+    while (-not (Get-Content $emuOut -ErrorAction SilentlyContinue) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 50 }
+    $endpoint = (Get-Content $emuOut | Select-Object -First 1).Trim()
+    $rows = foreach ($n in $Counts) {
+        $lines = New-Object 'System.Collections.Generic.List[string]' $n
+        for ($i = 0; $i -lt $n; $i++) {
+            $lines.Add(('"/subscriptions/00000000-0000-4000-8000-{0:D12}?api-version=2022-12-01"' -f ($i % $Subscriptions)))
+        }
+        $requestsFile = Join-Path $work "requests-$n.jsonl"
+        [IO.File]::WriteAllLines($requestsFile, $lines)
+
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        & $cli run --endpoint $endpoint --token $token --concurrency 16 $requestsFile 2>$null | Out-Null
+        $cliSeconds = $sw.Elapsed.TotalSeconds
+
+        # The module in a process of its own, so its peak memory is its own.
+        $script = @"
+`$ProgressPreference = 'SilentlyContinue'
+Import-Module '$Module/AzBatch.psd1'
+`$urls = [IO.File]::ReadAllLines('$requestsFile') | ForEach-Object { `$_.Trim('"') }
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+`$ok = 0
+`$urls | Invoke-AzBatchRequest -Endpoint '$endpoint' -AccessToken '$token' -ThrottleLimit 16 | ForEach-Object { if (`$_.Succeeded) { `$ok++ } }
+`$seconds = `$sw.Elapsed.TotalSeconds
+`$hwm = (Get-Content /proc/self/status | Where-Object { `$_ -like 'VmHWM:*' }) -replace '[^0-9]', ''
+'{0} {1} {2}' -f `$seconds, `$ok, `$hwm
+"@
+        $out = & $pwsh -NoProfile -NonInteractive -Command $script
+        $parts = ($out | Select-Object -Last 1) -split ' '
+        $moduleSeconds = [double]$parts[0]
+        [pscustomobject]@{
+            requests            = $n
+            cliSeconds          = [math]::Round($cliSeconds, 2)
+            moduleSeconds       = [math]::Round($moduleSeconds, 2)
+            succeeded           = [int]$parts[1]
+            moduleUsPerRequest  = [math]::Round(1e6 * ($moduleSeconds - $cliSeconds) / $n, 1)
+            pwshPeakRssMb       = [math]::Round([double]$parts[2] / 1024, 0)
+        }
+    }
+    if ($Json) { $rows | ConvertTo-Json } else { $rows | Format-Table -AutoSize | Out-String -Width 200 }
+} finally {
+    Stop-Process -Id $emu.Id -ErrorAction SilentlyContinue
+    Remove-Item $work -Recurse -Force -ErrorAction SilentlyContinue
+}

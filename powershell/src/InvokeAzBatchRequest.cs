@@ -1,0 +1,344 @@
+// Invoke-AzBatchRequest: the module's one cmdlet, a thin skin over the C ABI.
+// Parameter binding, token acquisition, JSON in and out, progress and output
+// live here; batching, retries, paging, dependencies, the subscription fan-out
+// and HTTP live in the core. A compiled cmdlet because per-item work in script
+// costs hundreds of microseconds a request (see README, "PowerShell").
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Management.Automation;
+using System.Runtime.InteropServices;
+using System.Security;
+using System.Text;
+
+namespace AzBatch
+{
+    [Cmdlet(VerbsLifecycle.Invoke, "AzBatchRequest", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Request")]
+    [OutputType("AzBatch.Response")]
+    public sealed class InvokeAzBatchRequestCommand : PSCmdlet, IDisposable
+    {
+        /// <summary>The Write-Progress id of AzBatch's bar.</summary>
+        public const int ProgressId = 0x4A5A;
+
+        [Parameter(ParameterSetName = "Request", Mandatory = true, ValueFromPipeline = true, Position = 0)]
+        [AllowNull, AllowEmptyCollection]
+        public object[] Request { get; set; }
+
+        [Parameter(ParameterSetName = "Subscription", Mandatory = true)]
+        public string Url { get; set; }
+
+        [Parameter(ParameterSetName = "Subscription", Mandatory = true)]
+        public SwitchParameter ForEachSubscription { get; set; }
+
+        [Parameter(ParameterSetName = "Subscription")]
+        [ValidateSet("GET", "PUT", "PATCH", "POST", "DELETE", "HEAD", IgnoreCase = true)]
+        public string Method { get { return method; } set { method = value; } }
+        private string method = "GET";
+
+        [Parameter(ParameterSetName = "Subscription")]
+        public object Body { get; set; }
+
+        [Parameter]
+        [ValidateSet("Arm", "Graph", IgnoreCase = true)]
+        public string Api { get; set; }
+
+        [Parameter]
+        [ValidateSet("v1.0", "beta", IgnoreCase = false)]
+        public string GraphVersion { get; set; }
+
+        [Parameter]
+        [ArgumentCompleter(typeof(CloudCompleter))]
+        public string Environment { get { return environment; } set { environment = value; } }
+        private string environment = "AzureCloud";
+
+        [Parameter]
+        public Uri Endpoint { get; set; }
+
+        [Parameter]
+        public object AccessToken { get; set; }
+
+        [Parameter]
+        public SwitchParameter Identity { get; set; }
+
+        [Parameter]
+        public string AccountId { get; set; }
+
+        [Parameter]
+        public SwitchParameter UseAzureCli { get; set; }
+
+        [Parameter]
+        public int BatchSize { get; set; }
+
+        [Parameter]
+        public int ThrottleLimit { get; set; }
+
+        [Parameter]
+        public int MaxAttempts { get; set; }
+
+        [Parameter]
+        public SwitchParameter FollowNextLink { get; set; }
+
+        [Parameter]
+        public int TimeoutSec { get; set; }
+
+        [Parameter]
+        public SwitchParameter Raw { get; set; }
+
+        private Batch batch;
+        private string api;
+        private int index;
+        private readonly HashSet<string> skipped = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        private volatile bool stopping;
+
+        protected override void BeginProcessing()
+        {
+            try { Module.Load(); }
+            catch (DllNotFoundException e)
+            {
+                ThrowTerminatingError(new ErrorRecord(e, "AzBatch.NativeLibraryNotFound", ErrorCategory.ResourceUnavailable, null));
+            }
+            CheckParameters();
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (ParameterSetName != "Request" || Request == null) return;
+            foreach (object item in Request)
+            {
+                if (item == null) continue;
+                RequestDraft d;
+                try { d = Requests.Read(item, index); }
+                catch (JsonInputException e) { throw Refused(e.Message, item); }
+                index++;
+                Send(d, item);
+            }
+        }
+
+        protected override void EndProcessing()
+        {
+            if (ParameterSetName == "Subscription") SendTemplate();
+            if (batch == null) return;
+            try { Stream(); }
+            finally
+            {
+                batch.Dispose();
+                batch = null;
+            }
+        }
+
+        protected override void StopProcessing()
+        {
+            // Another thread: the core allows a cancel while Next waits.
+            stopping = true;
+            Batch b = batch;
+            if (b != null) b.Cancel();
+        }
+
+        public void Dispose()
+        {
+            if (batch != null) { batch.Dispose(); batch = null; }
+        }
+
+        private void CheckParameters()
+        {
+            Limits l = Module.Info.Limits;
+            if (Bound("ThrottleLimit")) Range("ThrottleLimit", ThrottleLimit, l.MinConcurrency, l.MaxConcurrency);
+            if (Bound("MaxAttempts")) Range("MaxAttempts", MaxAttempts, l.MinAttempts, l.MaxAttempts);
+            if (Bound("TimeoutSec")) Range("TimeoutSec", TimeoutSec, 1, l.MaxTimeoutSeconds);
+            if (Module.Info.Cloud(Environment) == null)
+            {
+                throw Usage(string.Format("-Environment must be one of {0} (got '{1}').", string.Join(", ", Module.Info.CloudNames()), Environment));
+            }
+            if (Bound("AccessToken") && (Identity.IsPresent || UseAzureCli.IsPresent)) throw Usage("Give -AccessToken, -Identity or -UseAzureCli, not more than one.");
+            if (Identity.IsPresent && UseAzureCli.IsPresent) throw Usage("Give -Identity or -UseAzureCli, not both.");
+            if (Bound("AccountId") && !Identity.IsPresent) throw Usage("-AccountId names a user-assigned managed identity: use it with -Identity.");
+            if (Bound("GraphVersion") && Api != null && !Api.Equals("Graph", StringComparison.OrdinalIgnoreCase)) throw Usage("-GraphVersion applies to -Api Graph only.");
+        }
+
+        private bool Bound(string name) { return MyInvocation.BoundParameters.ContainsKey(name); }
+
+        private void Range(string name, int value, int min, int max)
+        {
+            if (value < min || value > max) throw Usage(string.Format(CultureInfo.InvariantCulture, "-{0} must be between {1} and {2} (got {3}).", name, min, max, value));
+        }
+
+        private PSArgumentException Usage(string message) { return new PSArgumentException(message); }
+
+        private RuntimeException Refused(string message, object target)
+        {
+            ErrorRecord r = new ErrorRecord(new ArgumentException(message), "AzBatch.RequestRefused", ErrorCategory.InvalidArgument, target);
+            ThrowTerminatingError(r);
+            return null;
+        }
+
+        /// <summary>A request passes ShouldProcess (writes only; a skipped write
+        /// skips what depends on it), then goes to the core.</summary>
+        private void Send(RequestDraft d, object target)
+        {
+            foreach (string dep in d.DependsOn)
+            {
+                if (skipped.Contains(dep))
+                {
+                    if (d.Id != null) skipped.Add(d.Id);
+                    WriteVerbose(string.Format("Skipping {0} {1}: it depends on '{2}', which was not sent", d.Method, d.Url, dep));
+                    return;
+                }
+            }
+            if (!d.IsRead && !ShouldProcess(d.Method + " " + d.Url, "Send"))
+            {
+                if (d.Id != null) skipped.Add(d.Id);
+                return;
+            }
+            if (batch == null) Open(d.Url, target);
+            try { batch.Add(d.Json); }
+            catch (AzBatchException e) { throw Refused(string.Format("Request {0} was refused: {1}", index - 1, e.Message), target); }
+        }
+
+        private void SendTemplate()
+        {
+            StringBuilder sb = new StringBuilder();
+            string m = Method.ToUpperInvariant();
+            sb.Append("{\"forEachSubscription\":true,\"url\":");
+            JsonWriter.String(sb, Url);
+            sb.Append(",\"method\":");
+            JsonWriter.String(sb, m);
+            if (Bound("Body"))
+            {
+                sb.Append(",\"body\":");
+                try { Requests.Body(sb, Body, "-Body"); }
+                catch (JsonInputException e) { throw Refused(e.Message, Body); }
+            }
+            sb.Append('}');
+            RequestDraft d = new RequestDraft { Method = m, Url = Url + " (in every subscription)", Json = sb.ToString() };
+            if (Api != null && !Api.Equals("Arm", StringComparison.OrdinalIgnoreCase)) throw Usage("-ForEachSubscription works with -Api Arm only.");
+            api = "Arm";
+            Send(d, Url);
+        }
+
+        /// <summary>The job, made when the first request is to be sent: an empty
+        /// pipeline, or one whose writes -WhatIf skipped, asks for no token.</summary>
+        private void Open(string firstUrl, object target)
+        {
+            if (api == null) api = Api != null ? Capitalized(Api) : InferApi(firstUrl, target);
+            if (Bound("BatchSize"))
+            {
+                Limits l = Module.Info.Limits;
+                Range("BatchSize", BatchSize, 1, api == "Graph" ? l.GraphMaxBatchSize : l.ArmMaxBatchSize);
+            }
+            Cloud cloud = Module.Info.Cloud(Environment);
+            string resource = api == "Graph" ? cloud.GraphResource : cloud.ArmResource;
+            StringBuilder o = new StringBuilder(256);
+            o.Append("{\"api\":").Append(api == "Graph" ? "\"graph\"" : "\"arm\"");
+            o.Append(",\"cloud\":");
+            JsonWriter.String(o, cloud.Name);
+            if (Endpoint != null) { o.Append(",\"endpoint\":"); JsonWriter.String(o, Endpoint.AbsoluteUri.TrimEnd('/')); }
+            if (GraphVersion != null) { o.Append(",\"graphVersion\":"); JsonWriter.String(o, GraphVersion); }
+            if (Bound("BatchSize")) o.Append(",\"batchSize\":").Append(BatchSize.ToString(CultureInfo.InvariantCulture));
+            if (Bound("ThrottleLimit")) o.Append(",\"concurrency\":").Append(ThrottleLimit.ToString(CultureInfo.InvariantCulture));
+            if (Bound("MaxAttempts")) o.Append(",\"maxAttempts\":").Append(MaxAttempts.ToString(CultureInfo.InvariantCulture));
+            if (Bound("TimeoutSec")) o.Append(",\"timeoutSeconds\":").Append(TimeoutSec.ToString(CultureInfo.InvariantCulture));
+            if (FollowNextLink.IsPresent) o.Append(",\"followNextLink\":true");
+            Tokens.AppendCredential(o, this, resource);
+            o.Append('}');
+            try { batch = new Batch(o.ToString()); }
+            catch (AzBatchException e)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException("AzBatch refused the options: " + e.Message), "AzBatch.OptionsRefused", ErrorCategory.InvalidArgument, null));
+            }
+            finally { o.Clear(); }
+            WriteVerbose("API: " + api);
+        }
+
+        private static string Capitalized(string a) { return a.Equals("graph", StringComparison.OrdinalIgnoreCase) ? "Graph" : "Arm"; }
+
+        private string InferApi(string url, object target)
+        {
+            Uri abs;
+            if (Uri.TryCreate(url, UriKind.Absolute, out abs) && (abs.Scheme == "https" || abs.Scheme == "http"))
+            {
+                foreach (Cloud c in Module.Info.Clouds)
+                {
+                    if (string.Equals(new Uri(c.Graph).Host, abs.Host, StringComparison.OrdinalIgnoreCase)) return "Graph";
+                }
+                return "Arm";
+            }
+            string guess = Requests.ApiOfPath(url);
+            if (guess != null) return guess;
+            throw Refused(string.Format("Cannot tell whether '{0}' is an Azure Resource Manager or a Microsoft Graph URL: pass -Api Arm or -Api Graph.", url), target);
+        }
+
+        /// <summary>Starts the job and writes every result as it finishes.</summary>
+        private void Stream()
+        {
+            batch.Start();
+            Stopwatch sinceProgress = Stopwatch.StartNew();
+            ProgressRecord bar = new ProgressRecord(ProgressId, "AzBatch", "starting");
+            bool progressShown = false;
+            ulong batchesSeen = 0;
+            try
+            {
+                while (true)
+                {
+                    string item;
+                    Status status = batch.Next(250, out item);
+                    if (status == Status.Done) break;
+                    if (status == Status.Ok) Write(item);
+                    Progress p = batch.GetProgress();
+                    while (batchesSeen < p.Batches)
+                    {
+                        batchesSeen++;
+                        WriteVerbose(string.Format(CultureInfo.InvariantCulture, "Batch {0} sent; {1}/{2} done, {3} in flight, {4} retries, {5} throttled", batchesSeen, p.Completed, p.Total, p.InFlight, p.Retries, p.Throttled));
+                    }
+                    if (sinceProgress.ElapsedMilliseconds >= 250 || status == Status.Timeout)
+                    {
+                        bar.StatusDescription = string.Format(CultureInfo.InvariantCulture, "{0}/{1} done, {2} retries, {3} throttled", p.Completed, p.Total, p.Retries, p.Throttled);
+                        bar.PercentComplete = (int)Math.Min(100, 100 * p.Completed / Math.Max(1UL, p.Total));
+                        WriteProgress(bar);
+                        progressShown = true;
+                        sinceProgress.Reset();
+                        sinceProgress.Start();
+                    }
+                }
+            }
+            finally
+            {
+                // Ctrl+C or a terminating error: cancel the work in flight first.
+                if (batch != null) batch.Cancel();
+                if (progressShown && !stopping)
+                {
+                    bar.RecordType = ProgressRecordType.Completed;
+                    try { WriteProgress(bar); } catch (PipelineStoppedException) { }
+                }
+            }
+        }
+
+        private void Write(string item)
+        {
+            if (Raw.IsPresent)
+            {
+                WriteObject(item);
+                return;
+            }
+            PSObject response = Responses.Read(item);
+            if (!(bool)response.Properties["Succeeded"].Value) WriteError(Responses.Error(response));
+            WriteObject(response);
+        }
+    }
+
+    /// <summary>Completes -Environment with the library's cloud names.</summary>
+    public sealed class CloudCompleter : IArgumentCompleter
+    {
+        public IEnumerable<System.Management.Automation.CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
+        {
+            List<System.Management.Automation.CompletionResult> results = new List<System.Management.Automation.CompletionResult>();
+            try { Module.Load(); } catch (DllNotFoundException) { return results; }
+            foreach (string name in Module.Info.CloudNames())
+            {
+                if (name.StartsWith(wordToComplete ?? "", StringComparison.OrdinalIgnoreCase)) results.Add(new System.Management.Automation.CompletionResult(name));
+            }
+            return results;
+        }
+    }
+}

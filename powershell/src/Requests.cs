@@ -1,0 +1,205 @@
+// Requests as PowerShell users give them (strings, hashtables, objects), read
+// once in compiled code into the JSON the C ABI takes.
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Management.Automation;
+using System.Text;
+
+namespace AzBatch
+{
+    /// <summary>One request read from the pipeline.</summary>
+    public sealed class RequestDraft
+    {
+        public string Id;
+        public string Method;
+        public string Url;
+        public List<string> DependsOn = new List<string>();
+        /// <summary>The request as the C ABI takes it.</summary>
+        public string Json;
+
+        public bool IsRead { get { return Method == "GET" || Method == "HEAD"; } }
+    }
+
+    /// <summary>Reads requests and bodies. Errors name the request (its position
+    /// in the input, and its id when it has one) and the field.</summary>
+    public static class Requests
+    {
+        private static readonly string[][] Fields = {
+            new[] { "url", "Url", "Uri" },
+            new[] { "method", "Method", "HttpMethod" },
+            new[] { "id", "Id", "Name" },
+            new[] { "body", "Body", "Content" },
+            new[] { "headers", "Headers" },
+            new[] { "dependsOn", "DependsOn" },
+            new[] { "bodyEncoding", "BodyEncoding" },
+        };
+
+        /// <summary>A string is a GET of that URL; a hashtable or object gives
+        /// Url, Method, Id (or Name), Body, Headers, DependsOn and BodyEncoding.</summary>
+        public static RequestDraft Read(object input, int index)
+        {
+            PSObject pso = input as PSObject;
+            object baseObject = pso != null ? pso.BaseObject : input;
+            RequestDraft d = new RequestDraft();
+            string at = string.Format(CultureInfo.InvariantCulture, "request {0}", index);
+            string s = baseObject as string;
+            if (s != null && s.TrimStart().StartsWith("{", StringComparison.Ordinal))
+            {
+                // A request as JSON text: read for its method, url and ids, sent as it is.
+                object parsed;
+                try { parsed = JsonReader.Read(s); }
+                catch (FormatException e) { throw new JsonInputException(at + ": the JSON text is " + e.Message); }
+                baseObject = parsed;
+                input = parsed;
+            }
+            else if (s != null)
+            {
+                d.Method = "GET";
+                d.Url = s;
+                d.Json = "{\"url\":" + Quote(s) + "}";
+                return d;
+            }
+            Dictionary<string, object> values = Values(input, baseObject, at);
+            object v;
+            if (values.TryGetValue("id", out v) && v != null) { d.Id = Scalar(v); at += " (id '" + d.Id + "')"; }
+            d.Method = values.TryGetValue("method", out v) && v != null ? Scalar(v).Trim().ToUpperInvariant() : "GET";
+            if (!values.TryGetValue("url", out v) || v == null) throw new JsonInputException(at + ": Url is required");
+            d.Url = Scalar(v);
+            StringBuilder sb = new StringBuilder(256);
+            sb.Append("{\"url\":");
+            JsonWriter.String(sb, d.Url);
+            sb.Append(",\"method\":");
+            JsonWriter.String(sb, d.Method);
+            if (d.Id != null) { sb.Append(",\"id\":"); JsonWriter.String(sb, d.Id); }
+            if (values.TryGetValue("body", out v) && v != null) { sb.Append(",\"body\":"); Body(sb, v, at + ": Body"); }
+            if (values.TryGetValue("headers", out v) && v != null) { sb.Append(",\"headers\":"); JsonWriter.Value(sb, v, 0, at + ": Headers"); }
+            if (values.TryGetValue("bodyEncoding", out v) && v != null) { sb.Append(",\"bodyEncoding\":"); JsonWriter.String(sb, Scalar(v)); }
+            if (values.TryGetValue("dependsOn", out v) && v != null)
+            {
+                sb.Append(",\"dependsOn\":[");
+                bool first = true;
+                foreach (object dep in Items(v))
+                {
+                    string id = Scalar(dep);
+                    d.DependsOn.Add(id);
+                    if (!first) sb.Append(',');
+                    first = false;
+                    JsonWriter.String(sb, id);
+                }
+                sb.Append(']');
+            }
+            sb.Append('}');
+            d.Json = sb.ToString();
+            return d;
+        }
+
+        /// <summary>The request's fields by their JSON name; an unknown key is an
+        /// error rather than silently dropped.</summary>
+        private static Dictionary<string, object> Values(object input, object baseObject, string at)
+        {
+            Dictionary<string, object> values = new Dictionary<string, object>(StringComparer.Ordinal);
+            IDictionary dict = baseObject as IDictionary;
+            if (dict != null)
+            {
+                foreach (DictionaryEntry e in dict) Put(values, Convert.ToString(e.Key, CultureInfo.InvariantCulture), e.Value, at);
+                return values;
+            }
+            foreach (PSPropertyInfo p in PSObject.AsPSObject(input).Properties)
+            {
+                Put(values, p.Name, p.Value, at);
+            }
+            return values;
+        }
+
+        private static void Put(Dictionary<string, object> values, string key, object value, string at)
+        {
+            foreach (string[] names in Fields)
+            {
+                for (int i = 1; i < names.Length; i++)
+                {
+                    if (string.Equals(names[i], key, StringComparison.OrdinalIgnoreCase))
+                    {
+                        if (values.ContainsKey(names[0])) throw new JsonInputException(string.Format("{0}: {1} is given twice (as {2} and another spelling)", at, names[1], key));
+                        values[names[0]] = value;
+                        return;
+                    }
+                }
+            }
+            throw new JsonInputException(string.Format("{0}: unknown key '{1}' (a request takes Url, Method, Id, Body, Headers, DependsOn and BodyEncoding)", at, key));
+        }
+
+        /// <summary>A body: hashtables and objects as JSON objects, arrays as
+        /// arrays (empty and one-element ones too), text that starts with { or [
+        /// as the JSON it holds (refused when it is not JSON), other text as a
+        /// JSON string.</summary>
+        public static void Body(StringBuilder sb, object body, string where)
+        {
+            PSObject pso = body as PSObject;
+            string text = (pso != null ? pso.BaseObject : body) as string;
+            if (text != null)
+            {
+                string t = text.TrimStart();
+                if (t.StartsWith("{", StringComparison.Ordinal) || t.StartsWith("[", StringComparison.Ordinal))
+                {
+                    string why;
+                    if (!JsonReader.IsJson(text, out why)) throw new JsonInputException(where + " looks like JSON text but is " + why);
+                    sb.Append(text.Trim());
+                    return;
+                }
+            }
+            JsonWriter.Value(sb, body, 0, where);
+        }
+
+        private static IEnumerable Items(object v)
+        {
+            PSObject pso = v as PSObject;
+            object b = pso != null ? pso.BaseObject : v;
+            if (b is string) return new object[] { b };
+            IEnumerable e = b as IEnumerable;
+            return e ?? new object[] { b };
+        }
+
+        private static string Scalar(object v)
+        {
+            PSObject pso = v as PSObject;
+            object b = pso != null ? pso.BaseObject : v;
+            return Convert.ToString(b, CultureInfo.InvariantCulture);
+        }
+
+        private static string Quote(string s)
+        {
+            StringBuilder sb = new StringBuilder(s.Length + 2);
+            JsonWriter.String(sb, s);
+            return sb.ToString();
+        }
+
+        /// <summary>Graph's top-level resources: a relative URL that starts with one
+        /// of these can only be Graph.</summary>
+        private static readonly HashSet<string> GraphRoots = new HashSet<string>(StringComparer.OrdinalIgnoreCase) {
+            "me", "users", "groups", "applications", "servicePrincipals", "devices", "directoryObjects", "directoryRoles",
+            "directoryRoleTemplates", "organization", "domains", "contacts", "sites", "drives", "teams", "chats", "planner",
+            "identity", "policies", "reports", "security", "deviceManagement", "deviceAppManagement", "auditLogs",
+            "roleManagement", "subscribedSkus", "invitations", "oauth2PermissionGrants", "identityGovernance",
+            "communications", "education", "informationProtection", "places", "print", "search", "solutions", "admin",
+            "external", "agreements", "schemaExtensions", "groupSettings", "$batch", "$metadata",
+        };
+
+        /// <summary>ARM's top-level paths.</summary>
+        private static readonly HashSet<string> ArmRoots = new HashSet<string>(StringComparer.OrdinalIgnoreCase) {
+            "subscriptions", "providers", "tenants", "resources", "locations",
+        };
+
+        /// <summary>"Arm" or "Graph" for a relative URL, or null when it could be either.</summary>
+        public static string ApiOfPath(string url)
+        {
+            string path = url.TrimStart('/');
+            int end = path.IndexOfAny(new[] { '/', '?', '(' });
+            string first = end < 0 ? path : path.Substring(0, end);
+            if (GraphRoots.Contains(first)) return "Graph";
+            if (ArmRoots.Contains(first) || url.IndexOf("api-version=", StringComparison.OrdinalIgnoreCase) >= 0) return "Arm";
+            return null;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The queue of final results between the engine and whoever reads them (the
+//! job's `next`, and so `batch_next`, the command line, the module). Nothing is
+//! ever dropped or refused: instead, while `limit` results wait unread, the
+//! engine starts no new batch, so a slow reader holds the run back rather than
+//! letting results pile up in memory.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::result::ItemResult;
+
+/// Results waiting unread before the engine pauses, unless a run's own
+/// batches in flight need more room.
+pub const DEFAULT_LIMIT: usize = 4096;
+
+struct Shared {
+    waiting: AtomicUsize,
+    taken: Notify,
+    limit: usize,
+}
+
+/// The engine's end.
+#[derive(Clone)]
+pub struct ResultSender {
+    tx: mpsc::UnboundedSender<ItemResult>,
+    shared: Arc<Shared>,
+}
+
+/// The reader's end.
+pub struct ResultReceiver {
+    rx: mpsc::UnboundedReceiver<ItemResult>,
+    shared: Arc<Shared>,
+}
+
+/// A queue that asks the engine to wait while `limit` results are unread.
+pub fn queue(limit: usize) -> (ResultSender, ResultReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        waiting: AtomicUsize::new(0),
+        taken: Notify::new(),
+        limit: limit.max(1),
+    });
+    (
+        ResultSender {
+            tx,
+            shared: shared.clone(),
+        },
+        ResultReceiver { rx, shared },
+    )
+}
+
+impl ResultSender {
+    /// Hands out one result (never refused; a reader that went away is ignored).
+    pub fn send(&self, r: ItemResult) {
+        if self.tx.send(r).is_ok() {
+            self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether `more` results (a batch about to be sent) fit beside those waiting.
+    pub fn has_room(&self, more: usize) -> bool {
+        self.tx.is_closed()
+            || self.shared.waiting.load(Ordering::Acquire) + more <= self.shared.limit
+    }
+
+    /// Resolves when the reader has taken a result.
+    pub async fn taken(&self) {
+        self.shared.taken.notified().await;
+    }
+}
+
+impl ResultReceiver {
+    /// The next result; `None` once the engine is done and all were read.
+    pub async fn recv(&mut self) -> Option<ItemResult> {
+        let r = self.rx.recv().await;
+        if r.is_some() {
+            self.took();
+        }
+        r
+    }
+
+    /// A result that is already waiting, if any.
+    pub fn try_recv(&mut self) -> Option<ItemResult> {
+        let r = self.rx.try_recv().ok();
+        if r.is_some() {
+            self.took();
+        }
+        r
+    }
+
+    fn took(&self) {
+        self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        // One permit is kept when the engine is not waiting yet, so a take
+        // between its check and its wait is never missed.
+        self.shared.taken.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::ErrorInfo;
+
+    fn r(i: usize) -> ItemResult {
+        ItemResult::no_answer(i, &i.to_string(), 0, ErrorInfo::new("x", "y"))
+    }
+
+    #[tokio::test]
+    async fn room_shrinks_as_results_wait_and_grows_as_they_are_read() {
+        let (tx, mut rx) = queue(3);
+        assert!(tx.has_room(3) && !tx.has_room(4));
+        tx.send(r(0));
+        tx.send(r(1));
+        assert!(tx.has_room(1) && !tx.has_room(2));
+        let woken = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.taken().await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(rx.recv().await.map(|r| r.index), Some(0));
+        woken.await.unwrap();
+        assert!(tx.has_room(2));
+        assert_eq!(rx.try_recv().map(|r| r.index), Some(1));
+        assert!(rx.try_recv().is_none());
+        drop(rx);
+        assert!(tx.has_room(100), "nobody reads: nothing to wait for");
+    }
+}
