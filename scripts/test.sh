@@ -38,8 +38,12 @@ echo "ok"
 step "C ABI under AddressSanitizer and valgrind"
 bash tests/c/run.sh
 
+step "PowerShell: the module folder (AzBatch.dll compiled as C# 5 for netstandard2.0, help, native library)"
+module=$(bash scripts/build-module.sh --debug --out "$PWD/target/pester" | tail -n1)
+echo "$module"
+
 step "PowerShell: every .ps1/.psm1/.psd1 through PowerShell's parser (5.1 syntax for the module), Test-ModuleManifest"
-scripts/pwsh -NoProfile -File powershell/tests/Check-Syntax.ps1
+scripts/pwsh -NoProfile -File powershell/tests/Check-Syntax.ps1 -Module "$module"
 
 step "PowerShell: interop class vs azbatch.h (functions, types, statuses, progress), manifest, help"
 python3 powershell/tests/module_check.py
@@ -48,7 +52,6 @@ step "PowerShell: interop class compiled as C# 5 and driven on .NET"
 bash powershell/tests/run-interop.sh
 
 step "PowerShell: Pester tests in PowerShell 7"
-module=$(bash scripts/build-module.sh --debug --out "$PWD/target/pester" | tail -n1)
 cargo build --quiet -p azbatch-emulator
 AZBATCH_MODULE="$module" AZBATCH_EMULATOR="$PWD/target/debug/azbatch-emulator" \
   scripts/pwsh -NoProfile -File powershell/tests/Run-Pester.ps1

@@ -6,7 +6,9 @@
 # Test-ModuleManifest checks the manifest. Each check first proves on a broken
 # snippet that it can fail.
 #
-# usage: scripts/pwsh -NoProfile -File powershell/tests/Check-Syntax.ps1
+# usage: scripts/pwsh -NoProfile -File powershell/tests/Check-Syntax.ps1 [-Module target/module/AzBatch]
+#        (-Module: the folder scripts/build-module.sh built, whose manifest is tested)
+param([string]$Module = '')
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
 $repo = Resolve-Path (Join-Path $PSScriptRoot '../..')
@@ -57,11 +59,13 @@ foreach ($f in $files) {
 }
 Write-Output ('parsed {0} files' -f @($files).Count)
 
+if (-not $Module) { $Module = Join-Path $repo 'target/module/AzBatch' }
 try {
-    $m = Test-ModuleManifest -Path (Join-Path $repo 'powershell/AzBatch/AzBatch.psd1') -ErrorAction Stop
-    Write-Output ('manifest: {0} {1}, exports {2}' -f $m.Name, $m.Version, (($m.ExportedFunctions.Keys) -join ', '))
+    $m = Test-ModuleManifest -Path (Join-Path $Module 'AzBatch.psd1') -ErrorAction Stop
+    Write-Output ('manifest: {0} {1}, exports {2}' -f $m.Name, $m.Version, (($m.ExportedCmdlets.Keys) -join ', '))
+    if (-not $m.ExportedCmdlets.ContainsKey('Invoke-AzBatchRequest')) { $problems.Add("$Module/AzBatch.psd1: exports no Invoke-AzBatchRequest") }
 } catch {
-    $problems.Add("powershell/AzBatch/AzBatch.psd1: Test-ModuleManifest: $($_.Exception.Message)")
+    $problems.Add("$Module/AzBatch.psd1: Test-ModuleManifest: $($_.Exception.Message)")
 }
 
 foreach ($p in $problems) { [Console]::Error.WriteLine($p) }
