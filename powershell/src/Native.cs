@@ -125,13 +125,47 @@ namespace AzBatch
         }
     }
 
-    /// <summary>An AzBatch call failed with Status.</summary>
+    /// <summary>An AzBatch call failed with Status; each status has its own
+    /// exception type (AzBatchException.For picks it), all derived from this one.</summary>
     public class AzBatchException : Exception
     {
         public Status Status { get; private set; }
 
         public AzBatchException(Status status, string message) : base(message) { Status = status; }
+
+        /// <summary>The exception of a failed call's status.</summary>
+        public static AzBatchException For(Status status, string message)
+        {
+            switch (status)
+            {
+                case Status.NullArgument: return new AzBatchNullArgumentException(message);
+                case Status.InvalidUtf8: return new AzBatchInvalidUtf8Exception(message);
+                case Status.InvalidJson: return new AzBatchInvalidJsonException(message);
+                case Status.InvalidValue: return new AzBatchInvalidValueException(message);
+                case Status.WrongState: return new AzBatchWrongStateException(message);
+                case Status.Cancelled: return new AzBatchCancelledException(message);
+                case Status.Panic: return new AzBatchPanicException(message);
+                default: return new AzBatchInternalException(status, message);
+            }
+        }
     }
+
+    /// <summary>AZBATCH_ERR_NULL_ARGUMENT: a required pointer was NULL (a bug in the caller).</summary>
+    public sealed class AzBatchNullArgumentException : AzBatchException { public AzBatchNullArgumentException(string m) : base(Status.NullArgument, m) { } }
+    /// <summary>AZBATCH_ERR_INVALID_UTF8: a string was not UTF-8.</summary>
+    public sealed class AzBatchInvalidUtf8Exception : AzBatchException { public AzBatchInvalidUtf8Exception(string m) : base(Status.InvalidUtf8, m) { } }
+    /// <summary>AZBATCH_ERR_INVALID_JSON: options or a request were not JSON.</summary>
+    public sealed class AzBatchInvalidJsonException : AzBatchException { public AzBatchInvalidJsonException(string m) : base(Status.InvalidJson, m) { } }
+    /// <summary>AZBATCH_ERR_INVALID_VALUE: JSON with a bad value; the message says which and where.</summary>
+    public sealed class AzBatchInvalidValueException : AzBatchException { public AzBatchInvalidValueException(string m) : base(Status.InvalidValue, m) { } }
+    /// <summary>AZBATCH_ERR_WRONG_STATE: the call does not fit the batch's state.</summary>
+    public sealed class AzBatchWrongStateException : AzBatchException { public AzBatchWrongStateException(string m) : base(Status.WrongState, m) { } }
+    /// <summary>AZBATCH_ERR_CANCELLED: the batch was cancelled before the call.</summary>
+    public sealed class AzBatchCancelledException : AzBatchException { public AzBatchCancelledException(string m) : base(Status.Cancelled, m) { } }
+    /// <summary>AZBATCH_ERR_PANIC: AzBatch panicked (caught at the boundary); free the batch.</summary>
+    public sealed class AzBatchPanicException : AzBatchException { public AzBatchPanicException(string m) : base(Status.Panic, m) { } }
+    /// <summary>AZBATCH_ERR_INTERNAL, or a status this module does not know.</summary>
+    public sealed class AzBatchInternalException : AzBatchException { public AzBatchInternalException(Status s, string m) : base(s, m) { } }
 
     /// <summary>One batch: add requests, then Execute or Start and Next.
     /// Cancel and GetProgress may be called from another thread.</summary>
@@ -147,7 +181,7 @@ namespace AzBatch
             {
                 string message = NativeMethods.TakeUtf8(error);
                 if (handle != null) handle.Dispose();
-                throw new AzBatchException(status, message ?? string.Format("batch_new failed with status {0}", status));
+                throw AzBatchException.For(status, message ?? string.Format("batch_new failed with status {0}", status));
             }
         }
 
@@ -156,7 +190,7 @@ namespace AzBatch
             string message = NativeMethods.TakeUtf8(error);
             if (status < 0)
             {
-                throw new AzBatchException(status, message ?? string.Format("{0} failed with status {1}", what, status));
+                throw AzBatchException.For(status, message ?? string.Format("{0} failed with status {1}", what, status));
             }
         }
 
@@ -194,7 +228,7 @@ namespace AzBatch
             item = status == Status.Ok ? NativeMethods.TakeUtf8(p) : null;
             if (status < 0)
             {
-                throw new AzBatchException(status, string.Format("batch_next failed with status {0}", status));
+                throw AzBatchException.For(status, string.Format("batch_next failed with status {0}", status));
             }
             return status;
         }
@@ -204,7 +238,7 @@ namespace AzBatch
         {
             Progress p;
             Status status = NativeMethods.batch_progress(handle, out p);
-            if (status < 0) throw new AzBatchException(status, "batch_progress failed");
+            if (status < 0) throw AzBatchException.For(status, "batch_progress failed");
             return p;
         }
 
@@ -233,7 +267,7 @@ namespace AzBatch
         {
             IntPtr p;
             Status status = NativeMethods.batch_info(out p);
-            if (status != Status.Ok) throw new AzBatchException(status, "batch_info failed");
+            if (status != Status.Ok) throw AzBatchException.For(status, "batch_info failed");
             return NativeMethods.TakeUtf8(p);
         }
     }

@@ -104,7 +104,7 @@ public static class InteropDriver
             Check(early != null && early.Status == Status.WrongState, "next before start");
             b.Start();
             AzBatchException late = Throws(delegate { b.Add(Pim(99)); });
-            Check(late != null && late.Status == Status.WrongState, "add after start: " + (late == null ? "" : late.Message));
+            Check(late != null && late.Status == Status.WrongState && late is AzBatchWrongStateException, "add after start: " + (late == null ? "" : late.Message));
             int items = 0;
             Status status;
             string item;
@@ -154,7 +154,7 @@ public static class InteropDriver
         AzBatchException e = Throws(delegate { new Batch("{\"api\":\"arm\",\"batchsize\":3}"); });
         Check(e != null && e.Status == Status.InvalidValue && e.Message.Contains("unknown field `batchsize`"), "unknown option: " + (e == null ? "" : e.Message));
         e = Throws(delegate { new Batch("{\"api\":"); });
-        Check(e != null && e.Status == Status.InvalidJson && e.Message.Contains("not valid JSON"), "truncated options keep their own status");
+        Check(e != null && e.Status == Status.InvalidJson && e is AzBatchInvalidJsonException && e.Message.Contains("not valid JSON"), "truncated options keep their own status and exception");
         using (Batch b = new Batch(Options("arm", "")))
         {
             e = Throws(delegate { b.Add("{\"url\":"); });
