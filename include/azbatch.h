@@ -8,8 +8,8 @@
  *   item_out, info_out) belongs to the caller and is freed with
  *   batch_string_free only. batch_version returns a static string: never free it.
  * - Every const char * argument is borrowed for the call only, NUL-terminated UTF-8.
- * - Out-parameters are written only on success; on failure only error_out is
- *   written. error_out may be NULL when the caller does not want the message;
+ * - Out-parameters are written only on success; on failure (and on
+ *   AZBATCH_FULL, with the note) only error_out is written. error_out may be NULL when the caller does not want the message;
  *   every other out-parameter is required, and NULL there is
  *   AZBATCH_ERR_NULL_ARGUMENT (nothing is taken, so no result is lost).
  * - Every function returns an AzBatchStatus (except the frees and
@@ -41,6 +41,9 @@ enum AzBatchStatus
   AZBATCH_DONE = 1,
   // `batch_next`: nothing finished within the timeout; call again.
   AZBATCH_TIMEOUT = 2,
+  // `batch_add` on a batch opened with `batch_open`: its input is full, and
+  // nothing was added; take results with `batch_next`, then add it again.
+  AZBATCH_FULL = 3,
   // A required pointer argument was NULL.
   AZBATCH_ERR_NULL_ARGUMENT = -1,
   // A string argument was not UTF-8.
@@ -116,8 +119,10 @@ AzBatchStatus batch_new(const char *options_json, struct AzBatch **batch_out, ch
 // (`/subscriptions/...`) or an absolute URL on the endpoint's host. Ids must be
 // unique; a request without one gets its index as id.
 //
-// Returns `AZBATCH_OK`, or an error with a message naming the request and the
-// field in `*error_out` (free with `batch_string_free`).
+// Returns `AZBATCH_OK`; `AZBATCH_FULL` on a batch opened with `batch_open`
+// whose input is full (nothing added: take results, then add again); or an
+// error with a message naming the request and the field in `*error_out`
+// (free with `batch_string_free`).
 //
 // # Safety
 // `batch` is NULL or a live handle; `request_json` is NULL or a NUL-terminated
@@ -130,6 +135,27 @@ AzBatchStatus batch_add(struct AzBatch *batch, const char *request_json, char **
 // `batch` is NULL or a live handle; `error_out` is NULL or valid for one
 // pointer write.
 AzBatchStatus batch_start(struct AzBatch *batch, char **error_out);
+
+// Starts the batch with its input open: `batch_add` goes on while results are
+// taken with `batch_next`, and answers `AZBATCH_FULL` (nothing added; the note
+// is in `*error_out`) while the run has enough to do: take results, then add
+// again. A request may name in `dependsOn` one added later. `batch_close_input`
+// says no more will come; the run ends when the rest is done.
+//
+// # Safety
+// `batch` is NULL or a live handle; `error_out` is NULL or valid for one
+// pointer write.
+AzBatchStatus batch_open(struct AzBatch *batch, char **error_out);
+
+// Says that no more requests come to a batch opened with `batch_open`: what
+// waits for an id never added fails with `FailedDependency`, and `batch_next`
+// answers `AZBATCH_DONE` once the rest is handed out. Closing twice, or a
+// batch never opened, is fine.
+//
+// # Safety
+// `batch` is NULL or a live handle; `error_out` is NULL or valid for one
+// pointer write.
+AzBatchStatus batch_close_input(struct AzBatch *batch, char **error_out);
 
 // Starts the batch and waits for every result. On success `*result_out` gets
 // `{"responses":[...one per request, in the order added...],

@@ -20,6 +20,10 @@ pub enum Error {
     /// The batch was cancelled before the call.
     #[error("the batch was cancelled")]
     Cancelled,
+    /// A running job's open input is full: take results, then add again.
+    /// Nothing was added.
+    #[error("the run's input is full: take results, then add the request again")]
+    Full,
     /// Something failed inside AzBatch itself.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,41 +1,38 @@
 //! The dependency graph of a run's requests: who waits for whom. Built as
-//! requests are added (refusing cycles then), and resolved once into the
-//! tables the engine runs on. The request list and the engine both use
-//! [`DependencyGraph::resolve`], so there is one reading of `dependsOn`.
+//! requests are added (refusing cycles then) by the request list, and again by
+//! the engine as requests reach it (they may still be arriving while it runs).
+//! Both go through [`DependencyGraph::push`], so there is one reading of
+//! `dependsOn`.
 
 use std::collections::{HashMap, HashSet};
 
-/// Requests by id (case-insensitive) and what each depends on.
+/// Requests by id (case-insensitive) and what each depends on. Requests may
+/// come in any order: one that names an id not added yet waits for it, and is
+/// linked to it when it arrives.
 #[derive(Debug, Default)]
 pub struct DependencyGraph {
     /// Lower-case id → index.
     ids: HashMap<String, usize>,
     /// For each request, the ids it depends on, as given.
     depends_on: Vec<Vec<String>>,
+    /// Lower-case id not added yet → the requests that wait for it.
+    awaiting: HashMap<String, Vec<usize>>,
 }
 
-/// The graph read for a run.
+/// How a request just added is linked to the others.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Resolved {
-    /// For each request, the requests that depend on it.
-    pub dependents: Vec<Vec<usize>>,
-    /// For each request, how many requests it waits for.
-    pub waiting: Vec<usize>,
-    /// `(request, id)` for every `dependsOn` id that names no request.
-    pub unknown: Vec<(usize, String)>,
+pub struct Links {
+    /// Its index.
+    pub index: usize,
+    /// The requests already added that it depends on.
+    pub known: Vec<usize>,
+    /// How many of its dependencies are not added yet.
+    pub unknown: usize,
+    /// Earlier requests that were waiting for this one to be added.
+    pub awaited_by: Vec<usize>,
 }
 
 impl DependencyGraph {
-    /// The graph of requests given as `(id, depends_on)`, without checking for
-    /// cycles (a request in a cycle never becomes ready).
-    pub fn of<'a>(requests: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Self {
-        let mut g = DependencyGraph::default();
-        for (id, deps) in requests {
-            g.push(id, deps);
-        }
-        g
-    }
-
     /// The index of the request with `id`, in any case.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.ids.get(&id.to_lowercase()).copied()
@@ -53,40 +50,57 @@ impl DependencyGraph {
 
     /// Adds a request, or returns the cycle it would close (ids along it, from
     /// `id` back to `id`). Its dependencies may be added later.
-    pub fn add(&mut self, id: &str, depends_on: &[String]) -> Result<usize, Vec<String>> {
+    pub fn add(&mut self, id: &str, depends_on: &[String]) -> Result<Links, Vec<String>> {
         if let Some(cycle) = self.cycle_through(id, depends_on) {
             return Err(cycle);
         }
         Ok(self.push(id, depends_on))
     }
 
-    fn push(&mut self, id: &str, depends_on: &[String]) -> usize {
+    /// Adds a request without looking for cycles (a request in a cycle never
+    /// becomes ready), and says how it is linked. This is the one place that
+    /// reads `dependsOn`: the request list and the engine both come here.
+    pub fn push(&mut self, id: &str, depends_on: &[String]) -> Links {
         let index = self.depends_on.len();
-        self.ids.insert(id.to_lowercase(), index);
-        self.depends_on.push(depends_on.to_vec());
-        index
-    }
-
-    /// The tables a run needs.
-    pub fn resolve(&self) -> Resolved {
-        let n = self.depends_on.len();
-        let mut r = Resolved {
-            dependents: vec![Vec::new(); n],
-            waiting: vec![0; n],
-            unknown: vec![],
+        let key = id.to_lowercase();
+        let awaited_by = self.awaiting.remove(&key).unwrap_or_default();
+        self.ids.insert(key, index);
+        let mut links = Links {
+            index,
+            awaited_by,
+            ..Links::default()
         };
-        for (i, deps) in self.depends_on.iter().enumerate() {
-            for d in deps {
-                match self.index_of(d) {
-                    Some(j) => {
-                        r.dependents[j].push(i);
-                        r.waiting[i] += 1;
-                    }
-                    None => r.unknown.push((i, d.clone())),
+        for d in depends_on {
+            match self.index_of(d) {
+                Some(j) => links.known.push(j),
+                None => {
+                    links.unknown += 1;
+                    self.awaiting
+                        .entry(d.to_lowercase())
+                        .or_default()
+                        .push(index);
                 }
             }
         }
-        r
+        self.depends_on.push(depends_on.to_vec());
+        links
+    }
+
+    /// `(request, id)` for every `dependsOn` id that names no request added so
+    /// far, in the order the requests were added.
+    pub fn unresolved(&self) -> Vec<(usize, String)> {
+        let mut out: Vec<(usize, String)> = vec![];
+        for waiters in self.awaiting.values() {
+            for &w in waiters {
+                for d in &self.depends_on[w] {
+                    if self.index_of(d).is_none() && !out.iter().any(|(i, x)| *i == w && x == d) {
+                        out.push((w, d.clone()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// A path from `id` back to itself through `depends_on` and the requests
@@ -126,15 +140,18 @@ mod tests {
     }
 
     #[test]
-    fn resolves_dependents_waiting_and_unknown_ids() {
+    fn links_requests_in_any_order() {
         let mut g = DependencyGraph::default();
-        g.add("c", &ids(&["A", "b"])).unwrap();
-        g.add("a", &[]).unwrap();
-        g.add("b", &ids(&["a", "zz"])).unwrap();
-        let r = g.resolve();
-        assert_eq!(r.dependents, [vec![], vec![0, 2], vec![0]]);
-        assert_eq!(r.waiting, [2, 0, 1]);
-        assert_eq!(r.unknown, [(2, "zz".to_string())]);
+        let c = g.add("c", &ids(&["A", "b"])).unwrap();
+        assert_eq!((c.known.len(), c.unknown), (0, 2));
+        let a = g.add("a", &[]).unwrap();
+        assert_eq!(a.awaited_by, [0], "c was waiting for a");
+        let b = g.add("b", &ids(&["a", "zz"])).unwrap();
+        assert_eq!(
+            (b.known.clone(), b.unknown, b.awaited_by.clone()),
+            (vec![1], 1, vec![0])
+        );
+        assert_eq!(g.unresolved(), [(2, "zz".to_string())]);
         assert_eq!(g.index_of("B"), Some(2));
     }
 
@@ -145,11 +162,11 @@ mod tests {
         g.add("b", &ids(&["a"])).unwrap();
         assert_eq!(g.add("a", &ids(&["C"])), Err(ids(&["a", "C", "b", "a"])));
         assert_eq!(g.len(), 2, "the refused request is not added");
-        let unchecked = DependencyGraph::of([("x", &ids(&["x"])[..])]);
+        let mut unchecked = DependencyGraph::default();
         assert_eq!(
-            unchecked.resolve().waiting,
-            [1],
-            "of() records, never refuses"
+            unchecked.push("x", &ids(&["x"])).known,
+            [0],
+            "push records, never refuses"
         );
     }
 }

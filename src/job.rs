@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::engine::Engine;
+use crate::engine::{Engine, Input};
 use crate::error::Error;
 use crate::fanout;
 use crate::options::Options;
@@ -52,7 +53,21 @@ pub struct Job {
     progress: Arc<Progress>,
     cancel: CancellationToken,
     state: Mutex<State>,
+    /// While a job opened with [`Job::open`] takes more requests: apart from
+    /// `state`, so adding never waits for a reader blocked in `next`.
+    input: Mutex<Option<OpenInput>>,
 }
+
+/// The open input of a running job.
+struct OpenInput {
+    /// Checks each request (unique ids, no cycles) and keeps the graph.
+    list: RequestList,
+    tx: mpsc::Sender<Request>,
+    ids: Arc<Mutex<Vec<String>>>,
+}
+
+/// Requests an open job holds for the engine before `add` answers "full".
+const INPUT_CAPACITY: usize = 256;
 
 enum State {
     Building(Building),
@@ -152,6 +167,14 @@ impl Drive {
             .await
     }
 
+    async fn stream(self, first: Vec<Request>, rest: mpsc::Receiver<Request>) -> Summary {
+        let engine = Engine::new(self.options.clone(), self.transport.clone(), self.clock);
+        let input = Input::Stream { first, rest };
+        engine
+            .run_input(input, self.sink, self.progress, self.cancel)
+            .await
+    }
+
     /// Every subscription the token can see, all pages, cancelled with the job.
     async fn list_subscriptions(&self) -> ItemResult {
         let mut options = (*self.options).clone();
@@ -196,6 +219,7 @@ impl Job {
             progress: Arc::new(Progress::default()),
             cancel: CancellationToken::new(),
             state: Mutex::new(State::Building(Building::default())),
+            input: Mutex::new(None),
         }
     }
 
@@ -220,14 +244,15 @@ impl Job {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, Error> {
-        self.state
-            .lock()
-            .map_err(|_| Error::Internal("the job was poisoned by an earlier panic".into()))
+        self.state.lock().map_err(|_| poisoned())
     }
 
     /// Adds one request, or a template for every subscription
     /// (`for_each_subscription`, see [`crate::fanout`]). Returns its id.
     pub fn add(&self, spec: RequestSpec) -> Result<String, Error> {
+        if let Some(input) = &mut *self.input.lock().map_err(|_| poisoned())? {
+            return self.add_open(input, spec);
+        }
         self.building(|b, options| {
             if spec.for_each_subscription != Some(true) {
                 return Ok(b.list.add(spec, options)?.id.clone());
@@ -246,11 +271,63 @@ impl Job {
 
     /// Adds one request given as JSON; see [`Job::add`].
     pub fn add_json(&self, request_json: &str) -> Result<String, Error> {
-        let index = self.lock().map(|s| match &*s {
-            State::Building(b) => b.added(),
-            State::Running(_) => 0,
-        })?;
+        let open = self
+            .input
+            .lock()
+            .map_err(|_| poisoned())?
+            .as_ref()
+            .map(|i| i.list.len());
+        let index = match open {
+            Some(n) => n,
+            None => self.lock().map(|s| match &*s {
+                State::Building(b) => b.added(),
+                State::Running(_) => 0,
+            })?,
+        };
         self.add(RequestSpec::from_json(request_json, index)?)
+    }
+
+    /// A request for a job that is running with its input open: refused with
+    /// [`Error::Full`] (nothing added) while the engine has enough to do.
+    fn add_open(&self, input: &mut OpenInput, spec: RequestSpec) -> Result<String, Error> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        if spec.for_each_subscription == Some(true) {
+            return Err(Error::WrongState(
+                "forEachSubscription templates are added before the job starts".into(),
+            ));
+        }
+        let permit = input.tx.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => Error::Full,
+            mpsc::error::TrySendError::Closed(()) => {
+                Error::WrongState("the run has ended; it takes no more requests".into())
+            }
+        })?;
+        let id = input.list.add(spec, &self.options)?.id.clone();
+        let request = input.list.take_last().expect("just added");
+        input
+            .ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.clone());
+        permit.send(request);
+        Ok(id)
+    }
+
+    /// Starts sending what was added so far and keeps taking requests while
+    /// the run goes on ([`Job::add`] answers [`Error::Full`] while the engine has
+    /// enough to do: take results, then add again), until [`Job::close_input`].
+    /// A request may name in `dependsOn` one added later.
+    pub fn open(&self) -> Result<(), Error> {
+        self.begin(true)
+    }
+
+    /// No more requests: what waits for an id never added fails, and the run
+    /// ends when the rest is done. Closing twice, or a job never opened, is fine.
+    pub fn close_input(&self) -> Result<(), Error> {
+        self.input.lock().map_err(|_| poisoned())?.take();
+        Ok(())
     }
 
     fn building<T>(
@@ -270,13 +347,25 @@ impl Job {
 
     /// Starts sending in the background. Results are then taken with [`Job::next`].
     pub fn start(&self) -> Result<(), Error> {
+        self.begin(false)
+    }
+
+    fn begin(&self, open: bool) -> Result<(), Error> {
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         let mut state = self.lock()?;
         let building = match &mut *state {
+            State::Building(b) if open && !b.templates.is_empty() => {
+                return Err(Error::WrongState(
+                    "a job with forEachSubscription templates is started with start, not open"
+                        .into(),
+                ))
+            }
             State::Building(b) => {
-                b.list.check_dependencies()?;
+                if !open {
+                    b.list.check_dependencies()?;
+                }
                 std::mem::take(b)
             }
             State::Running(_) => {
@@ -307,7 +396,22 @@ impl Job {
             cancel: self.cancel.clone(),
             ids: ids.clone(),
         };
-        let task = runtime.spawn(drive.run(building.list, building.templates));
+        let task = if open {
+            let mut list = building.list;
+            let first = list.take_all();
+            ids.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(first.iter().map(|r| r.id.clone()));
+            let (tx, rest) = mpsc::channel(INPUT_CAPACITY);
+            *self.input.lock().map_err(|_| poisoned())? = Some(OpenInput {
+                list,
+                tx,
+                ids: ids.clone(),
+            });
+            runtime.spawn(drive.stream(first, rest))
+        } else {
+            runtime.spawn(drive.run(building.list, building.templates))
+        };
         *state = State::Running(Box::new(Running {
             runtime,
             results: rx,
@@ -332,7 +436,11 @@ impl Job {
     /// Starts the job and waits for every result; they come back in the order
     /// the requests were added.
     pub fn execute(&self) -> Result<Execution, Error> {
-        self.start()?;
+        if self.input.lock().map_err(|_| poisoned())?.is_some() {
+            self.close_input()?;
+        } else {
+            self.start()?;
+        }
         let mut slots: Vec<Option<ItemResult>> = Vec::new();
         loop {
             match self.next(Duration::from_secs(3600))? {
@@ -379,10 +487,20 @@ impl Job {
 
 impl Running {
     fn next(&mut self, timeout: Duration) -> Next {
-        let results = &mut self.results;
-        let got = self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, results.recv()).await });
+        // A result already waiting needs no timer (tokio's timers tick in
+        // milliseconds: a zero timeout would still cost one), nor does a zero
+        // timeout when none is.
+        let got = match self.results.poll_now() {
+            Ok(r) => Ok(Some(r)),
+            Err(true) => Ok(None),
+            Err(false) if timeout.is_zero() => Err(()),
+            Err(false) => {
+                let results = &mut self.results;
+                self.runtime
+                    .block_on(async { tokio::time::timeout(timeout, results.recv()).await })
+                    .map_err(|_| ())
+            }
+        };
         match got {
             Err(_) => Next::Timeout,
             Ok(Some(result)) => {
@@ -430,6 +548,10 @@ impl Running {
             self.summary = self.runtime.block_on(task).ok();
         }
     }
+}
+
+fn poisoned() -> Error {
+    Error::Internal("the job was poisoned by an earlier panic".into())
 }
 
 impl Drop for Job {

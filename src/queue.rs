@@ -83,11 +83,20 @@ impl ResultReceiver {
 
     /// A result that is already waiting, if any.
     pub fn try_recv(&mut self) -> Option<ItemResult> {
-        let r = self.rx.try_recv().ok();
-        if r.is_some() {
-            self.took();
+        self.poll_now().ok()
+    }
+
+    /// A result that is already waiting; `Err(true)` when none will come any
+    /// more, `Err(false)` when none is waiting now.
+    pub fn poll_now(&mut self) -> Result<ItemResult, bool> {
+        match self.rx.try_recv() {
+            Ok(r) => {
+                self.took();
+                Ok(r)
+            }
+            Err(mpsc::error::TryRecvError::Empty) => Err(false),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(true),
         }
-        r
     }
 
     fn took(&self) {

@@ -34,6 +34,8 @@ pub struct Request {
     pub depends_on: Vec<String>,
     /// Whether url, headers or body hold `{{id.body.path}}` references.
     pub has_references: bool,
+    /// The caller gave the id (others can only name requests by a given id).
+    pub named: bool,
 }
 
 const METHODS: [&str; 6] = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"];
@@ -51,6 +53,7 @@ impl Request {
             header_details: None,
             depends_on: vec![],
             has_references: false,
+            named: true,
         }
     }
 
@@ -114,10 +117,14 @@ impl RequestSpec {
 }
 
 /// The requests of one run, in the order added, with their dependency graph.
+/// A running job hands each request on as it is added ([`RequestList::take_last`]),
+/// keeping only the graph, so ids stay unique over the whole run.
 #[derive(Debug, Default)]
 pub struct RequestList {
     items: Vec<Request>,
     graph: DependencyGraph,
+    /// Requests added so far, handed on or not.
+    added: usize,
 }
 
 /// Where a request stands in its list, for error messages.
@@ -149,7 +156,7 @@ struct Body {
 impl RequestList {
     /// How many requests were added.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.added
     }
 
     /// Whether nothing was added.
@@ -162,26 +169,36 @@ impl RequestList {
         self.items
     }
 
+    /// Hands on the requests held so far, keeping the graph.
+    pub fn take_all(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.items)
+    }
+
+    /// Hands on the request added last, keeping the graph.
+    pub fn take_last(&mut self) -> Option<Request> {
+        self.items.pop()
+    }
+
     /// Checks that every `dependsOn` names a request that was added.
     /// Dependencies may be added in any order, so this runs before the start.
     pub fn check_dependencies(&self) -> Result<(), Error> {
-        match self.graph.resolve().unknown.first() {
+        match self.graph.unresolved().first() {
             None => Ok(()),
-            Some((i, d)) => Err(At::new(*i, Some(&self.items[*i].id))
+            Some((i, d)) => Err(At::new(*i, self.items.get(*i).map(|r| r.id.as_str()))
                 .bad("dependsOn", format!("no request has the id \"{d}\""))),
         }
     }
 
     /// Parses one request from JSON and adds it; see [`RequestList::add`].
     pub fn add_json(&mut self, text: &str, options: &Options) -> Result<&Request, Error> {
-        let spec = RequestSpec::from_json(text, self.items.len())?;
+        let spec = RequestSpec::from_json(text, self.added)?;
         self.add(spec, options)
     }
 
     /// Checks one request against `options` and adds it. Errors name the
     /// request (`request[3]`, with its id when it has one) and the field at fault.
     pub fn add(&mut self, spec: RequestSpec, options: &Options) -> Result<&Request, Error> {
-        let index = self.items.len();
+        let index = self.added;
         let id = given_id(spec.id, spec.name, index)?;
         let at = At::new(index, id.as_deref());
         if spec.for_each_subscription == Some(true) {
@@ -207,6 +224,7 @@ impl RequestList {
             .map_err(|why| at.bad("headers", why))?;
         let depends_on = depends_on(spec.depends_on.unwrap_or_default(), id.as_deref(), &at)?;
         let has_references = check_references(&url, &headers, &body, &depends_on, &at)?;
+        let named = id.is_some();
         let id = self.unique_id(id, &at)?;
         self.graph.add(&id, &depends_on).map_err(|cycle| {
             at.bad(
@@ -224,7 +242,9 @@ impl RequestList {
             header_details: spec.request_header_details,
             depends_on,
             has_references,
+            named,
         });
+        self.added += 1;
         Ok(self.items.last().expect("just pushed"))
     }
 

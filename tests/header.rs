@@ -40,6 +40,8 @@ fn header_exports_exactly_the_abi() {
         "batch_string_free",
         "batch_version",
         "batch_info",
+        "batch_open",
+        "batch_close_input",
     ];
     want.sort();
     assert_eq!(functions, want);

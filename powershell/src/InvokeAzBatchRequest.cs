@@ -87,7 +87,13 @@ namespace AzBatch
         public SwitchParameter Raw { get; set; }
 
         private Batch batch;
+        /// <summary>The batch takes requests while it runs (not for -ForEachSubscription).</summary>
+        private bool open;
         private string api;
+        private readonly Stopwatch sinceProgress = new Stopwatch();
+        private readonly ProgressRecord bar = new ProgressRecord(ProgressId, "AzBatch", "starting");
+        private bool progressShown;
+        private ulong batchesSeen;
         private int index;
         private readonly HashSet<string> skipped = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         private volatile bool stopping;
@@ -120,9 +126,21 @@ namespace AzBatch
         {
             if (ParameterSetName == "Subscription") SendTemplate();
             if (batch == null) return;
-            try { Stream(); }
+            try
+            {
+                if (open) batch.CloseInput();
+                else batch.Start();
+                TakeResults(250, true, false);
+            }
             finally
             {
+                // Ctrl+C or a terminating error: cancel the work in flight first.
+                batch.Cancel();
+                if (progressShown && !stopping)
+                {
+                    bar.RecordType = ProgressRecordType.Completed;
+                    try { WriteProgress(bar); } catch (PipelineStoppedException) { }
+                }
                 batch.Dispose();
                 batch = null;
             }
@@ -192,7 +210,14 @@ namespace AzBatch
                 return;
             }
             if (batch == null) Open(d.Url, target);
-            try { batch.Add(d.Json); }
+            try
+            {
+                if (!open) { batch.Add(d.Json); return; }
+                // The run takes requests as fast as it can use them; while it
+                // cannot, its results are taken, so input and output both flow.
+                while (!batch.TryAdd(d.Json)) TakeResults(50, false, true);
+                TakeResults(0, false, false);
+            }
             catch (AzBatchException e) { throw Refused(string.Format("Request {0} was refused: {1}", index - 1, e.Message), target); }
         }
 
@@ -249,6 +274,12 @@ namespace AzBatch
             }
             finally { o.Clear(); }
             WriteVerbose("API: " + api);
+            if (ParameterSetName != "Subscription")
+            {
+                batch.Open();
+                open = true;
+            }
+            sinceProgress.Start();
         }
 
         private static string Capitalized(string a) { return a.Equals("graph", StringComparison.OrdinalIgnoreCase) ? "Graph" : "Arm"; }
@@ -269,48 +300,36 @@ namespace AzBatch
             throw Refused(string.Format("Cannot tell whether '{0}' is an Azure Resource Manager or a Microsoft Graph URL: pass -Api Arm or -Api Graph.", url), target);
         }
 
-        /// <summary>Starts the job and writes every result as it finishes.</summary>
-        private void Stream()
+        /// <summary>Writes results, with a verbose line per batch and progress
+        /// at most four times a second: until the run is done (untilDone); or,
+        /// waiting up to timeoutMs for the first, the ones that have finished
+        /// (quick: only wait for the first, then take what is there, so that a
+        /// producer held back by a full input adds again as soon as it can).</summary>
+        private void TakeResults(uint timeoutMs, bool untilDone, bool quick)
         {
-            batch.Start();
-            Stopwatch sinceProgress = Stopwatch.StartNew();
-            ProgressRecord bar = new ProgressRecord(ProgressId, "AzBatch", "starting");
-            bool progressShown = false;
-            ulong batchesSeen = 0;
-            try
+            while (true)
             {
-                while (true)
+                string item;
+                Status status = batch.Next(timeoutMs, out item);
+                if (quick) timeoutMs = 0;
+                if (status == Status.Done) return;
+                if (status == Status.Ok) Write(item);
+                Progress p = batch.GetProgress();
+                while (batchesSeen < p.Batches)
                 {
-                    string item;
-                    Status status = batch.Next(250, out item);
-                    if (status == Status.Done) break;
-                    if (status == Status.Ok) Write(item);
-                    Progress p = batch.GetProgress();
-                    while (batchesSeen < p.Batches)
-                    {
-                        batchesSeen++;
-                        WriteVerbose(string.Format(CultureInfo.InvariantCulture, "Batch {0} sent; {1}/{2} done, {3} in flight, {4} retries, {5} throttled", batchesSeen, p.Completed, p.Total, p.InFlight, p.Retries, p.Throttled));
-                    }
-                    if (sinceProgress.ElapsedMilliseconds >= 250 || status == Status.Timeout)
-                    {
-                        bar.StatusDescription = string.Format(CultureInfo.InvariantCulture, "{0}/{1} done, {2} retries, {3} throttled", p.Completed, p.Total, p.Retries, p.Throttled);
-                        bar.PercentComplete = (int)Math.Min(100, 100 * p.Completed / Math.Max(1UL, p.Total));
-                        WriteProgress(bar);
-                        progressShown = true;
-                        sinceProgress.Reset();
-                        sinceProgress.Start();
-                    }
+                    batchesSeen++;
+                    WriteVerbose(string.Format(CultureInfo.InvariantCulture, "Batch {0} sent; {1}/{2} done, {3} in flight, {4} retries, {5} throttled", batchesSeen, p.Completed, p.Total, p.InFlight, p.Retries, p.Throttled));
                 }
-            }
-            finally
-            {
-                // Ctrl+C or a terminating error: cancel the work in flight first.
-                if (batch != null) batch.Cancel();
-                if (progressShown && !stopping)
+                if (sinceProgress.ElapsedMilliseconds >= 250)
                 {
-                    bar.RecordType = ProgressRecordType.Completed;
-                    try { WriteProgress(bar); } catch (PipelineStoppedException) { }
+                    bar.StatusDescription = string.Format(CultureInfo.InvariantCulture, "{0}/{1} done, {2} retries, {3} throttled", p.Completed, p.Total, p.Retries, p.Throttled);
+                    bar.PercentComplete = (int)Math.Min(100, 100 * p.Completed / Math.Max(1UL, p.Total));
+                    WriteProgress(bar);
+                    progressShown = true;
+                    sinceProgress.Reset();
+                    sinceProgress.Start();
                 }
+                if (status == Status.Timeout && !untilDone) return;
             }
         }
 

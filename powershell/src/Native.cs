@@ -33,6 +33,7 @@ namespace AzBatch
         Ok = 0,
         Done = 1,
         Timeout = 2,
+        Full = 3,
         NullArgument = -1,
         InvalidUtf8 = -2,
         InvalidJson = -3,
@@ -82,6 +83,12 @@ namespace AzBatch
 
         [DllImport(Library, EntryPoint = "batch_cancel", CallingConvention = CallingConvention.Cdecl)]
         public static extern Status batch_cancel(BatchHandle batch);
+
+        [DllImport(Library, EntryPoint = "batch_open", CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status batch_open(BatchHandle batch, out IntPtr errorOut);
+
+        [DllImport(Library, EntryPoint = "batch_close_input", CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status batch_close_input(BatchHandle batch, out IntPtr errorOut);
 
         [DllImport(Library, EntryPoint = "batch_info", CallingConvention = CallingConvention.Cdecl)]
         public static extern Status batch_info(out IntPtr infoOut);
@@ -200,6 +207,38 @@ namespace AzBatch
             IntPtr error;
             Status status = NativeMethods.batch_add(handle, NativeMethods.Utf8(requestJson), out error);
             Check(status, error, "batch_add");
+        }
+
+        /// <summary>Adds one request to a batch opened with Open; false when its
+        /// input is full (nothing added: take results with Next, then add again).</summary>
+        public bool TryAdd(string requestJson)
+        {
+            IntPtr error;
+            Status status = NativeMethods.batch_add(handle, NativeMethods.Utf8(requestJson), out error);
+            if (status == Status.Full)
+            {
+                NativeMethods.TakeUtf8(error);
+                return false;
+            }
+            Check(status, error, "batch_add");
+            return true;
+        }
+
+        /// <summary>Starts sending with the input open: TryAdd goes on while Next
+        /// hands out results, until CloseInput.</summary>
+        public void Open()
+        {
+            IntPtr error;
+            Status status = NativeMethods.batch_open(handle, out error);
+            Check(status, error, "batch_open");
+        }
+
+        /// <summary>No more requests: the run ends when the rest is done.</summary>
+        public void CloseInput()
+        {
+            IntPtr error;
+            Status status = NativeMethods.batch_close_input(handle, out error);
+            Check(status, error, "batch_close_input");
         }
 
         /// <summary>Starts sending in the background.</summary>

@@ -19,8 +19,11 @@ BeforeAll {
     if (-not $ModuleDir) { $script:ModuleDir = Join-Path $Repo 'target/module/AzBatch' }
     $script:EmulatorBin = $env:AZBATCH_EMULATOR
     if (-not $EmulatorBin) { $script:EmulatorBin = Join-Path $Repo 'target/debug/azbatch-emulator' }
-    # The PowerShell running these tests (pwsh, or powershell.exe 5.1), for child processes.
-    $script:Pwsh = (Get-Process -Id $PID).Path
+    # A PowerShell like the one running these tests, for child processes:
+    # scripts/pwsh on Unix (the bundled pwsh runs under a dotnet host), else
+    # this process's own executable (pwsh.exe, or powershell.exe 5.1).
+    $script:Pwsh = Join-Path $Repo 'scripts/pwsh'
+    if (-not (Test-Path $Pwsh) -or [System.IO.Path]::DirectorySeparatorChar -eq '\') { $script:Pwsh = (Get-Process -Id $PID).Path }
     $script:Token = 'pester-token-7c1e'
 
     function script:Start-Emulator([string[]]$Arguments) {
@@ -334,7 +337,12 @@ Describe 'Failures and parameters' {
     It 'writes one verbose line per batch and no debug line per result' {
         $reqs = 0..39 | ForEach-Object { "/subscriptions/$Sub0`?api-version=2022-12-01&n=$_" }
         $out = $reqs | Invoke-AzBatchRequest -BatchSize 10 -ThrottleLimit 1 @Common -Verbose -Debug 4>&1 5>&1
-        @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Batch * sent*' }).Count | Should -Be 4
+        $lines = @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Batch * sent*' })
+        $numbers = $lines | ForEach-Object { [int]($_.Message -replace '^Batch (\d+) sent.*$', '$1') }
+        # Batches of up to 10: at least 4; the first may leave before the pipeline has given the rest.
+        $numbers | Should -Be (1..$lines.Count)
+        $lines.Count | Should -BeGreaterOrEqual 4
+        $lines.Count | Should -BeLessOrEqual 8
         @($out | Where-Object { $_ -is [System.Management.Automation.DebugRecord] }).Count | Should -Be 0
         @($out | Where-Object { $_.PSObject.TypeNames -contains 'AzBatch.Response' }).Count | Should -Be 40
     }
@@ -369,6 +377,21 @@ Describe 'Progress, cancellation and long runs' {
         $out | Should -Contain 'stopped'
         @($ps.Streams.Progress)[-1].RecordType | Should -Be 'Completed'
         $ps.Dispose()
+    }
+
+    It 'sends the first batch before the pipeline ends, and writes results while input still flows' {
+        # Each call takes 1.5 s. The first request goes out at once, so its
+        # answer is written when the next request arrives (2 s), not after the
+        # pipeline's end (3.5 s and later).
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $seen = New-Object System.Collections.Generic.List[double]
+        $url = '/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01'
+        & { $url; Start-Sleep -Seconds 2; "$url&n=2"; Start-Sleep -Seconds 2; "$url&n=3" } |
+            Invoke-AzBatchRequest -Endpoint $Slow.Url -AccessToken $Token |
+            ForEach-Object { $seen.Add($sw.Elapsed.TotalSeconds) }
+        $seen.Count | Should -Be 3
+        $seen[0] | Should -BeLessThan 3.0
+        $seen[1] | Should -BeLessThan 5.0
     }
 
     It 'returns promptly when stopped mid-run (Ctrl+C)' {

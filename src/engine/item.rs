@@ -23,7 +23,8 @@ pub(super) struct Item {
     merged: Option<Value>,
     /// Sent once more after a 401, with a freshly fetched token.
     pub token_renewed: bool,
-    pub done: bool,
+    /// Once final: whether it succeeded, and its status.
+    pub outcome: Option<(bool, u16)>,
 }
 
 impl Item {
@@ -36,7 +37,7 @@ impl Item {
             pages: 0,
             merged: None,
             token_renewed: false,
-            done: false,
+            outcome: None,
         }
     }
 
@@ -124,6 +125,20 @@ impl Item {
             body_encoding: base64.then_some("base64"),
             index: 0,
         }
+    }
+
+    /// Frees what a finished request no longer needs (its id stays, for the
+    /// messages of requests that depend on it): a long run holds only what is
+    /// still to do.
+    pub fn release(&mut self) {
+        let r = &mut self.request;
+        r.url = String::new();
+        r.headers = Vec::new();
+        r.body = None;
+        r.header_details = None;
+        r.depends_on = Vec::new();
+        self.next_page = None;
+        self.merged = None;
     }
 
     /// The final result when there is no HTTP answer to give.

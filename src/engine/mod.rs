@@ -20,6 +20,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +51,31 @@ pub struct Engine {
 }
 
 type InFlight = FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>>;
+
+/// Where a run's requests come from.
+pub enum Input {
+    /// All of them, known at the start.
+    All(Vec<Request>),
+    /// `first`, then more arriving while the run goes on, until every sender
+    /// of `rest` is dropped. A request may depend on one that has not arrived
+    /// yet: it waits for it, and fails with `FailedDependency` if the input
+    /// ends without it.
+    Stream {
+        /// Known at the start.
+        first: Vec<Request>,
+        /// The rest, as it comes.
+        rest: mpsc::Receiver<Request>,
+    },
+}
+
+/// Answers kept for requests that may still arrive and read them, while the
+/// input is open (beyond those that have dependents waiting already).
+const KEEP_FOR_LATECOMERS: usize = 10_000;
+
+/// While the input is open, a batch that is not full waits this long for more
+/// requests before it goes (a producer adds them microseconds apart; without
+/// the wait the first requests would each travel alone).
+const LINGER: Duration = Duration::from_millis(25);
 
 impl Engine {
     /// An engine for `options` that sends through `transport` (token fetches
@@ -83,18 +109,43 @@ impl Engine {
         progress: Arc<Progress>,
         cancel: CancellationToken,
     ) -> Summary {
+        self.run_input(Input::All(requests), sink, progress, cancel)
+            .await
+    }
+
+    /// [`Engine::run`], with the requests given as an [`Input`]: a streamed
+    /// input is taken only as fast as the run can use it, so a producer that
+    /// is faster than the network waits instead of filling memory.
+    pub async fn run_input(
+        &self,
+        input: Input,
+        sink: ResultSender,
+        progress: Arc<Progress>,
+        cancel: CancellationToken,
+    ) -> Summary {
         let started = Instant::now();
         let deadline = started + self.ctx.options.timeout;
-        progress.add_total(requests.len() as u64);
-        let mut run = Run::new(self.ctx.clone(), requests, sink, progress.clone());
+        let mut run = Run::new(self.ctx.clone(), sink, progress.clone());
+        let mut incoming = match input {
+            Input::All(requests) => {
+                requests.into_iter().for_each(|r| run.add(r));
+                run.close_input();
+                None
+            }
+            Input::Stream { first, rest } => {
+                first.into_iter().for_each(|r| run.add(r));
+                Some(rest)
+            }
+        };
         let mut in_flight = InFlight::new();
         loop {
             let now = Instant::now();
             run.launch_ready(&mut in_flight, now);
-            if in_flight.is_empty() && run.idle() {
+            if in_flight.is_empty() && run.idle() && incoming.is_none() {
                 break;
             }
             let wake = run.next_wake(now);
+            let mut ended = false;
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
@@ -107,7 +158,19 @@ impl Engine {
                 }
                 Some((batch, reply)) = in_flight.next(), if !in_flight.is_empty() => run.land(batch, reply),
                 _ = run.sink.taken(), if run.waits_for_reader() => {}
+                r = recv(&mut incoming), if incoming.is_some() && run.takes_input() => match r {
+                    Some(request) => {
+                        run.add(request);
+                        // Take what else has arrived in one go: one turn of the loop, not one each.
+                        ended = drain(&mut incoming, &mut run);
+                    }
+                    None => ended = true,
+                },
                 _ = sleep_until_opt(wake), if wake.is_some() => {}
+            }
+            if ended {
+                incoming = None;
+                run.close_input();
             }
         }
         // Nothing should be left; if something is, it still gets its one result.
@@ -129,6 +192,27 @@ fn summary(progress: &Progress, started: Instant) -> Summary {
         retries: p.retries,
         batches: p.batches,
         elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// Adds the requests already waiting in `incoming`, while the run takes them;
+/// true when the input has ended.
+fn drain(incoming: &mut Option<mpsc::Receiver<Request>>, run: &mut Run) -> bool {
+    let Some(rx) = incoming else { return false };
+    while run.takes_input() {
+        match rx.try_recv() {
+            Ok(r) => run.add(r),
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
+        }
+    }
+    false
+}
+
+async fn recv(incoming: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {
+    match incoming {
+        Some(rx) => rx.recv().await,
+        None => None,
     }
 }
 
@@ -164,8 +248,15 @@ struct Run {
     dependents: Vec<Vec<usize>>,
     /// For each item, how many of its dependencies have not succeeded yet.
     waiting: Vec<usize>,
-    /// Answers of finished items that others depend on.
+    /// Answers of finished items that others depend on, or may (see
+    /// [`KEEP_FOR_LATECOMERS`]).
     kept: HashMap<usize, Kept>,
+    /// Items whose answers are kept only for requests still to come, oldest first.
+    kept_for_latecomers: VecDeque<usize>,
+    /// More requests may still arrive.
+    input_open: bool,
+    /// Since when requests have been ready and not sent.
+    ready_since: Option<Instant>,
     /// Throttle scopes: requests wait here while their scope is throttled.
     scopes: Scopes,
     /// Each request's throttle scope.
@@ -180,49 +271,100 @@ struct Run {
 }
 
 impl Run {
-    fn new(
-        ctx: Arc<Ctx>,
-        requests: Vec<Request>,
-        sink: ResultSender,
-        progress: Arc<Progress>,
-    ) -> Run {
-        let graph = DependencyGraph::of(
-            requests
-                .iter()
-                .map(|r| (r.id.as_str(), r.depends_on.as_slice())),
-        );
-        let resolved = graph.resolve();
+    fn new(ctx: Arc<Ctx>, sink: ResultSender, progress: Arc<Progress>) -> Run {
         let (batch_size, concurrency) = (ctx.options.batch_size, ctx.options.concurrency);
-        let scope_keys = requests
-            .iter()
-            .map(|r| scopes::key(ctx.options.api, &r.url))
-            .collect();
-        let waiting = resolved.waiting;
-        let mut run = Run {
-            scope_keys,
+        Run {
             ctx,
-            ready: (0..requests.len()).filter(|&i| waiting[i] == 0).collect(),
-            items: requests.into_iter().map(Item::new).collect(),
+            items: vec![],
+            ready: VecDeque::new(),
             delayed: BinaryHeap::new(),
-            graph,
-            dependents: resolved.dependents,
-            waiting,
+            graph: DependencyGraph::default(),
+            dependents: vec![],
+            waiting: vec![],
             kept: HashMap::new(),
-            batch_size,
+            kept_for_latecomers: VecDeque::new(),
+            input_open: true,
+            ready_since: None,
             scopes: Scopes::new(batch_size, concurrency),
+            scope_keys: vec![],
+            batch_size,
             paused_until: None,
             in_flight_items: 0,
             sink,
             progress,
-        };
-        for (i, d) in resolved.unknown {
-            run.ready.retain(|&r| r != i);
+        }
+    }
+
+    /// Takes one more request: it is ready when what it depends on has
+    /// succeeded, fails at once when any of it failed, and waits otherwise
+    /// (also for requests not arrived yet).
+    fn add(&mut self, request: Request) {
+        let links = self.graph.push(&request.id, &request.depends_on);
+        let i = links.index;
+        self.progress.add_total(1);
+        self.scope_keys
+            .push(scopes::key(self.ctx.options.api, &request.url));
+        self.items.push(Item::new(request));
+        self.dependents.push(links.awaited_by);
+        self.waiting.push(links.unknown);
+        let mut failed = None;
+        for j in links.known {
+            match self.items[j].outcome {
+                None => {
+                    self.dependents[j].push(i);
+                    self.waiting[i] += 1;
+                }
+                Some((true, _)) => {}
+                Some((false, status)) => failed = Some((j, status)),
+            }
+        }
+        if let Some((j, status)) = failed {
+            let id = self.items[j].request.id.clone();
+            let result = failed_dependency(&mut self.items[i], &id, status);
+            self.finish(i, result);
+        } else if self.waiting[i] == 0 {
+            self.release(i);
+        }
+    }
+
+    /// No more requests will arrive: whatever waits for an id that never came
+    /// fails.
+    fn close_input(&mut self) {
+        self.input_open = false;
+        self.kept_for_latecomers.clear();
+        for (i, d) in self.graph.unresolved() {
+            if self.items[i].outcome.is_some() {
+                continue;
+            }
             let msg = format!("dependsOn names \"{d}\", which is not a request of this run");
             let result =
-                run.items[i].finish_without_answer(ErrorInfo::new(codes::FAILED_DEPENDENCY, msg));
-            run.finish(i, result);
+                self.items[i].finish_without_answer(ErrorInfo::new(codes::FAILED_DEPENDENCY, msg));
+            self.finish(i, result);
         }
-        run
+    }
+
+    /// Whether the run can use another request now: it takes them only while
+    /// the work ready to send stays within a few batches' worth.
+    fn takes_input(&self) -> bool {
+        let window = (4 * self.batch_size * self.options().concurrency).max(1024);
+        self.ready.len() + self.delayed.len() < window
+    }
+
+    /// Every dependency of `i` succeeded: fill its references and queue it.
+    fn release(&mut self, i: usize) {
+        match fill_references(
+            &mut self.items[i],
+            &self.graph,
+            &self.kept,
+            &self.ctx.options,
+        ) {
+            Ok(()) => self.ready.push_back(i),
+            Err(why) => {
+                let e = ErrorInfo::new(codes::REFERENCE_NOT_FOUND, why);
+                let result = self.items[i].finish_without_answer(e);
+                self.finish(i, result);
+            }
+        }
     }
 
     fn options(&self) -> &Options {
@@ -247,18 +389,33 @@ impl Run {
         for idx in self.scopes.release(now).into_iter().rev() {
             self.ready.push_front(idx);
         }
+        if self.ready.is_empty() {
+            self.ready_since = None;
+        } else if self.ready_since.is_none() {
+            self.ready_since = Some(now);
+        }
         if self.paused_until.is_some_and(|p| p > now) {
             return;
         }
         while in_flight.len() < self.options().concurrency
             && !self.ready.is_empty()
             && self.reader_keeps_up()
+            && self.lingered(now).is_none()
         {
             // None when every ready request's scope is paused.
             if let Some(batch) = self.launch(now) {
                 in_flight.push(batch);
+                self.ready_since = (!self.ready.is_empty()).then_some(now);
             }
         }
+    }
+
+    /// While the input is open and no full batch is ready: until when the
+    /// ready requests wait for company.
+    fn lingered(&self, now: Instant) -> Option<Instant> {
+        let since = self.ready_since?;
+        let full = self.ready.len() >= self.batch_size;
+        (self.input_open && !full && now < since + LINGER).then_some(since + LINGER)
     }
 
     /// Whether the results of one more batch fit beside those unread and on the wire.
@@ -278,6 +435,7 @@ impl Run {
         let next_retry = [
             self.delayed.peek().map(|Reverse((t, _))| *t),
             self.scopes.next_wake(),
+            self.lingered(now),
         ]
         .into_iter()
         .flatten()
@@ -539,22 +697,24 @@ impl Run {
     fn finish(&mut self, idx: usize, result: ItemResult) {
         let mut work = vec![(idx, result)];
         while let Some((i, mut result)) = work.pop() {
-            if self.items[i].done {
+            if self.items[i].outcome.is_some() {
                 debug_assert!(false, "request {i} finished twice");
                 continue;
             }
-            self.items[i].done = true;
             result.index = i;
             let ok = result.is_success();
+            self.items[i].outcome = Some((ok, result.status));
+            self.items[i].release();
+            self.scope_keys[i] = String::new();
             self.progress.finished(ok);
             let dependents = std::mem::take(&mut self.dependents[i]);
-            if ok && !dependents.is_empty() {
-                self.kept.insert(i, Kept::of(&result));
+            if ok {
+                self.keep(i, &result, !dependents.is_empty());
             }
             let (id, status) = (result.id.clone(), result.status);
             self.sink.send(result);
             for d in dependents {
-                if self.items[d].done {
+                if self.items[d].outcome.is_some() {
                     continue;
                 }
                 if !ok {
@@ -581,6 +741,23 @@ impl Run {
         }
     }
 
+    /// Keeps a success's answer for the requests that read it: those waiting
+    /// now, and, while the input is open, ones still to come that name it
+    /// (the latest [`KEEP_FOR_LATECOMERS`] of those).
+    fn keep(&mut self, i: usize, result: &ItemResult, awaited: bool) {
+        if awaited {
+            self.kept.insert(i, Kept::of(result));
+        } else if self.input_open && self.items[i].request.named {
+            self.kept.insert(i, Kept::of(result));
+            self.kept_for_latecomers.push_back(i);
+            if self.kept_for_latecomers.len() > KEEP_FOR_LATECOMERS {
+                if let Some(old) = self.kept_for_latecomers.pop_front() {
+                    self.kept.remove(&old);
+                }
+            }
+        }
+    }
+
     /// Ends the run early: drops the batches on the wire and finishes every
     /// unfinished item with `code`.
     fn abandon(&mut self, in_flight: &mut InFlight, code: &str, message: &str) {
@@ -591,7 +768,7 @@ impl Run {
         self.ready.clear();
         self.delayed.clear();
         for idx in 0..self.items.len() {
-            if !self.items[idx].done {
+            if self.items[idx].outcome.is_none() {
                 let result = self.items[idx].finish_without_answer(ErrorInfo::new(code, message));
                 self.finish(idx, result);
             }

@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Engine;
+use super::{Engine, Input};
 use crate::api::Api;
 use crate::clock::Clock;
 use crate::endpoint::parse_endpoint;
@@ -1083,4 +1084,146 @@ async fn a_slow_reader_holds_new_batches_back() {
     got.sort();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     assert_eq!(script.log.lock().unwrap().len(), 10);
+}
+
+/// An engine run over an open input: the sender, the run, the results.
+fn open_run(
+    script: Arc<Script>,
+) -> (
+    mpsc::Sender<Request>,
+    tokio::task::JoinHandle<crate::Summary>,
+    crate::queue::ResultReceiver,
+) {
+    let engine = Engine::new(
+        Arc::new(options()),
+        Arc::new(Fake(script)),
+        Clock::starting_at(t0()),
+    );
+    let (tx, rx) = mpsc::channel(64);
+    let (sink, results) = crate::queue::queue(crate::queue::DEFAULT_LIMIT);
+    let run = tokio::spawn(async move {
+        let input = Input::Stream {
+            first: vec![],
+            rest: rx,
+        };
+        engine
+            .run_input(
+                input,
+                sink,
+                Arc::new(Progress::default()),
+                CancellationToken::new(),
+            )
+            .await
+    });
+    (tx, run, results)
+}
+
+fn drain_all(results: &mut crate::queue::ResultReceiver) -> Vec<ItemResult> {
+    let mut got = vec![];
+    while let Some(r) = results.try_recv() {
+        got.push(r);
+    }
+    got.sort_by_key(|r| r.index);
+    got
+}
+
+/// Requests may arrive while the run goes on: the first batch leaves before
+/// the input ends, a request waits for a dependency that has not arrived, one
+/// that arrives after its dependency finished still reads its answer, and one
+/// whose dependency never comes fails when the input ends.
+#[tokio::test(start_paused = true)]
+async fn streamed_input_runs_as_it_arrives() {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(Box::new(|s: &Sent| {
+            let made = |i: &Value| json!({"id": format!("made{}", i["url"].as_str().unwrap())});
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| item(i, 200, json!({}), made(i)))
+                    .collect(),
+            )
+        })),
+        log: Mutex::new(vec![]),
+        latency: Duration::from_millis(100),
+    });
+    let mut list = crate::request::RequestList::default();
+    for r in [
+        json!({"id": "x", "url": "/x"}),
+        json!({"id": "b", "url": "/b/{{a.body.id}}", "dependsOn": ["a"]}),
+        json!({"id": "a", "url": "/a"}),
+        json!({"id": "c", "url": "/c/{{a.body.id}}", "dependsOn": ["a"]}),
+        json!({"id": "d", "url": "/d", "dependsOn": ["x", "zz"]}),
+    ] {
+        list.add_json(&r.to_string(), &options()).unwrap();
+    }
+    let (tx, run, mut results) = open_run(script.clone());
+    let mut reqs = list.into_vec().into_iter();
+    for (n, wait_after) in [0, 5, 5, 0, 5].into_iter().enumerate() {
+        tx.send(reqs.next().unwrap()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(wait_after)).await;
+        if n == 1 {
+            assert_eq!(
+                script.log.lock().unwrap().len(),
+                1,
+                "x went out at once; b waits for a"
+            );
+        }
+    }
+    drop(tx);
+    let summary = run.await.unwrap();
+    let got = drain_all(&mut results);
+    let log = script.log.lock().unwrap();
+    let urls: Vec<&str> = log
+        .iter()
+        .flat_map(|s| s.items.iter().map(|i| i["url"].as_str().unwrap()))
+        .collect();
+    assert_eq!(urls, ["/x", "/a", "/b/made/a", "/c/made/a"]);
+    assert_eq!(
+        got.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [200, 200, 200, 200, 0]
+    );
+    assert_eq!(got[4].error.as_ref().unwrap().code, "FailedDependency");
+    assert!(got[4].error.as_ref().unwrap().message.contains("zz"));
+    assert_eq!(
+        (summary.total, summary.succeeded, summary.failed),
+        (5, 4, 1)
+    );
+}
+
+/// Requests that arrive a moment apart travel together: a batch that is not
+/// full waits a little for more while the input is open.
+#[tokio::test(start_paused = true)]
+async fn an_open_input_fills_batches_before_sending() {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(Box::new(ok_all)),
+        log: Mutex::new(vec![]),
+        latency: Duration::from_millis(100),
+    });
+    let (tx, run, mut results) = open_run(script.clone());
+    for i in 0..45 {
+        tx.send(get(&i.to_string(), "/a")).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(tx);
+    run.await.unwrap();
+    let sizes: Vec<usize> = script
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.items.len())
+        .collect();
+    assert_eq!(
+        sizes,
+        [20, 20, 5],
+        "full batches at once, the rest after the linger"
+    );
+    let mut n = 0;
+    while results.try_recv().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 45);
 }

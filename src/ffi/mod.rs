@@ -144,8 +144,10 @@ pub unsafe extern "C" fn batch_new(
 /// (`/subscriptions/...`) or an absolute URL on the endpoint's host. Ids must be
 /// unique; a request without one gets its index as id.
 ///
-/// Returns `AZBATCH_OK`, or an error with a message naming the request and the
-/// field in `*error_out` (free with `batch_string_free`).
+/// Returns `AZBATCH_OK`; `AZBATCH_FULL` on a batch opened with `batch_open`
+/// whose input is full (nothing added: take results, then add again); or an
+/// error with a message naming the request and the field in `*error_out`
+/// (free with `batch_string_free`).
 ///
 /// # Safety
 /// `batch` is NULL or a live handle; `request_json` is NULL or a NUL-terminated
@@ -176,6 +178,45 @@ pub unsafe extern "C" fn batch_start(
 ) -> AzBatchStatus {
     status_of(guard("batch_start", error_out, || {
         Ok(handle(batch)?.start()?)
+    }))
+}
+
+/// Starts the batch with its input open: `batch_add` goes on while results are
+/// taken with `batch_next`, and answers `AZBATCH_FULL` (nothing added; the note
+/// is in `*error_out`) while the run has enough to do: take results, then add
+/// again. A request may name in `dependsOn` one added later. `batch_close_input`
+/// says no more will come; the run ends when the rest is done.
+///
+/// # Safety
+/// `batch` is NULL or a live handle; `error_out` is NULL or valid for one
+/// pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn batch_open(
+    batch: *mut AzBatch,
+    error_out: *mut *mut c_char,
+) -> AzBatchStatus {
+    status_of(guard(
+        "batch_open",
+        error_out,
+        || Ok(handle(batch)?.open()?),
+    ))
+}
+
+/// Says that no more requests come to a batch opened with `batch_open`: what
+/// waits for an id never added fails with `FailedDependency`, and `batch_next`
+/// answers `AZBATCH_DONE` once the rest is handed out. Closing twice, or a
+/// batch never opened, is fine.
+///
+/// # Safety
+/// `batch` is NULL or a live handle; `error_out` is NULL or valid for one
+/// pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn batch_close_input(
+    batch: *mut AzBatch,
+    error_out: *mut *mut c_char,
+) -> AzBatchStatus {
+    status_of(guard("batch_close_input", error_out, || {
+        Ok(handle(batch)?.close_input()?)
     }))
 }
 

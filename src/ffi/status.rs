@@ -14,6 +14,9 @@ pub enum AzBatchStatus {
     AZBATCH_DONE = 1,
     /// `batch_next`: nothing finished within the timeout; call again.
     AZBATCH_TIMEOUT = 2,
+    /// `batch_add` on a batch opened with `batch_open`: its input is full, and
+    /// nothing was added; take results with `batch_next`, then add it again.
+    AZBATCH_FULL = 3,
     /// A required pointer argument was NULL.
     AZBATCH_ERR_NULL_ARGUMENT = -1,
     /// A string argument was not UTF-8.
@@ -42,6 +45,7 @@ pub(crate) fn of(e: &Error) -> AzBatchStatus {
         Error::InvalidOptions(_) | Error::InvalidRequest(_) => AZBATCH_ERR_INVALID_VALUE,
         Error::WrongState(_) => AZBATCH_ERR_WRONG_STATE,
         Error::Cancelled => AZBATCH_ERR_CANCELLED,
+        Error::Full => AZBATCH_FULL,
         Error::Internal(_) => AZBATCH_ERR_INTERNAL,
     }
 }
@@ -56,6 +60,7 @@ mod tests {
             (AZBATCH_OK, 0),
             (AZBATCH_DONE, 1),
             (AZBATCH_TIMEOUT, 2),
+            (AZBATCH_FULL, 3),
             (AZBATCH_ERR_NULL_ARGUMENT, -1),
             (AZBATCH_ERR_INVALID_UTF8, -2),
             (AZBATCH_ERR_INVALID_JSON, -3),

@@ -275,6 +275,61 @@ static void test_graph_dependencies(void) {
     batch_free(b);
 }
 
+/* An open input: requests added while results are taken, AZBATCH_FULL when the
+   run has enough to do (nothing added: take results, then add again), a request
+   added before the one it depends on, and the end of the input. */
+static void test_open_input(void) {
+    AzBatch *b = new_batch(",\"batchSize\":5,\"concurrency\":2");
+    char *err = NULL;
+    CHECK(batch_add(b, "{\"id\":\"late\",\"url\":\"/subscriptions/00000000-0000-4000-8000-000000000002?api-version=2022-12-01\",\"dependsOn\":[\"early\"]}", &err) == AZBATCH_OK, "depends on one not added yet: %s", err ? err : "");
+    batch_string_free(err);
+    CHECK(batch_open(b, NULL) == AZBATCH_OK, "open");
+    CHECK(batch_open(b, NULL) == AZBATCH_ERR_WRONG_STATE, "open twice");
+    int added = 0, results = 0, full = 0, rc;
+    char *item = NULL;
+    while (added < 1500) {
+        char req[256];
+        snprintf(req, sizeof req, "{\"url\":\"/subscriptions/00000000-0000-4000-8000-%012d?api-version=2022-12-01&n=%d\"}", added % 40, added);
+        err = NULL;
+        rc = batch_add(b, req, &err);
+        if (rc == AZBATCH_FULL) {
+            full++;
+            CHECK(err && strstr(err, "input is full"), "the note says why: %s", err ? err : "(none)");
+            batch_string_free(err);
+            while ((rc = batch_next(b, 50, &item)) == AZBATCH_OK) { results++; batch_string_free(item); item = NULL; }
+            CHECK(rc == AZBATCH_TIMEOUT, "results while the input is open: %d", rc);
+            continue;
+        }
+        CHECK(rc == AZBATCH_OK, "add %d: %d %s", added, rc, err ? err : "");
+        batch_string_free(err);
+        if (rc != AZBATCH_OK) break;
+        added++;
+    }
+    CHECK(full > 0, "a fast producer was told to wait (%d times)", full);
+    const char *early = "{\"id\":\"early\",\"url\":\"/subscriptions/00000000-0000-4000-8000-000000000003?api-version=2022-12-01\"}";
+    while ((rc = batch_add(b, early, NULL)) == AZBATCH_FULL) {
+        while (batch_next(b, 50, &item) == AZBATCH_OK) { results++; batch_string_free(item); item = NULL; }
+    }
+    CHECK(rc == AZBATCH_OK, "the dependency, added last: %d", rc);
+    CHECK(batch_close_input(b, NULL) == AZBATCH_OK && batch_close_input(b, NULL) == AZBATCH_OK, "close (twice is fine)");
+    int late_ok = 0;
+    while ((rc = batch_next(b, 2000, &item)) != AZBATCH_DONE) {
+        if (rc == AZBATCH_TIMEOUT) continue;
+        CHECK(rc == AZBATCH_OK, "batch_next: %d", rc);
+        if (rc != AZBATCH_OK) break;
+        results++;
+        if (strstr(item, "\"id\":\"late\"") && strstr(item, "\"status\":200")) late_ok = 1;
+        batch_string_free(item);
+        item = NULL;
+    }
+    CHECK(results == 1502, "every request exactly once: %d", results);
+    CHECK(late_ok, "the request added before its dependency ran after it");
+    err = NULL;
+    CHECK(batch_add(b, "{\"url\":\"/x\"}", &err) == AZBATCH_ERR_WRONG_STATE, "no adds after the input closed");
+    batch_string_free(err);
+    batch_free(b);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: %s ENDPOINT TOKEN [RUN-TAG]\n", argv[0]);
@@ -289,6 +344,7 @@ int main(int argc, char **argv) {
     test_bad_input();
     test_execute();
     test_streaming();
+    test_open_input();
     test_unicode_roundtrip();
     test_cancel();
     test_graph_dependencies();
