@@ -157,6 +157,16 @@ AzBatchStatus batch_open(struct AzBatch *batch, char **error_out);
 // pointer write.
 AzBatchStatus batch_close_input(struct AzBatch *batch, char **error_out);
 
+// Hands a running batch a fresh access token (`token`, borrowed; never logged
+// or echoed), used from its next batch request on. For batches whose options
+// gave a static `"token"` that the caller renews before it expires; a batch
+// with `"auth"` renews its own and refuses this (`AZBATCH_ERR_INVALID_VALUE`).
+//
+// # Safety
+// `batch` is NULL or a live handle; `token` is NULL or a NUL-terminated
+// string; `error_out` is NULL or valid for one pointer write.
+AzBatchStatus batch_set_token(const struct AzBatch *batch, const char *token, char **error_out);
+
 // Starts the batch and waits for every result. On success `*result_out` gets
 // `{"responses":[...one per request, in the order added...],
 // "summary":{"total","succeeded","failed","retries","batches","elapsedMs"}}`;

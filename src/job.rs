@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::TokenSource;
 use crate::clock::Clock;
-use crate::engine::{Engine, Input};
+use crate::engine::{token_source, Engine, Input};
 use crate::error::Error;
 use crate::fanout;
 use crate::options::Options;
@@ -23,6 +24,7 @@ use crate::progress::{Progress, ProgressSnapshot};
 use crate::queue::{self, ResultReceiver, ResultSender};
 use crate::request::{Request, RequestList, RequestSpec};
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
+use crate::secret::Secret;
 use crate::transport::{ReqwestTransport, Transport};
 
 /// What [`Job::next`] hands out.
@@ -56,6 +58,8 @@ pub struct Job {
     /// While a job opened with [`Job::open`] takes more requests: apart from
     /// `state`, so adding never waits for a reader blocked in `next`.
     input: Mutex<Option<OpenInput>>,
+    /// The run's token source, once started (for [`Job::set_token`]).
+    tokens: Mutex<Option<Arc<TokenSource>>>,
 }
 
 /// The open input of a running job.
@@ -109,9 +113,19 @@ struct Drive {
     progress: Arc<Progress>,
     cancel: CancellationToken,
     ids: Arc<Mutex<Vec<String>>>,
+    auth: Option<Arc<TokenSource>>,
 }
 
 impl Drive {
+    fn engine(&self, options: Arc<Options>) -> Engine {
+        Engine::with_tokens(
+            options,
+            self.transport.clone(),
+            self.clock,
+            self.auth.clone(),
+        )
+    }
+
     async fn run(self, mut list: RequestList, templates: Vec<RequestSpec>) -> Summary {
         let mut refused: Vec<(String, ErrorInfo, Option<ItemResult>)> = vec![];
         if !templates.is_empty() {
@@ -161,14 +175,14 @@ impl Drive {
             self.progress.finished(false);
             self.sink.send(r);
         }
-        let engine = Engine::new(self.options.clone(), self.transport.clone(), self.clock);
+        let engine = self.engine(self.options.clone());
         engine
             .run(requests, self.sink, self.progress, self.cancel)
             .await
     }
 
     async fn stream(self, first: Vec<Request>, rest: mpsc::Receiver<Request>) -> Summary {
-        let engine = Engine::new(self.options.clone(), self.transport.clone(), self.clock);
+        let engine = self.engine(self.options.clone());
         let input = Input::Stream { first, rest };
         engine
             .run_input(input, self.sink, self.progress, self.cancel)
@@ -183,7 +197,7 @@ impl Drive {
         let listing = list
             .add(RequestSpec::get(fanout::LISTING_URL), &options)
             .cloned();
-        let engine = Engine::new(Arc::new(options), self.transport.clone(), self.clock);
+        let engine = self.engine(Arc::new(options));
         let (tx, mut rx) = queue::queue(queue::DEFAULT_LIMIT);
         let progress = Arc::new(Progress::default());
         match listing {
@@ -220,6 +234,7 @@ impl Job {
             cancel: CancellationToken::new(),
             state: Mutex::new(State::Building(Building::default())),
             input: Mutex::new(None),
+            tokens: Mutex::new(None),
         }
     }
 
@@ -315,6 +330,23 @@ impl Job {
         Ok(id)
     }
 
+    /// Hands a running job a fresh token, used from its next batch on: for a
+    /// job whose options gave a static `token`, whose caller renews it (the
+    /// PowerShell module does, from the Az context, before it expires).
+    pub fn set_token(&self, token: &str) -> Result<(), Error> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Error::InvalidOptions("token is empty".into()));
+        }
+        let tokens = self.tokens.lock().map_err(|_| poisoned())?;
+        let source = tokens
+            .as_ref()
+            .ok_or_else(|| Error::WrongState("start the job before handing it a token".into()))?;
+        source
+            .hand_in(Secret::new(token.to_string()))
+            .map_err(|e| Error::InvalidOptions(e.message))
+    }
+
     /// Starts sending what was added so far and keeps taking requests while
     /// the run goes on ([`Job::add`] answers [`Error::Full`] while the engine has
     /// enough to do: take results, then add again), until [`Job::close_input`].
@@ -385,6 +417,8 @@ impl Job {
             }
         };
         let clock = runtime.block_on(async { Clock::system() });
+        let auth = token_source(&self.options, &transport, clock);
+        *self.tokens.lock().map_err(|_| poisoned())? = auth.clone();
         let (tx, rx) = queue::queue(queue::DEFAULT_LIMIT);
         let ids = Arc::new(Mutex::new(Vec::new()));
         let drive = Drive {
@@ -395,6 +429,7 @@ impl Job {
             progress: self.progress.clone(),
             cancel: self.cancel.clone(),
             ids: ids.clone(),
+            auth,
         };
         let task = if open {
             let mut list = building.list;

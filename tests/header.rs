@@ -42,6 +42,7 @@ fn header_exports_exactly_the_abi() {
         "batch_info",
         "batch_open",
         "batch_close_input",
+        "batch_set_token",
     ];
     want.sort();
     assert_eq!(functions, want);

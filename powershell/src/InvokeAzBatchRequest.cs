@@ -94,6 +94,9 @@ namespace AzBatch
         private readonly ProgressRecord bar = new ProgressRecord(ProgressId, "AzBatch", "starting");
         private bool progressShown;
         private ulong batchesSeen;
+        /// <summary>Set when the token came from the Az context: renewed here before it expires.</summary>
+        private AzContextToken azToken;
+        private string resource;
         private int index;
         private readonly HashSet<string> skipped = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         private volatile bool stopping;
@@ -265,7 +268,8 @@ namespace AzBatch
             if (Bound("MaxAttempts")) o.Append(",\"maxAttempts\":").Append(MaxAttempts.ToString(CultureInfo.InvariantCulture));
             if (Bound("TimeoutSec")) o.Append(",\"timeoutSeconds\":").Append(TimeoutSec.ToString(CultureInfo.InvariantCulture));
             if (FollowNextLink.IsPresent) o.Append(",\"followNextLink\":true");
-            Tokens.AppendCredential(o, this, resource);
+            this.resource = resource;
+            azToken = Tokens.AppendCredential(o, this, resource);
             o.Append('}');
             try { batch = new Batch(o.ToString()); }
             catch (AzBatchException e)
@@ -312,6 +316,7 @@ namespace AzBatch
                 string item;
                 Status status = batch.Next(timeoutMs, out item);
                 if (quick) timeoutMs = 0;
+                if (azToken != null && azToken.RenewAtUtc.HasValue && DateTime.UtcNow >= azToken.RenewAtUtc.Value) RenewToken();
                 if (status == Status.Done) return;
                 if (status == Status.Ok) Write(item);
                 Progress p = batch.GetProgress();
@@ -330,6 +335,31 @@ namespace AzBatch
                     sinceProgress.Start();
                 }
                 if (status == Status.Timeout && !untilDone) return;
+            }
+        }
+
+        /// <summary>A fresh Az-context token for the running batch; a failure is
+        /// a warning (the batch goes on with the token it has while it lasts).</summary>
+        private void RenewToken()
+        {
+            List<string> tried = new List<string>();
+            AzContextToken fresh = Tokens.FromAzContext(this, resource, tried);
+            if (fresh == null)
+            {
+                WriteWarning("AzBatch could not renew the Az PowerShell token: " + string.Join("; ", tried.ToArray()));
+                azToken.RenewAtUtc = null;
+                return;
+            }
+            try
+            {
+                batch.SetToken(fresh.Token);
+                azToken = fresh;
+                WriteVerbose("Renewed the Az PowerShell token");
+            }
+            catch (AzBatchException e)
+            {
+                WriteWarning("AzBatch could not use the renewed token: " + e.Message);
+                azToken.RenewAtUtc = null;
             }
         }
 

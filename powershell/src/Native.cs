@@ -90,6 +90,9 @@ namespace AzBatch
         [DllImport(Library, EntryPoint = "batch_close_input", CallingConvention = CallingConvention.Cdecl)]
         public static extern Status batch_close_input(BatchHandle batch, out IntPtr errorOut);
 
+        [DllImport(Library, EntryPoint = "batch_set_token", CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status batch_set_token(BatchHandle batch, byte[] token, out IntPtr errorOut);
+
         [DllImport(Library, EntryPoint = "batch_info", CallingConvention = CallingConvention.Cdecl)]
         public static extern Status batch_info(out IntPtr infoOut);
 
@@ -231,6 +234,22 @@ namespace AzBatch
             IntPtr error;
             Status status = NativeMethods.batch_open(handle, out error);
             Check(status, error, "batch_open");
+        }
+
+        /// <summary>Hands the running batch a fresh static token.</summary>
+        public void SetToken(string token)
+        {
+            IntPtr error;
+            byte[] bytes = NativeMethods.Utf8(token);
+            try
+            {
+                Status status = NativeMethods.batch_set_token(handle, bytes, out error);
+                Check(status, error, "batch_set_token");
+            }
+            finally
+            {
+                if (bytes != null) Array.Clear(bytes, 0, bytes.Length);
+            }
         }
 
         /// <summary>No more requests: the run ends when the rest is done.</summary>

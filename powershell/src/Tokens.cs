@@ -11,37 +11,48 @@ using System.Text;
 
 namespace AzBatch
 {
+    /// <summary>A token from the Az context and when to fetch the next one.</summary>
+    public sealed class AzContextToken
+    {
+        public string Token;
+        /// <summary>When to renew it (a quarter of its life early, at most five
+        /// minutes), or null when its expiry is not known.</summary>
+        public DateTime? RenewAtUtc;
+    }
+
     public static class Tokens
     {
-        /// <summary>Appends "token" or "auth" to the options JSON being built.</summary>
-        public static void AppendCredential(StringBuilder o, PSCmdlet cmdlet, string resource)
+        /// <summary>Appends "token" or "auth" to the options JSON being built.
+        /// Returns the Az-context token when that is where it came from (the
+        /// cmdlet renews it during long runs), else null.</summary>
+        public static AzContextToken AppendCredential(StringBuilder o, PSCmdlet cmdlet, string resource)
         {
             InvokeAzBatchRequestCommand c = (InvokeAzBatchRequestCommand)cmdlet;
             if (cmdlet.MyInvocation.BoundParameters.ContainsKey("AccessToken"))
             {
                 AppendToken(o, Plain(c.AccessToken));
-                return;
+                return null;
             }
             if (c.Identity.IsPresent)
             {
                 o.Append(",\"auth\":{\"type\":\"managedIdentity\"");
                 if (!string.IsNullOrEmpty(c.AccountId)) { o.Append(",\"clientId\":"); JsonWriter.String(o, c.AccountId); }
                 o.Append('}');
-                return;
+                return null;
             }
             if (c.UseAzureCli.IsPresent)
             {
                 AppendAzureCli(o, cmdlet, true);
-                return;
+                return null;
             }
             List<string> tried = new List<string>();
-            string token = FromAzContext(cmdlet, resource, tried);
+            AzContextToken token = FromAzContext(cmdlet, resource, tried);
             if (token != null)
             {
-                AppendToken(o, token);
-                return;
+                AppendToken(o, token.Token);
+                return token;
             }
-            if (AppendAzureCli(o, cmdlet, false)) return;
+            if (AppendAzureCli(o, cmdlet, false)) return null;
             tried.Add("az: the Azure CLI is not installed");
             throw new PSInvalidOperationException(string.Format(
                 "No access token for {0}. Pass -AccessToken, use -Identity (a managed identity, as in Azure Automation), or sign in with Connect-AzAccount (Az PowerShell) or 'az login' (Azure CLI). Tried: {1}",
@@ -77,7 +88,7 @@ namespace AzBatch
         /// errors nor a missing Az.Accounts reach the caller's error streams;
         /// -AsSecureString where the installed Az.Accounts has it (newer ones warn
         /// on every call without it).</summary>
-        private static string FromAzContext(PSCmdlet cmdlet, string resource, List<string> tried)
+        public static AzContextToken FromAzContext(PSCmdlet cmdlet, string resource, List<string> tried)
         {
             CommandInfo get = cmdlet.InvokeCommand.GetCommand("Get-AzAccessToken", CommandTypes.Cmdlet | CommandTypes.Function | CommandTypes.Alias);
             if (get == null)
@@ -95,7 +106,8 @@ namespace AzBatch
                     foreach (PSObject r in ps.Invoke())
                     {
                         PSPropertyInfo t = r == null ? null : r.Properties["Token"];
-                        if (t != null && t.Value != null) return Plain(t.Value);
+                        if (t == null || t.Value == null) continue;
+                        return new AzContextToken { Token = Plain(t.Value), RenewAtUtc = RenewAt(r.Properties["ExpiresOn"]) };
                     }
                     tried.Add("Get-AzAccessToken: no token (run Connect-AzAccount)");
                 }
@@ -105,6 +117,22 @@ namespace AzBatch
                 }
             }
             return null;
+        }
+
+        private static DateTime? RenewAt(PSPropertyInfo expiresOn)
+        {
+            if (expiresOn == null || expiresOn.Value == null) return null;
+            object v = expiresOn.Value;
+            PSObject pso = v as PSObject;
+            if (pso != null) v = pso.BaseObject;
+            DateTime expires;
+            if (v is DateTimeOffset) expires = ((DateTimeOffset)v).UtcDateTime;
+            else if (v is DateTime) expires = ((DateTime)v).ToUniversalTime();
+            else return null;
+            TimeSpan life = expires - DateTime.UtcNow;
+            if (life <= TimeSpan.Zero) return DateTime.UtcNow;
+            TimeSpan early = TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(5).Ticks, life.Ticks / 4));
+            return expires - early;
         }
 
         private static bool Has(CommandInfo c, string parameter)

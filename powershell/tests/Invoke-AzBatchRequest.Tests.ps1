@@ -260,6 +260,34 @@ Describe 'Writes, -WhatIf and tokens' {
         }
     }
 
+    It 'renews an Az context token during a run that outlives it' {
+        # The emulator issues tokens that live 3 s; the run takes about 6 s.
+        $short = Start-Emulator @('--subscriptions', '2', '--latency-ms', '300', '--token-lifetime-secs', '3')
+        $global:IssuedTokens = 0
+        $global:ShortEndpoint = $short.Url
+        function global:Get-AzAccessToken {
+            [CmdletBinding()]
+            param([string]$ResourceUrl, [switch]$AsSecureString)
+            $global:IssuedTokens++
+            $t = Invoke-RestMethod -Uri "$global:ShortEndpoint/msi/token?resource=$([uri]::EscapeDataString($ResourceUrl))&api-version=2019-08-01" -Headers @{ 'X-IDENTITY-HEADER' = 'emulator-identity-header' }
+            [pscustomobject]@{
+                Token     = (ConvertTo-SecureString $t.access_token -AsPlainText -Force)
+                ExpiresOn = [DateTimeOffset]::FromUnixTimeSeconds([long]$t.expires_on)
+            }
+        }
+        try {
+            $urls = 0..19 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01&n=$_" }
+            $results = @($urls | Invoke-AzBatchRequest -Endpoint $short.Url -BatchSize 1 -ThrottleLimit 1 -WarningVariable warned)
+            $results.Count | Should -Be 20
+            @($results | Where-Object { $_.Status -ne 200 }).Count | Should -Be 0 -Because (($results | Where-Object Status -ne 200 | Select-Object -First 1).Error | Out-String)
+            $global:IssuedTokens | Should -BeGreaterOrEqual 2
+            $warned | Should -BeNullOrEmpty
+        } finally {
+            Remove-Item function:global:Get-AzAccessToken
+            Stop-Process -Id $short.Process.Id -ErrorAction SilentlyContinue
+        }
+    }
+
     It 'takes the token as a SecureString and never writes it' {
         $secure = ConvertTo-SecureString $Token -AsPlainText -Force
         $all = Invoke-AzBatchRequest -Request $SubUrl -Endpoint $Endpoint -AccessToken $secure -Verbose -Debug 4>&1 5>&1 | Out-String
@@ -400,8 +428,9 @@ Describe 'Progress, cancellation and long runs' {
         Start-Sleep -Milliseconds 2500
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $ps.Stop()
+        $handle.AsyncWaitHandle.WaitOne(3000) | Should -BeTrue
         $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
-        $handle.IsCompleted | Should -BeTrue
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
         $ps.Dispose()
     }
 
@@ -411,8 +440,9 @@ Describe 'Progress, cancellation and long runs' {
         Start-Sleep -Milliseconds 700
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $ps.Stop()
+        $handle.AsyncWaitHandle.WaitOne(3000) | Should -BeTrue
         $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
-        $handle.IsCompleted | Should -BeTrue
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
         $ps.Dispose()
     }
 

@@ -144,6 +144,31 @@ impl TokenSource {
         self.fetch(&mut st, now).await
     }
 
+    /// A fresh token from the caller, for a static credential (the caller
+    /// renews it, as the PowerShell module does from the Az context during long
+    /// runs). It is used from the next batch on.
+    pub fn hand_in(&self, token: Secret) -> Result<(), AuthError> {
+        if self.can_refresh() {
+            return Err(AuthError::new(
+                self.credential.name(),
+                "this run renews its own tokens; a token cannot be handed in",
+            ));
+        }
+        let now = self.clock.now();
+        let f = Fetched {
+            expires_at: jwt::expiry(token.expose()),
+            token,
+        };
+        if f.expires_at.is_some_and(|e| e <= now) {
+            return Err(expired_static(f.expires_at));
+        }
+        let mut st = self.state.blocking_lock();
+        st.generation += 1;
+        st.current = Some((f, now));
+        st.failure = None;
+        Ok(())
+    }
+
     /// Replaces the token of `generation` after the service rejected it (only
     /// once per generation, however many batches saw the rejection).
     pub async fn refresh(&self, generation: u64) -> Result<(), AuthError> {

@@ -81,10 +81,18 @@ impl Engine {
     /// An engine for `options` that sends through `transport` (token fetches
     /// too) and reads wall time from `clock`.
     pub fn new(options: Arc<Options>, transport: Arc<dyn Transport>, clock: Clock) -> Engine {
-        let auth = options.credential.clone().map(|c| {
-            let login = options.cloud.login().to_string();
-            TokenSource::new(c, options.resource(), login, transport.clone(), clock)
-        });
+        let auth = token_source(&options, &transport, clock);
+        Engine::with_tokens(options, transport, clock, auth)
+    }
+
+    /// [`Engine::new`], with the tokens from `auth` (which the caller may
+    /// hold too, to hand in fresh static tokens).
+    pub fn with_tokens(
+        options: Arc<Options>,
+        transport: Arc<dyn Transport>,
+        clock: Clock,
+        auth: Option<Arc<TokenSource>>,
+    ) -> Engine {
         Engine {
             ctx: Arc::new(Ctx {
                 options,
@@ -207,6 +215,24 @@ fn drain(incoming: &mut Option<mpsc::Receiver<Request>>, run: &mut Run) -> bool 
         }
     }
     false
+}
+
+/// The token source the options ask for.
+pub fn token_source(
+    options: &Options,
+    transport: &Arc<dyn Transport>,
+    clock: Clock,
+) -> Option<Arc<TokenSource>> {
+    options.credential.clone().map(|c| {
+        let login = options.cloud.login().to_string();
+        Arc::new(TokenSource::new(
+            c,
+            options.resource(),
+            login,
+            transport.clone(),
+            clock,
+        ))
+    })
 }
 
 async fn recv(incoming: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {

@@ -47,7 +47,7 @@ pub(crate) enum Reply {
 pub(crate) struct Ctx {
     pub options: Arc<Options>,
     pub transport: Arc<dyn Transport>,
-    pub auth: Option<TokenSource>,
+    pub auth: Option<Arc<TokenSource>>,
     pub clock: Clock,
 }
 

@@ -220,6 +220,27 @@ pub unsafe extern "C" fn batch_close_input(
     }))
 }
 
+/// Hands a running batch a fresh access token (`token`, borrowed; never logged
+/// or echoed), used from its next batch request on. For batches whose options
+/// gave a static `"token"` that the caller renews before it expires; a batch
+/// with `"auth"` renews its own and refuses this (`AZBATCH_ERR_INVALID_VALUE`).
+///
+/// # Safety
+/// `batch` is NULL or a live handle; `token` is NULL or a NUL-terminated
+/// string; `error_out` is NULL or valid for one pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn batch_set_token(
+    batch: *const AzBatch,
+    token: *const c_char,
+    error_out: *mut *mut c_char,
+) -> AzBatchStatus {
+    status_of(guard("batch_set_token", error_out, || {
+        let b = handle(batch)?;
+        let text = str_arg(token, "token")?;
+        Ok(b.set_token(text)?)
+    }))
+}
+
 /// Starts the batch and waits for every result. On success `*result_out` gets
 /// `{"responses":[...one per request, in the order added...],
 /// "summary":{"total","succeeded","failed","retries","batches","elapsedMs"}}`;

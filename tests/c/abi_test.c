@@ -34,6 +34,7 @@ static int count(const char *haystack, const char *needle) {
 
 static char options[1024];
 static char url[256];
+static const char *token_arg = "";
 
 static AzBatch *new_batch(const char *extra) {
     char text[2048];
@@ -105,6 +106,9 @@ static void test_null_arguments(void) {
     CHECK(batch_progress(NULL, &p) == AZBATCH_ERR_NULL_ARGUMENT, "batch_progress(NULL batch)");
     CHECK(batch_progress(b, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_progress(NULL out)");
     CHECK(batch_cancel(NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_cancel(NULL)");
+    err = NULL;
+    CHECK(batch_set_token(b, "t", &err) == AZBATCH_ERR_WRONG_STATE, "a token before the start");
+    batch_string_free(err);
     batch_free(NULL);
     batch_string_free(NULL);
     batch_free(b);
@@ -311,6 +315,11 @@ static void test_open_input(void) {
         while (batch_next(b, 50, &item) == AZBATCH_OK) { results++; batch_string_free(item); item = NULL; }
     }
     CHECK(rc == AZBATCH_OK, "the dependency, added last: %d", rc);
+    err = NULL;
+    CHECK(batch_set_token(b, "", &err) == AZBATCH_ERR_INVALID_VALUE, "an empty token is refused");
+    batch_string_free(err);
+    CHECK(batch_set_token(b, NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "a NULL token is refused");
+    CHECK(batch_set_token(b, token_arg, NULL) == AZBATCH_OK, "a fresh token for a running batch");
     CHECK(batch_close_input(b, NULL) == AZBATCH_OK && batch_close_input(b, NULL) == AZBATCH_OK, "close (twice is fine)");
     int late_ok = 0;
     while ((rc = batch_next(b, 2000, &item)) != AZBATCH_DONE) {
@@ -335,6 +344,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s ENDPOINT TOKEN [RUN-TAG]\n", argv[0]);
         return 2;
     }
+    token_arg = argv[2];
     if (argc == 4) run_tag = argv[3]; /* keeps created users unique when runs share an emulator */
     snprintf(options, sizeof options, "{\"api\":\"arm\",\"endpoint\":\"%s\",\"token\":\"%s\",\"jitter\":false", argv[1], argv[2]);
     snprintf(graph_options, sizeof graph_options, "{\"api\":\"graph\",\"endpoint\":\"%s\",\"token\":\"%s\"}", argv[1], argv[2]);
