@@ -69,6 +69,9 @@ namespace AzBatch
         public SwitchParameter UseAzureCli { get; set; }
 
         [Parameter]
+        public SwitchParameter UseClientSecret { get; set; }
+
+        [Parameter]
         public int BatchSize { get; set; }
 
         [Parameter]
@@ -172,8 +175,8 @@ namespace AzBatch
             {
                 throw Usage(string.Format("-Environment must be one of {0} (got '{1}').", string.Join(", ", Module.Info.CloudNames()), Environment));
             }
-            if (Bound("AccessToken") && (Identity.IsPresent || UseAzureCli.IsPresent)) throw Usage("Give -AccessToken, -Identity or -UseAzureCli, not more than one.");
-            if (Identity.IsPresent && UseAzureCli.IsPresent) throw Usage("Give -Identity or -UseAzureCli, not both.");
+            int sources = (Bound("AccessToken") ? 1 : 0) + (Identity.IsPresent ? 1 : 0) + (UseAzureCli.IsPresent ? 1 : 0) + (UseClientSecret.IsPresent ? 1 : 0);
+            if (sources > 1) throw Usage("Give one of -AccessToken, -Identity, -UseAzureCli and -UseClientSecret, not more than one.");
             if (Bound("AccountId") && !Identity.IsPresent) throw Usage("-AccountId names a user-assigned managed identity: use it with -Identity.");
             if (Bound("GraphVersion") && Api != null && !Api.Equals("Graph", StringComparison.OrdinalIgnoreCase)) throw Usage("-GraphVersion applies to -Api Graph only.");
         }

@@ -45,6 +45,12 @@ namespace AzBatch
                 AppendAzureCli(o, cmdlet, true);
                 return null;
             }
+            if (c.UseClientSecret.IsPresent)
+            {
+                // The core reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
+                o.Append(",\"auth\":{\"type\":\"clientSecret\"}");
+                return null;
+            }
             List<string> tried = new List<string>();
             AzContextToken token = FromAzContext(cmdlet, resource, tried);
             if (token != null)

@@ -325,6 +325,19 @@ Describe 'Writes, -WhatIf and tokens' {
         }
     }
 
+    It 'signs in with -UseClientSecret (a service principal from the environment)' {
+        $env:AZURE_TENANT_ID = '72f988bf-0000-4000-8000-000000000000'
+        $env:AZURE_CLIENT_ID = 'pester-app'
+        $env:AZURE_CLIENT_SECRET = 'emulator-client-secret'
+        $env:AZURE_AUTHORITY_HOST = $Endpoint
+        try {
+            $cmd = "Import-Module '$ModuleDir/AzBatch.psd1'; ('$SubUrl' | Invoke-AzBatchRequest -UseClientSecret -Endpoint '$Endpoint').Status"
+            & $Pwsh -NoProfile -NonInteractive -Command $cmd | Should -Be '200'
+        } finally {
+            Remove-Item env:AZURE_TENANT_ID, env:AZURE_CLIENT_ID, env:AZURE_CLIENT_SECRET, env:AZURE_AUTHORITY_HOST
+        }
+    }
+
     It 'refuses two token sources at once' {
         { $SubUrl | Invoke-AzBatchRequest -Identity -AccessToken $Token -Endpoint $Endpoint } | Should -Throw '*not more than one*'
     }
