@@ -391,6 +391,19 @@ Describe 'Failures and parameters' {
 
 Describe 'Progress, cancellation and long runs' {
     BeforeAll {
+        # Starts $Script against the slow emulator, stops it after $AfterMs as
+        # Ctrl+C would, and checks the stop took under 3 s.
+        function script:Assert-StopsPromptly([string]$Script, [int]$AfterMs) {
+            $ps = New-Shell $Script $Slow.Url
+            $handle = $ps.BeginInvoke()
+            Start-Sleep -Milliseconds $AfterMs
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $ps.Stop()
+            $handle.AsyncWaitHandle.WaitOne(3000) | Should -BeTrue
+            $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            $ps.Dispose()
+        }
         $script:Slow = Start-Emulator @('--subscriptions', '3', '--latency-ms', '1500')
         $script:Fast = Start-Emulator @('--subscriptions', '6', '--no-throttle')
     }
@@ -436,27 +449,11 @@ Describe 'Progress, cancellation and long runs' {
     }
 
     It 'returns promptly when stopped mid-run (Ctrl+C)' {
-        $ps = New-Shell '0..59 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000002?api-version=2022-12-01&n=$_" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 2 -ThrottleLimit 1' $Slow.Url
-        $handle = $ps.BeginInvoke()
-        Start-Sleep -Milliseconds 2500
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        $ps.Stop()
-        $handle.AsyncWaitHandle.WaitOne(3000) | Should -BeTrue
-        $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
-        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
-        $ps.Dispose()
+        Assert-StopsPromptly '0..59 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000002?api-version=2022-12-01&n=$_" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 2 -ThrottleLimit 1' 2500
     }
 
     It 'stops the subscription listing of -ForEachSubscription promptly' {
-        $ps = New-Shell 'Invoke-AzBatchRequest -ForEachSubscription -FollowNextLink -Url "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01" -Endpoint $Endpoint -AccessToken $Token' $Slow.Url
-        $handle = $ps.BeginInvoke()
-        Start-Sleep -Milliseconds 700
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        $ps.Stop()
-        $handle.AsyncWaitHandle.WaitOne(3000) | Should -BeTrue
-        $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
-        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
-        $ps.Dispose()
+        Assert-StopsPromptly 'Invoke-AzBatchRequest -ForEachSubscription -FollowNextLink -Url "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01" -Endpoint $Endpoint -AccessToken $Token' 700
     }
 
     It 'streams 20,000 results in a runbook-like run with flat memory' {
