@@ -147,6 +147,8 @@ impl Engine {
         };
         let mut in_flight = InFlight::new();
         loop {
+            #[cfg(test)]
+            tests::turn();
             let now = Instant::now();
             run.launch_ready(&mut in_flight, now);
             if in_flight.is_empty() && run.idle() && incoming.is_none() {
@@ -460,7 +462,7 @@ impl Run {
         let paused = self.paused_until.filter(|t| *t > now);
         let next_retry = [
             self.delayed.peek().map(|Reverse((t, _))| *t),
-            self.scopes.next_wake(),
+            self.scopes.next_wake(now),
             self.lingered(now),
         ]
         .into_iter()

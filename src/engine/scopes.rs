@@ -143,9 +143,15 @@ impl Scopes {
         out
     }
 
-    /// When the next paused scope with waiting requests resumes.
-    pub fn next_wake(&self) -> Option<Instant> {
-        self.waiting.iter().filter_map(|k| self.map[k].until).min()
+    /// When the next paused scope with waiting requests resumes. A pause that
+    /// has ended is no reason to wake: such a scope waits for its window, which
+    /// only a landing batch opens (waking for it would spin).
+    pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+        self.waiting
+            .iter()
+            .filter_map(|k| self.map[k].until)
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// Whether any request is held.
@@ -189,9 +195,14 @@ mod tests {
         );
         assert!(s.admit("b", 5, t0), "other scopes go on");
         assert_eq!(s.release(t0), Vec::<usize>::new());
-        assert_eq!(s.next_wake(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(s.next_wake(t0), Some(t0 + Duration::from_secs(1)));
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(s.release(t1), [2, 3], "one batch's worth after the pause");
+        assert_eq!(
+            s.next_wake(t1),
+            None,
+            "a pause that ended is no reason to wake"
+        );
         assert!(
             s.admit("a", 2, t1) && s.admit("a", 3, t1),
             "released ones go without asking twice"

@@ -22,6 +22,24 @@ use crate::retry::Backoff;
 use crate::secret::Secret;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
 
+thread_local! {
+    /// Turns of the run loop on this test's thread (each test has its own).
+    static TURNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a turn of the run loop; a loop that spins (wakes with nothing to do)
+/// would never let the paused clock move, so it fails loudly instead of hanging.
+pub(super) fn turn() {
+    TURNS.with(|t| {
+        t.set(t.get() + 1);
+        assert!(t.get() < 100_000, "the run loop is spinning");
+    });
+}
+
+fn turns() -> u64 {
+    TURNS.with(|t| t.get())
+}
+
 /// The wall time every test starts at (HTTP dates are relative to it).
 fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
@@ -1226,4 +1244,34 @@ async fn an_open_input_fills_batches_before_sending() {
         n += 1;
     }
     assert_eq!(n, 45);
+}
+
+/// A scope whose pause has ended but whose window is full waits for a landing
+/// batch, not in a busy loop: the run takes a few dozen turns, not millions.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_paused_scope_waits_without_spinning() {
+    let mut calls = 0;
+    let mut o = options();
+    (o.batch_size, o.concurrency) = (2, 1);
+    let reqs = (0..12)
+        .map(|i| get(&i.to_string(), "/subscriptions/s1/x"))
+        .collect();
+    let (results, _, _) = run_slowly(
+        o,
+        reqs,
+        Box::new(move |s| {
+            calls += 1;
+            let status = if calls == 1 { 429 } else { 200 };
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| item(i, status, json!({"Retry-After": "1"}), json!({})))
+                    .collect(),
+            )
+        }),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(results.iter().all(|r| r.status == 200));
+    assert!(turns() < 500, "{} turns", turns());
 }
