@@ -289,7 +289,8 @@ struct Run {
     scopes: Scopes,
     /// Each request's throttle scope.
     scope_keys: Vec<String>,
-    /// Items per batch now; halved after an envelope 429.
+    /// Items per batch now; halved after an envelope 429, then one more per
+    /// batch the service takes, up to the configured size.
     batch_size: usize,
     /// No batch is sent before this: the service throttled the whole client.
     paused_until: Option<Instant>,
@@ -528,7 +529,12 @@ impl Run {
         self.in_flight_items -= batch.len() as u64;
         self.progress.batch_landed(batch.len() as u64);
         match reply {
-            Reply::Items(answers) => self.land_items(batch, answers),
+            Reply::Items(answers) => {
+                // The service took a whole batch: after an envelope 429 halved
+                // the size, it grows back by one per batch taken.
+                self.batch_size = (self.batch_size + 1).min(self.options().batch_size);
+                self.land_items(batch, answers)
+            }
             Reply::Envelope {
                 status,
                 headers,

@@ -332,7 +332,11 @@ async fn envelope_429_retries_everything_with_half_the_batch_size() {
     )
     .await;
     let sizes: Vec<usize> = log.iter().map(|s| s.items.len()).collect();
-    assert_eq!(sizes, [20, 10, 10, 10, 10]);
+    assert_eq!(
+        sizes,
+        [20, 10, 11, 12, 7],
+        "halved, then one more per batch taken"
+    );
     assert!(
         log[1..].iter().all(|s| s.at >= Duration::from_secs(3)),
         "nothing is sent during the envelope's Retry-After"
