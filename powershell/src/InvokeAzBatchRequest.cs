@@ -157,7 +157,9 @@ namespace AzBatch
             // Another thread: the core allows a cancel while Next waits.
             stopping = true;
             Batch b = batch;
-            if (b != null) b.Cancel();
+            if (b == null) return;
+            try { b.Cancel(); }
+            catch (ObjectDisposedException) { } // the pipeline thread freed it meanwhile: nothing left to stop
         }
 
         public void Dispose()
