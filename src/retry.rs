@@ -53,16 +53,19 @@ fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(MAX_RETRY_AFTER)
 }
 
-/// How long to hold new batches when Graph says the app has used `percent` of
-/// its throttling limit (`x-ms-throttle-limit-percentage`, sent above 80):
-/// nothing below 80, then 25 ms per point above it, up to half a second at
-/// 100. Gentle on purpose: 429s with their own `Retry-After` do the real work.
-pub fn slow_down(percent: f64) -> Option<Duration> {
-    if !percent.is_finite() || percent < 80.0 {
+/// How long to hold new batches when Graph says how much of the app's
+/// throttling limit it has used: `x-ms-throttle-limit-percentage`, which
+/// Microsoft's throttling guidance describes as a value from 0.8 to 1.8, sent
+/// only above 0.8 (it is a fraction, not a percentage). Nothing below 0.8,
+/// then 25 ms per hundredth above it, up to half a second at the limit (1.0)
+/// and beyond. Gentle on purpose: 429s with their own `Retry-After` do the
+/// real work.
+pub fn slow_down(used: f64) -> Option<Duration> {
+    if !used.is_finite() || used < 0.8 {
         return None;
     }
     Some(Duration::from_millis(
-        (((percent - 80.0) * 25.0) as u64).clamp(25, 500),
+        (((used - 0.8) * 2500.0).round() as u64).clamp(25, 500),
     ))
 }
 
@@ -169,12 +172,12 @@ mod tests {
     }
 
     #[test]
-    fn slows_down_above_eighty_percent() {
-        assert_eq!(slow_down(79.9), None);
-        assert_eq!(slow_down(80.0), Some(Duration::from_millis(25)));
-        assert_eq!(slow_down(90.0), Some(Duration::from_millis(250)));
-        assert_eq!(slow_down(100.0), Some(Duration::from_millis(500)));
-        assert_eq!(slow_down(250.0), Some(Duration::from_millis(500)));
+    fn slows_down_above_four_fifths_of_the_limit() {
+        assert_eq!(slow_down(0.79), None);
+        assert_eq!(slow_down(0.8), Some(Duration::from_millis(25)));
+        assert_eq!(slow_down(0.9), Some(Duration::from_millis(250)));
+        assert_eq!(slow_down(1.0), Some(Duration::from_millis(500)));
+        assert_eq!(slow_down(1.8), Some(Duration::from_millis(500)));
         assert_eq!(slow_down(f64::NAN), None);
     }
 

@@ -164,10 +164,11 @@ impl Service {
                     .lock()
                     .unwrap()
                     .handle(method, &path, &query, body, bytes, root);
+                // As Graph sends it: the fraction of the limit used, only above 0.8.
                 if percent >= 80.0 {
                     r.headers.push((
                         "x-ms-throttle-limit-percentage".into(),
-                        format!("{percent:.1}"),
+                        format!("{:.2}", percent / 100.0),
                     ));
                 }
                 r

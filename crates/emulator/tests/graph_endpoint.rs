@@ -156,10 +156,15 @@ async fn resource_units_run_out_with_decimal_retry_after() {
         wait.contains('.') && wait.parse::<f64>().unwrap() > 0.0,
         "{wait}"
     );
+    let used: Vec<f64> = rs
+        .iter()
+        .filter_map(|r| r["headers"]["x-ms-throttle-limit-percentage"].as_str())
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(!used.is_empty(), "above 0.8 of the limit it is announced");
     assert!(
-        rs.iter()
-            .any(|r| r["headers"]["x-ms-throttle-limit-percentage"].is_string()),
-        "above 80% the limit is announced"
+        used.iter().all(|u| (0.8..=1.8).contains(u)),
+        "as Graph sends it, a fraction from 0.8 to 1.8: {used:?}"
     );
 }
 
