@@ -212,6 +212,18 @@ Describe 'Microsoft Graph' {
 Describe 'Writes, -WhatIf and tokens' {
     BeforeAll {
         $script:NoTokenEnv = @{ Endpoint = $Endpoint }
+        # The core reads the variables of the process's environment, set before
+        # it starts, as Azure Automation and App Service set them: so a child
+        # pwsh that inherits $Vars runs one request with $Switch; its status.
+        function script:Invoke-ChildWithEnvironment([hashtable]$Vars, [string]$Switch) {
+            foreach ($k in $Vars.Keys) { Set-Item "env:$k" $Vars[$k] }
+            try {
+                $cmd = "Import-Module '$ModuleDir/AzBatch.psd1'; ('$SubUrl' | Invoke-AzBatchRequest $Switch -Endpoint '$Endpoint').Status"
+                & $Pwsh -NoProfile -NonInteractive -Command $cmd
+            } finally {
+                foreach ($k in $Vars.Keys) { Remove-Item "env:$k" }
+            }
+        }
     }
 
     It 'lists writes with -WhatIf, sends nothing and asks for no token' {
@@ -296,18 +308,12 @@ Describe 'Writes, -WhatIf and tokens' {
     }
 
     It 'signs in with -Identity (managed identity) and renews in the core' {
-        # As in Azure Automation, the variables are in the process's environment
-        # from its start (the core reads that one): so a child pwsh. The IMDS
-        # host is pointed at the emulator too, so nothing can leave the machine.
-        $env:IDENTITY_ENDPOINT = "$Endpoint/msi/token"
-        $env:IDENTITY_HEADER = 'emulator-identity-header'
-        $env:AZURE_POD_IDENTITY_AUTHORITY_HOST = $Endpoint
-        try {
-            $cmd = "Import-Module '$ModuleDir/AzBatch.psd1'; ('$SubUrl' | Invoke-AzBatchRequest -Identity -Endpoint '$Endpoint').Status"
-            & $Pwsh -NoProfile -NonInteractive -Command $cmd | Should -Be '200'
-        } finally {
-            Remove-Item env:IDENTITY_ENDPOINT, env:IDENTITY_HEADER, env:AZURE_POD_IDENTITY_AUTHORITY_HOST
+        # The IMDS host is pointed at the emulator too, so nothing can leave the machine.
+        $vars = @{
+            IDENTITY_ENDPOINT = "$Endpoint/msi/token"; IDENTITY_HEADER = 'emulator-identity-header'
+            AZURE_POD_IDENTITY_AUTHORITY_HOST = $Endpoint
         }
+        Invoke-ChildWithEnvironment $vars '-Identity' | Should -Be '200'
     }
 
     It 'signs in with -UseAzureCli' -Skip:$OnWindows {
@@ -326,16 +332,11 @@ Describe 'Writes, -WhatIf and tokens' {
     }
 
     It 'signs in with -UseClientSecret (a service principal from the environment)' {
-        $env:AZURE_TENANT_ID = '72f988bf-0000-4000-8000-000000000000'
-        $env:AZURE_CLIENT_ID = 'pester-app'
-        $env:AZURE_CLIENT_SECRET = 'emulator-client-secret'
-        $env:AZURE_AUTHORITY_HOST = $Endpoint
-        try {
-            $cmd = "Import-Module '$ModuleDir/AzBatch.psd1'; ('$SubUrl' | Invoke-AzBatchRequest -UseClientSecret -Endpoint '$Endpoint').Status"
-            & $Pwsh -NoProfile -NonInteractive -Command $cmd | Should -Be '200'
-        } finally {
-            Remove-Item env:AZURE_TENANT_ID, env:AZURE_CLIENT_ID, env:AZURE_CLIENT_SECRET, env:AZURE_AUTHORITY_HOST
+        $vars = @{
+            AZURE_TENANT_ID = '72f988bf-0000-4000-8000-000000000000'; AZURE_CLIENT_ID = 'pester-app'
+            AZURE_CLIENT_SECRET = 'emulator-client-secret'; AZURE_AUTHORITY_HOST = $Endpoint
         }
+        Invoke-ChildWithEnvironment $vars '-UseClientSecret' | Should -Be '200'
     }
 
     It 'refuses two token sources at once' {
