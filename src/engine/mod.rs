@@ -352,7 +352,9 @@ impl Run {
             let result = failed_dependency(&mut self.items[i], &id, status);
             self.finish(i, result);
         } else if self.waiting[i] == 0 {
-            self.release(i);
+            if let Some(result) = self.release(i) {
+                self.finish(i, result);
+            }
         }
     }
 
@@ -380,18 +382,23 @@ impl Run {
     }
 
     /// Every dependency of `i` succeeded: fill its references and queue it.
-    fn release(&mut self, i: usize) {
-        match fill_references(
+    /// Returns the `ReferenceNotFound` result instead when a reference has no
+    /// value; the caller finishes it (so `finish` need not recurse).
+    fn release(&mut self, i: usize) -> Option<ItemResult> {
+        let filled = fill_references(
             &mut self.items[i],
             &self.graph,
             &self.kept,
             &self.ctx.options,
-        ) {
-            Ok(()) => self.ready.push_back(i),
+        );
+        match filled {
+            Ok(()) => {
+                self.ready.push_back(i);
+                None
+            }
             Err(why) => {
                 let e = ErrorInfo::new(codes::REFERENCE_NOT_FOUND, why);
-                let result = self.items[i].finish_without_answer(e);
-                self.finish(i, result);
+                Some(self.items[i].finish_without_answer(e))
             }
         }
     }
@@ -757,18 +764,8 @@ impl Run {
                 }
                 self.waiting[d] -= 1;
                 if self.waiting[d] == 0 {
-                    let filled = fill_references(
-                        &mut self.items[d],
-                        &self.graph,
-                        &self.kept,
-                        &self.ctx.options,
-                    );
-                    match filled {
-                        Ok(()) => self.ready.push_back(d),
-                        Err(why) => {
-                            let e = ErrorInfo::new(codes::REFERENCE_NOT_FOUND, why);
-                            work.push((d, self.items[d].finish_without_answer(e)));
-                        }
+                    if let Some(result) = self.release(d) {
+                        work.push((d, result));
                     }
                 }
             }
