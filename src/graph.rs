@@ -3,18 +3,29 @@
 //! the engine as requests reach it (they may still be arriving while it runs).
 //! Both go through [`DependencyGraph::push`], so there is one reading of
 //! `dependsOn`.
+//!
+//! `dependsOn` names requests by the id their caller gave; a request without
+//! one (its id was assigned) cannot be named, so the graph holds nothing for
+//! it unless it depends on others: a run of many plain requests costs nothing
+//! here.
 
 use std::collections::{HashMap, HashSet};
+
+/// What an error about an unknown `dependsOn` id adds, since assigned ids
+/// cannot be named.
+pub const GIVEN_IDS_ONLY: &str = "dependsOn names requests by the id (or name) given to them";
 
 /// Requests by id (case-insensitive) and what each depends on. Requests may
 /// come in any order: one that names an id not added yet waits for it, and is
 /// linked to it when it arrives.
 #[derive(Debug, Default)]
 pub struct DependencyGraph {
-    /// Lower-case id → index.
+    /// Lower-case id → index, for the requests whose caller gave an id.
     ids: HashMap<String, usize>,
-    /// For each request, the ids it depends on, as given.
-    depends_on: Vec<Vec<String>>,
+    /// The ids each request depends on, as given (requests with none are not here).
+    depends_on: HashMap<usize, Vec<String>>,
+    /// Requests added.
+    len: usize,
     /// Lower-case id not added yet → the requests that wait for it.
     awaiting: HashMap<String, Vec<usize>>,
 }
@@ -40,18 +51,19 @@ impl DependencyGraph {
 
     /// How many requests the graph holds.
     pub fn len(&self) -> usize {
-        self.depends_on.len()
+        self.len
     }
 
     /// Whether the graph holds no request.
     pub fn is_empty(&self) -> bool {
-        self.depends_on.is_empty()
+        self.len == 0
     }
 
-    /// Adds a request, or returns the cycle it would close (ids along it, from
-    /// `id` back to `id`). Its dependencies may be added later.
-    pub fn add(&mut self, id: &str, depends_on: &[String]) -> Result<Links, Vec<String>> {
-        if let Some(cycle) = self.cycle_through(id, depends_on) {
+    /// Adds a request with the id its caller gave (`None`: it has none, and
+    /// no request can name it), or returns the cycle it would close (ids
+    /// along it, from `id` back to `id`). Its dependencies may be added later.
+    pub fn add(&mut self, id: Option<&str>, depends_on: &[String]) -> Result<Links, Vec<String>> {
+        if let Some(cycle) = id.and_then(|id| self.cycle_through(id, depends_on)) {
             return Err(cycle);
         }
         Ok(self.push(id, depends_on))
@@ -60,11 +72,15 @@ impl DependencyGraph {
     /// Adds a request without looking for cycles (a request in a cycle never
     /// becomes ready), and says how it is linked. This is the one place that
     /// reads `dependsOn`: the request list and the engine both come here.
-    pub fn push(&mut self, id: &str, depends_on: &[String]) -> Links {
-        let index = self.depends_on.len();
-        let key = id.to_lowercase();
-        let awaited_by = self.awaiting.remove(&key).unwrap_or_default();
-        self.ids.insert(key, index);
+    pub fn push(&mut self, id: Option<&str>, depends_on: &[String]) -> Links {
+        let index = self.len;
+        self.len += 1;
+        let mut awaited_by = vec![];
+        if let Some(id) = id {
+            let key = id.to_lowercase();
+            awaited_by = self.awaiting.remove(&key).unwrap_or_default();
+            self.ids.insert(key, index);
+        }
         let mut links = Links {
             index,
             awaited_by,
@@ -82,7 +98,9 @@ impl DependencyGraph {
                 }
             }
         }
-        self.depends_on.push(depends_on.to_vec());
+        if !depends_on.is_empty() {
+            self.depends_on.insert(index, depends_on.to_vec());
+        }
         links
     }
 
@@ -92,7 +110,7 @@ impl DependencyGraph {
         let mut out: Vec<(usize, String)> = vec![];
         for waiters in self.awaiting.values() {
             for &w in waiters {
-                for d in &self.depends_on[w] {
+                for d in self.depends_on.get(&w).into_iter().flatten() {
                     if self.index_of(d).is_none() && !out.iter().any(|(i, x)| *i == w && x == d) {
                         out.push((w, d.clone()));
                     }
@@ -120,7 +138,7 @@ impl DependencyGraph {
                 continue;
             }
             if let Some(i) = self.index_of(&cur) {
-                for d in &self.depends_on[i] {
+                for d in self.depends_on.get(&i).into_iter().flatten() {
                     let mut p = path.clone();
                     p.push(d.clone());
                     stack.push((d.to_lowercase(), p));
@@ -142,11 +160,11 @@ mod tests {
     #[test]
     fn links_requests_in_any_order() {
         let mut g = DependencyGraph::default();
-        let c = g.add("c", &ids(&["A", "b"])).unwrap();
+        let c = g.add(Some("c"), &ids(&["A", "b"])).unwrap();
         assert_eq!((c.known.len(), c.unknown), (0, 2));
-        let a = g.add("a", &[]).unwrap();
+        let a = g.add(Some("a"), &[]).unwrap();
         assert_eq!(a.awaited_by, [0], "c was waiting for a");
-        let b = g.add("b", &ids(&["a", "zz"])).unwrap();
+        let b = g.add(Some("b"), &ids(&["a", "zz"])).unwrap();
         assert_eq!(
             (b.known.clone(), b.unknown, b.awaited_by.clone()),
             (vec![1], 1, vec![0])
@@ -156,15 +174,39 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_a_given_id_cannot_be_named() {
+        let mut g = DependencyGraph::default();
+        let plain = g.add(None, &[]).unwrap();
+        assert_eq!(plain.index, 0);
+        let waits = g.add(Some("w"), &ids(&["0"])).unwrap();
+        assert_eq!(
+            (waits.index, waits.known.len(), waits.unknown),
+            (1, 0, 1),
+            "the assigned id 0 names nothing"
+        );
+        let plain = g.add(None, &ids(&["w"])).unwrap();
+        assert_eq!((plain.index, plain.known.clone()), (2, vec![1]));
+        assert_eq!(g.len(), 3);
+        assert_eq!(g.unresolved(), [(1, "0".to_string())]);
+        assert!(
+            g.ids.len() == 1 && g.depends_on.len() == 2,
+            "only what can be named or waits is held"
+        );
+    }
+
+    #[test]
     fn refuses_the_request_that_closes_a_cycle() {
         let mut g = DependencyGraph::default();
-        g.add("c", &ids(&["b"])).unwrap();
-        g.add("b", &ids(&["a"])).unwrap();
-        assert_eq!(g.add("a", &ids(&["C"])), Err(ids(&["a", "C", "b", "a"])));
+        g.add(Some("c"), &ids(&["b"])).unwrap();
+        g.add(Some("b"), &ids(&["a"])).unwrap();
+        assert_eq!(
+            g.add(Some("a"), &ids(&["C"])),
+            Err(ids(&["a", "C", "b", "a"]))
+        );
         assert_eq!(g.len(), 2, "the refused request is not added");
         let mut unchecked = DependencyGraph::default();
         assert_eq!(
-            unchecked.push("x", &ids(&["x"])).known,
+            unchecked.push(Some("x"), &ids(&["x"])).known,
             [0],
             "push records, never refuses"
         );

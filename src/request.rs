@@ -2,13 +2,15 @@
 //! parsed, checked and given unique ids before a run starts, so the engine only
 //! ever sees well-formed work.
 
+use std::collections::HashSet;
+
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::api::Api;
 use crate::error::Error;
-use crate::graph::DependencyGraph;
+use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
 use crate::options::Options;
 use crate::reference;
 
@@ -125,6 +127,11 @@ pub struct RequestList {
     graph: DependencyGraph,
     /// Requests added so far, handed on or not.
     added: usize,
+    /// Which requests were assigned their index as id (one bit each): a
+    /// given id is checked against these without holding them as text.
+    plain: Vec<u64>,
+    /// Assigned ids that needed a suffix (`1-1`: a caller had taken `1`), lower case.
+    suffixed: HashSet<String>,
 }
 
 /// Where a request stands in its list, for error messages.
@@ -184,8 +191,10 @@ impl RequestList {
     pub fn check_dependencies(&self) -> Result<(), Error> {
         match self.graph.unresolved().first() {
             None => Ok(()),
-            Some((i, d)) => Err(At::new(*i, self.items.get(*i).map(|r| r.id.as_str()))
-                .bad("dependsOn", format!("no request has the id \"{d}\""))),
+            Some((i, d)) => Err(At::new(*i, self.items.get(*i).map(|r| r.id.as_str())).bad(
+                "dependsOn",
+                format!("no request has the id \"{d}\" ({GIVEN_IDS_ONLY})"),
+            )),
         }
     }
 
@@ -226,7 +235,8 @@ impl RequestList {
         let has_references = check_references(&url, &headers, &body, &depends_on, &at)?;
         let named = id.is_some();
         let id = self.unique_id(id, &at)?;
-        self.graph.add(&id, &depends_on).map_err(|cycle| {
+        let given = named.then_some(id.as_str());
+        self.graph.add(given, &depends_on).map_err(|cycle| {
             at.bad(
                 "dependsOn",
                 format!("makes a cycle: {}", cycle.join(" -> ")),
@@ -244,15 +254,47 @@ impl RequestList {
             has_references,
             named,
         });
+        if !named {
+            self.note_assigned(index, &self.items.last().expect("just pushed").id.clone());
+        }
         self.added += 1;
         Ok(self.items.last().expect("just pushed"))
+    }
+
+    fn note_assigned(&mut self, index: usize, id: &str) {
+        if id == index.to_string() {
+            let (word, bit) = (index / 64, index % 64);
+            if self.plain.len() <= word {
+                self.plain.resize(word + 1, 0);
+            }
+            self.plain[word] |= 1 << bit;
+        } else {
+            self.suffixed.insert(id.to_lowercase());
+        }
+    }
+
+    /// Whether some request already has `id` (in any case).
+    fn taken(&self, id: &str) -> bool {
+        if self.graph.index_of(id).is_some() || self.suffixed.contains(&id.to_lowercase()) {
+            return true;
+        }
+        // An assigned id is the index in plain decimal: "7", never "07" or "+7".
+        let plain = id
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < self.added && id == i.to_string());
+        plain.is_some_and(|i| {
+            self.plain
+                .get(i / 64)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0)
+        })
     }
 
     /// The id given, refused when another request has it; or a fresh one: the
     /// index, with a suffix when a caller already used that text.
     fn unique_id(&self, given: Option<String>, at: &At) -> Result<String, Error> {
         if let Some(id) = given {
-            if self.graph.index_of(&id).is_some() {
+            if self.taken(&id) {
                 return Err(at.bad(
                     "id",
                     "duplicate: another request already has this id (ids are case-insensitive)",
@@ -262,7 +304,7 @@ impl RequestList {
         }
         let mut id = at.index.to_string();
         let mut n = 1;
-        while self.graph.index_of(&id).is_some() {
+        while self.taken(&id) {
             id = format!("{}-{n}", at.index);
             n += 1;
         }
@@ -529,6 +571,38 @@ mod tests {
             .add_json(r#"{"id":"1-1","url":"/c"}"#, &opts())
             .unwrap_err();
         assert!(e.to_string().contains("duplicate"));
+    }
+
+    #[test]
+    fn given_ids_never_repeat_assigned_ones() {
+        let mut l = RequestList::default();
+        let add = |l: &mut RequestList, json: &str| l.add_json(json, &opts()).map(|r| r.id.clone());
+        assert_eq!(add(&mut l, r#"{"url":"/a"}"#).unwrap(), "0");
+        let e = add(&mut l, r#"{"id":"0","url":"/b"}"#).unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+        assert_eq!(add(&mut l, r#"{"id":"00","url":"/b"}"#).unwrap(), "00");
+        assert_eq!(add(&mut l, r#"{"id":"5","url":"/c"}"#).unwrap(), "5");
+        for want in ["3", "4", "5-1"] {
+            assert_eq!(add(&mut l, r#"{"url":"/d"}"#).unwrap(), want);
+        }
+        for taken in ["3", "5-1", "5-1".to_uppercase().as_str()] {
+            let json = format!(r#"{{"id":"{taken}","url":"/e"}}"#);
+            assert!(add(&mut l, &json)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate"));
+        }
+        assert_eq!(
+            add(&mut l, r#"{"id":"6","url":"/f"}"#).unwrap(),
+            "6",
+            "not assigned yet"
+        );
+        add(&mut l, r#"{"id":"w","url":"/g","dependsOn":["4"]}"#).unwrap();
+        let e = l.check_dependencies().unwrap_err().to_string();
+        assert!(
+            e.contains("no request has the id \"4\""),
+            "dependsOn names given ids only: {e}"
+        );
     }
 
     #[test]
