@@ -1,5 +1,6 @@
-//! One request's state during a run: attempts, the page it is on, and the pages
-//! merged so far.
+//! One request's state during a run: attempts, the page it is on, the pages
+//! merged so far, and who waits for it. Once final, only how it ended stays
+//! ([`Slot::Done`]): a long run holds what is still to do, not what is done.
 
 use serde_json::{Map, Value};
 use url::Url;
@@ -8,8 +9,22 @@ use crate::options::Options;
 use crate::request::Request;
 use crate::result::{error_of, ErrorInfo, ItemResult};
 
+/// A request's place in a run.
+pub(super) enum Slot {
+    /// Not final yet.
+    Live(Box<Item>),
+    /// Final: whether it succeeded, and its status.
+    Done { ok: bool, status: u16 },
+}
+
 pub(super) struct Item {
     pub request: Request,
+    /// Its throttle scope.
+    pub scope: String,
+    /// The requests that wait for this one.
+    pub dependents: Vec<usize>,
+    /// How many of its dependencies have not succeeded yet.
+    pub waiting: usize,
     /// Path and query of the `nextLink` page to fetch next; none while on
     /// the request's own URL.
     next_page: Option<String>,
@@ -23,21 +38,21 @@ pub(super) struct Item {
     merged: Option<Value>,
     /// Sent once more after a 401, with a freshly fetched token.
     pub token_renewed: bool,
-    /// Once final: whether it succeeded, and its status.
-    pub outcome: Option<(bool, u16)>,
 }
 
 impl Item {
-    pub fn new(request: Request) -> Item {
+    pub fn new(request: Request, scope: String) -> Item {
         Item {
             next_page: None,
             request,
+            scope,
+            dependents: vec![],
+            waiting: 0,
             attempts: 0,
             page_tries: 0,
             pages: 0,
             merged: None,
             token_renewed: false,
-            outcome: None,
         }
     }
 
@@ -127,24 +142,37 @@ impl Item {
         }
     }
 
-    /// Frees what a finished request no longer needs (its id stays, for the
-    /// messages of requests that depend on it): a long run holds only what is
-    /// still to do.
-    pub fn release(&mut self) {
-        let r = &mut self.request;
-        r.url = String::new();
-        r.headers = Vec::new();
-        r.body = None;
-        r.header_details = None;
-        r.depends_on = Vec::new();
-        self.next_page = None;
-        self.merged = None;
-    }
-
     /// The final result when there is no HTTP answer to give.
     pub fn finish_without_answer(&mut self, error: ErrorInfo) -> ItemResult {
         let mut r = ItemResult::no_answer(0, &self.request.id, self.attempts, error);
         r.pages = self.pages;
         r
+    }
+}
+
+impl Slot {
+    /// The state of a request that is not final yet. Only such requests are
+    /// ready, in flight, delayed or held, so the engine never asks otherwise.
+    pub fn live(&self) -> &Item {
+        match self {
+            Slot::Live(item) => item,
+            Slot::Done { .. } => panic!("a final request has no state"),
+        }
+    }
+
+    /// [`Slot::live`], to change.
+    pub fn live_mut(&mut self) -> &mut Item {
+        match self {
+            Slot::Live(item) => item,
+            Slot::Done { .. } => panic!("a final request has no state"),
+        }
+    }
+
+    /// How it ended, once final.
+    pub fn outcome(&self) -> Option<(bool, u16)> {
+        match self {
+            Slot::Live(_) => None,
+            Slot::Done { ok, status } => Some((*ok, *status)),
+        }
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenSource;
 use crate::clock::Clock;
 use crate::decision::{decide, Action, Decision, Ending, Facts, Outcome};
-use crate::graph::DependencyGraph;
+use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
 use crate::options::Options;
 use crate::plan;
 use crate::progress::Progress;
@@ -38,7 +38,7 @@ use crate::retry::{retry_after, slow_down};
 use crate::transport::Transport;
 use crate::wire::{self, ItemAnswer, Outgoing};
 use deps::{failed_dependency, fill_references, Kept};
-use item::Item;
+use item::{Item, Slot};
 use scopes::Scopes;
 use send::{Ctx, Reply};
 
@@ -71,6 +71,11 @@ pub enum Input {
 /// Answers kept for requests that may still arrive and read them, while the
 /// input is open (beyond those that have dependents waiting already).
 const KEEP_FOR_LATECOMERS: usize = 10_000;
+
+/// How many times the ready window throttled scopes may hold while more input
+/// waits: enough that one hot scope does not stop the others at once, little
+/// enough that memory stays flat when every scope is throttled.
+const HELD_WINDOWS: usize = 8;
 
 /// While the input is open, a batch that is not full waits this long for more
 /// requests before it goes (a producer adds them microseconds apart; without
@@ -265,17 +270,15 @@ enum Got {
 /// The mutable state of one run.
 struct Run {
     ctx: Arc<Ctx>,
-    items: Vec<Item>,
+    /// Every request of the run by index: live ones whole, final ones as how
+    /// they ended.
+    items: Vec<Slot>,
     /// Items to send as soon as a batch slot is free, in order.
     ready: VecDeque<usize>,
     /// Items waiting for their retry time.
     delayed: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Who depends on whom.
     graph: DependencyGraph,
-    /// For each item, the items that depend on it.
-    dependents: Vec<Vec<usize>>,
-    /// For each item, how many of its dependencies have not succeeded yet.
-    waiting: Vec<usize>,
     /// Answers of finished items that others depend on, or may (see
     /// [`KEEP_FOR_LATECOMERS`]).
     kept: HashMap<usize, Kept>,
@@ -287,8 +290,6 @@ struct Run {
     ready_since: Option<Instant>,
     /// Throttle scopes: requests wait here while their scope is throttled.
     scopes: Scopes,
-    /// Each request's throttle scope.
-    scope_keys: Vec<String>,
     /// Items per batch now; halved after an envelope 429, then one more per
     /// batch the service takes, up to the configured size.
     batch_size: usize,
@@ -308,14 +309,11 @@ impl Run {
             ready: VecDeque::new(),
             delayed: BinaryHeap::new(),
             graph: DependencyGraph::default(),
-            dependents: vec![],
-            waiting: vec![],
             kept: HashMap::new(),
             kept_for_latecomers: VecDeque::new(),
             input_open: true,
             ready_since: None,
             scopes: Scopes::new(batch_size, concurrency),
-            scope_keys: vec![],
             batch_size,
             paused_until: None,
             in_flight_items: 0,
@@ -328,30 +326,40 @@ impl Run {
     /// succeeded, fails at once when any of it failed, and waits otherwise
     /// (also for requests not arrived yet).
     fn add(&mut self, request: Request) {
-        let links = self.graph.push(&request.id, &request.depends_on);
+        let given = request.named.then_some(request.id.as_str());
+        let links = self.graph.push(given, &request.depends_on);
         let i = links.index;
         self.progress.add_total(1);
-        self.scope_keys
-            .push(scopes::key(self.ctx.options.api, &request.url));
-        self.items.push(Item::new(request));
-        self.dependents.push(links.awaited_by);
-        self.waiting.push(links.unknown);
+        let scope = scopes::key(self.ctx.options.api, &request.url);
+        let mut item = Item::new(request, scope);
+        item.dependents = links.awaited_by;
+        item.waiting = links.unknown;
         let mut failed = None;
         for j in links.known {
-            match self.items[j].outcome {
+            match self.items[j].outcome() {
                 None => {
-                    self.dependents[j].push(i);
-                    self.waiting[i] += 1;
+                    self.items[j].live_mut().dependents.push(i);
+                    item.waiting += 1;
                 }
                 Some((true, _)) => {}
                 Some((false, status)) => failed = Some((j, status)),
             }
         }
-        if let Some((j, status)) = failed {
-            let id = self.items[j].request.id.clone();
-            let result = failed_dependency(&mut self.items[i], &id, status);
+        let failed = failed.map(|(j, status)| {
+            // The id as this request names it: the failed one's own is gone.
+            let id = item
+                .request
+                .depends_on
+                .iter()
+                .find(|d| self.graph.index_of(d) == Some(j));
+            (id.cloned().unwrap_or_default(), status)
+        });
+        let ready = item.waiting == 0;
+        self.items.push(Slot::Live(Box::new(item)));
+        if let Some((id, status)) = failed {
+            let result = failed_dependency(self.items[i].live_mut(), &id, status);
             self.finish(i, result);
-        } else if self.waiting[i] == 0 {
+        } else if ready {
             if let Some(result) = self.release(i) {
                 self.finish(i, result);
             }
@@ -364,21 +372,27 @@ impl Run {
         self.input_open = false;
         self.kept_for_latecomers.clear();
         for (i, d) in self.graph.unresolved() {
-            if self.items[i].outcome.is_some() {
+            if self.items[i].outcome().is_some() {
                 continue;
             }
-            let msg = format!("dependsOn names \"{d}\", which is not a request of this run");
-            let result =
-                self.items[i].finish_without_answer(ErrorInfo::new(codes::FAILED_DEPENDENCY, msg));
+            let msg = format!(
+                "dependsOn names \"{d}\", which is not a request of this run ({GIVEN_IDS_ONLY})"
+            );
+            let result = self.items[i]
+                .live_mut()
+                .finish_without_answer(ErrorInfo::new(codes::FAILED_DEPENDENCY, msg));
             self.finish(i, result);
         }
     }
 
     /// Whether the run can use another request now: it takes them only while
-    /// the work ready to send stays within a few batches' worth.
+    /// the work ready to send stays within a few batches' worth, and while
+    /// throttled scopes hold no more than [`HELD_WINDOWS`] times that (so a
+    /// throttled run holds what it can use soon, not the whole input; other
+    /// scopes keep going meanwhile).
     fn takes_input(&self) -> bool {
         let window = (4 * self.batch_size * self.options().concurrency).max(1024);
-        self.ready.len() + self.delayed.len() < window
+        self.ready.len() + self.delayed.len() < window && self.scopes.held() < HELD_WINDOWS * window
     }
 
     /// Every dependency of `i` succeeded: fill its references and queue it.
@@ -386,7 +400,7 @@ impl Run {
     /// value; the caller finishes it (so `finish` need not recurse).
     fn release(&mut self, i: usize) -> Option<ItemResult> {
         let filled = fill_references(
-            &mut self.items[i],
+            self.items[i].live_mut(),
             &self.graph,
             &self.kept,
             &self.ctx.options,
@@ -398,7 +412,7 @@ impl Run {
             }
             Err(why) => {
                 let e = ErrorInfo::new(codes::REFERENCE_NOT_FOUND, why);
-                Some(self.items[i].finish_without_answer(e))
+                Some(self.items[i].live_mut().finish_without_answer(e))
             }
         }
     }
@@ -492,12 +506,12 @@ impl Run {
     /// Plans the next batch from the ready queue and starts sending it; none
     /// when every ready request's scope is paused.
     fn launch(&mut self, now: Instant) -> Option<BoxFuture<'static, (Vec<usize>, Reply)>> {
-        let (items, scopes, keys) = (&self.items, &mut self.scopes, &self.scope_keys);
+        let (items, scopes) = (&self.items, &mut self.scopes);
         let batch = plan::next_batch(
             &mut self.ready,
             self.batch_size,
-            |i| items[i].request.body.is_some(),
-            |i| scopes.admit(&keys[i], i, now),
+            |i| items[i].live().request.body.is_some(),
+            |i| scopes.admit(&items[i].live().scope, i, now),
         );
         if batch.is_empty() {
             return None;
@@ -508,13 +522,13 @@ impl Run {
             .zip(&names)
             .map(|(&i, name)| Outgoing {
                 name,
-                request: &self.items[i].request,
-                url: self.items[i].url(),
+                request: &self.items[i].live().request,
+                url: self.items[i].live().url(),
             })
             .collect();
         let body = wire::encode(self.options().api, &outgoing);
         for &i in &batch {
-            let item = &mut self.items[i];
+            let item = self.items[i].live_mut();
             item.attempts += 1;
             item.page_tries += 1;
         }
@@ -531,7 +545,7 @@ impl Run {
     /// decision table.
     fn land(&mut self, batch: Vec<usize>, reply: Reply) {
         for &idx in &batch {
-            self.scopes.landed(&self.scope_keys[idx]);
+            self.scopes.landed(&self.items[idx].live().scope);
         }
         self.in_flight_items -= batch.len() as u64;
         self.progress.batch_landed(batch.len() as u64);
@@ -569,7 +583,8 @@ impl Run {
             }
             Reply::TokenRenewed { body } => {
                 for idx in batch {
-                    let again = std::mem::replace(&mut self.items[idx].token_renewed, true);
+                    let again =
+                        std::mem::replace(&mut self.items[idx].live_mut().token_renewed, true);
                     let got = Got::Answer {
                         status: 401,
                         headers: Map::new(),
@@ -626,7 +641,7 @@ impl Run {
         let d = self.decide(idx, outcome);
         self.apply_run_effects(&d);
         if let Some(pause) = d.pause_scope {
-            let key = &self.scope_keys[idx];
+            let key = &self.items[idx].live().scope;
             self.scopes.throttled(key, pause, Instant::now());
         }
         let got = Got::Answer {
@@ -639,7 +654,7 @@ impl Run {
     }
 
     fn decide(&self, idx: usize, outcome: Outcome) -> Decision {
-        let (o, item) = (self.options(), &self.items[idx]);
+        let (o, item) = (self.options(), self.items[idx].live());
         decide(
             outcome,
             &Facts {
@@ -668,7 +683,7 @@ impl Run {
     /// What a decision asks for one item: a retry at its time, or its result.
     fn carry_out(&mut self, idx: usize, d: Decision, got: Got) {
         if d.refund {
-            self.items[idx].forgive_last_try();
+            self.items[idx].live_mut().forgive_last_try();
         }
         match (d.action, got) {
             (Action::Retry(wait), _) => {
@@ -685,7 +700,9 @@ impl Run {
                 },
             ) => self.final_answer(idx, status, headers, body, base64),
             (Action::Final(Ending::Answer), Got::Why(why)) => {
-                let r = self.items[idx].finish_without_answer(ErrorInfo::new(codes::INTERNAL, why));
+                let r = self.items[idx]
+                    .live_mut()
+                    .finish_without_answer(ErrorInfo::new(codes::INTERNAL, why));
                 self.finish(idx, r);
             }
             (Action::Final(Ending::Error(code)), got) => {
@@ -696,11 +713,13 @@ impl Run {
                 let message = match code {
                     codes::OUTCOME_UNKNOWN => format!(
                         "{why}; the request may have run. {} is not idempotent so it was not sent again (set retryNonIdempotent to allow that)",
-                        self.items[idx].request.method
+                        self.items[idx].live().request.method
                     ),
                     _ => why,
                 };
-                let r = self.items[idx].finish_without_answer(ErrorInfo::new(code, message));
+                let r = self.items[idx]
+                    .live_mut()
+                    .finish_without_answer(ErrorInfo::new(code, message));
                 self.finish(idx, r);
             }
         }
@@ -717,11 +736,11 @@ impl Run {
     ) {
         let ok = (200..300).contains(&status);
         if ok {
-            self.scopes.succeeded(&self.scope_keys[idx]);
+            self.scopes.succeeded(&self.items[idx].live().scope);
         }
         let key = self.options().api.next_link_key();
         let follow = self.options().follow_next_link;
-        let item = &mut self.items[idx];
+        let item = self.items[idx].live_mut();
         if follow && ok && !base64 {
             if let Some(next) = item.next_link(&body, &self.ctx.options) {
                 item.add_page(body, next, key);
@@ -738,32 +757,37 @@ impl Run {
     fn finish(&mut self, idx: usize, result: ItemResult) {
         let mut work = vec![(idx, result)];
         while let Some((i, mut result)) = work.pop() {
-            if self.items[i].outcome.is_some() {
+            if self.items[i].outcome().is_some() {
                 debug_assert!(false, "request {i} finished twice");
                 continue;
             }
             result.index = i;
             let ok = result.is_success();
-            self.items[i].outcome = Some((ok, result.status));
-            self.items[i].release();
-            self.scope_keys[i] = String::new();
+            let done = Slot::Done {
+                ok,
+                status: result.status,
+            };
+            let Slot::Live(item) = std::mem::replace(&mut self.items[i], done) else {
+                unreachable!("checked above");
+            };
             self.progress.finished(ok);
-            let dependents = std::mem::take(&mut self.dependents[i]);
             if ok {
-                self.keep(i, &result, !dependents.is_empty());
+                self.keep(i, &result, !item.dependents.is_empty(), item.request.named);
             }
             let (id, status) = (result.id.clone(), result.status);
             self.sink.send(result);
-            for d in dependents {
-                if self.items[d].outcome.is_some() {
+            for d in item.dependents {
+                if self.items[d].outcome().is_some() {
                     continue;
                 }
                 if !ok {
-                    work.push((d, failed_dependency(&mut self.items[d], &id, status)));
+                    let r = failed_dependency(self.items[d].live_mut(), &id, status);
+                    work.push((d, r));
                     continue;
                 }
-                self.waiting[d] -= 1;
-                if self.waiting[d] == 0 {
+                let waiting = &mut self.items[d].live_mut().waiting;
+                *waiting -= 1;
+                if *waiting == 0 {
                     if let Some(result) = self.release(d) {
                         work.push((d, result));
                     }
@@ -775,10 +799,10 @@ impl Run {
     /// Keeps a success's answer for the requests that read it: those waiting
     /// now, and, while the input is open, ones still to come that name it
     /// (the latest [`KEEP_FOR_LATECOMERS`] of those).
-    fn keep(&mut self, i: usize, result: &ItemResult, awaited: bool) {
+    fn keep(&mut self, i: usize, result: &ItemResult, awaited: bool, named: bool) {
         if awaited {
             self.kept.insert(i, Kept::of(result));
-        } else if self.input_open && self.items[i].request.named {
+        } else if self.input_open && named {
             self.kept.insert(i, Kept::of(result));
             self.kept_for_latecomers.push_back(i);
             if self.kept_for_latecomers.len() > KEEP_FOR_LATECOMERS {
@@ -799,8 +823,10 @@ impl Run {
         self.ready.clear();
         self.delayed.clear();
         for idx in 0..self.items.len() {
-            if self.items[idx].outcome.is_none() {
-                let result = self.items[idx].finish_without_answer(ErrorInfo::new(code, message));
+            if self.items[idx].outcome().is_none() {
+                let result = self.items[idx]
+                    .live_mut()
+                    .finish_without_answer(ErrorInfo::new(code, message));
                 self.finish(idx, result);
             }
         }
