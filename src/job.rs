@@ -6,6 +6,7 @@
 //! the command line and the demo all run through it. (One job sends many
 //! batches: "batch" is the envelope on the wire.)
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -67,14 +68,42 @@ struct OpenInput {
     /// Checks each request (unique ids, no cycles) and keeps the graph.
     list: RequestList,
     tx: mpsc::Sender<Request>,
-    ids: Arc<Mutex<Vec<String>>>,
+    pending: Pending,
+}
+
+/// The ids of the requests handed to the engine whose results have not been
+/// handed out, by index: if the run ends without finishing one (a bug), the
+/// caller still gets a result for it. Holds only what is unfinished.
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<BTreeMap<usize, String>>>);
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<usize, String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The requests from index `from` on have these ids.
+    fn extend<'a>(&self, from: usize, ids: impl IntoIterator<Item = &'a String>) {
+        let mut map = self.lock();
+        for (k, id) in ids.into_iter().enumerate() {
+            map.insert(from + k, id.clone());
+        }
+    }
+
+    fn remove(&self, index: usize) {
+        self.lock().remove(&index);
+    }
+
+    fn take_first(&self) -> Option<(usize, String)> {
+        self.lock().pop_first()
+    }
 }
 
 /// Requests an open job holds for the engine before `add` answers "full".
 const INPUT_CAPACITY: usize = 256;
 
 enum State {
-    Building(Building),
+    Building(Box<Building>),
     Running(Box<Running>),
 }
 
@@ -96,10 +125,8 @@ struct Running {
     runtime: Runtime,
     results: ResultReceiver,
     task: Option<JoinHandle<Summary>>,
-    /// Ids of all requests by index, known once the run has begun, to give a
-    /// result to any that the engine failed to finish.
-    ids: Arc<Mutex<Vec<String>>>,
-    delivered: Vec<bool>,
+    /// To give a result to any request that the engine failed to finish.
+    pending: Pending,
     summary: Option<Summary>,
 }
 
@@ -112,7 +139,7 @@ struct Drive {
     sink: ResultSender,
     progress: Arc<Progress>,
     cancel: CancellationToken,
-    ids: Arc<Mutex<Vec<String>>>,
+    pending: Pending,
     auth: Option<Arc<TokenSource>>,
 }
 
@@ -159,11 +186,11 @@ impl Drive {
         }
         let requests: Vec<Request> = list.into_vec();
         let n = requests.len();
-        {
-            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-            ids.extend(requests.iter().map(|r| r.id.clone()));
-            ids.extend(refused.iter().map(|(id, ..)| id.clone()));
-        }
+        let ids = requests
+            .iter()
+            .map(|r| &r.id)
+            .chain(refused.iter().map(|(id, ..)| id));
+        self.pending.extend(0, ids);
         // Results for what could not become a request, after the requests' indexes.
         self.progress.add_total(refused.len() as u64);
         for (k, (id, error, listing)) in refused.into_iter().enumerate() {
@@ -232,7 +259,7 @@ impl Job {
             transport: None,
             progress: Arc::new(Progress::default()),
             cancel: CancellationToken::new(),
-            state: Mutex::new(State::Building(Building::default())),
+            state: Mutex::new(State::Building(Box::default())),
             input: Mutex::new(None),
             tokens: Mutex::new(None),
         }
@@ -321,11 +348,7 @@ impl Job {
         })?;
         let id = input.list.add(spec, &self.options)?.id.clone();
         let request = input.list.take_last().expect("just added");
-        input
-            .ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(id.clone());
+        input.pending.extend(input.list.len() - 1, [&id]);
         permit.send(request);
         Ok(id)
     }
@@ -420,7 +443,7 @@ impl Job {
         let auth = token_source(&self.options, &transport, clock);
         *self.tokens.lock().map_err(|_| poisoned())? = auth.clone();
         let (tx, rx) = queue::queue(queue::DEFAULT_LIMIT);
-        let ids = Arc::new(Mutex::new(Vec::new()));
+        let pending = Pending::default();
         let drive = Drive {
             options: self.options.clone(),
             transport,
@@ -428,20 +451,18 @@ impl Job {
             sink: tx,
             progress: self.progress.clone(),
             cancel: self.cancel.clone(),
-            ids: ids.clone(),
+            pending: pending.clone(),
             auth,
         };
         let task = if open {
             let mut list = building.list;
             let first = list.take_all();
-            ids.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(first.iter().map(|r| r.id.clone()));
+            pending.extend(0, first.iter().map(|r| &r.id));
             let (tx, rest) = mpsc::channel(INPUT_CAPACITY);
             *self.input.lock().map_err(|_| poisoned())? = Some(OpenInput {
                 list,
                 tx,
-                ids: ids.clone(),
+                pending: pending.clone(),
             });
             runtime.spawn(drive.stream(first, rest))
         } else {
@@ -451,8 +472,7 @@ impl Job {
             runtime,
             results: rx,
             task: Some(task),
-            ids,
-            delivered: vec![],
+            pending,
             summary: None,
         }));
         Ok(())
@@ -539,14 +559,13 @@ impl Running {
         match got {
             Err(_) => Next::Timeout,
             Ok(Some(result)) => {
-                self.mark(result.index);
+                self.pending.remove(result.index);
                 Next::Item(result)
             }
             // The run is over. If it ended without finishing everything (a
             // bug), the caller still gets one result for each request.
-            Ok(None) => match self.undelivered() {
+            Ok(None) => match self.pending.take_first() {
                 Some((idx, id)) => {
-                    self.mark(idx);
                     let msg =
                         "AzBatch stopped before this request finished; it may or may not have run";
                     Next::Item(ItemResult::no_answer(
@@ -564,20 +583,6 @@ impl Running {
         }
     }
 
-    fn undelivered(&self) -> Option<(usize, String)> {
-        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-        (0..ids.len())
-            .find(|&i| !self.delivered.get(i).copied().unwrap_or(false))
-            .map(|i| (i, ids[i].clone()))
-    }
-
-    fn mark(&mut self, idx: usize) {
-        if self.delivered.len() <= idx {
-            self.delivered.resize(idx + 1, false);
-        }
-        self.delivered[idx] = true;
-    }
-
     fn collect_summary(&mut self) {
         if let Some(task) = self.task.take() {
             self.summary = self.runtime.block_on(task).ok();
@@ -592,5 +597,66 @@ fn poisoned() -> Error {
 impl Drop for Job {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::transport::{HttpRequest, HttpResponse, TransportError};
+
+    /// A transport with a bug: every send panics, which ends the engine's task
+    /// with every request unfinished.
+    struct Broken;
+
+    impl Transport for Broken {
+        fn send(&self, _: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, TransportError>> {
+            panic!("a bug in the transport");
+        }
+    }
+
+    #[test]
+    fn a_run_that_dies_still_gives_every_request_one_result() {
+        let options =
+            Options::from_json(r#"{"api":"arm","endpoint":"http://127.0.0.1:9","token":"t"}"#)
+                .unwrap();
+        for open in [false, true] {
+            let job = Job::with_transport(options.clone(), Arc::new(Broken));
+            let mut ids = vec![];
+            if open {
+                job.open().unwrap();
+            }
+            for k in 0..5 {
+                let json = match k % 2 {
+                    0 => format!(r#"{{"url":"/subscriptions/s{k}?api-version=1"}}"#),
+                    _ => format!(r#"{{"id":"r{k}","url":"/subscriptions/s{k}?api-version=1"}}"#),
+                };
+                ids.push(job.add_json(&json).unwrap());
+            }
+            if open {
+                job.close_input().unwrap();
+            } else {
+                job.start().unwrap();
+            }
+            let mut got = vec![];
+            loop {
+                match job.next(Duration::from_secs(10)).unwrap() {
+                    Next::Item(r) => {
+                        assert_eq!(
+                            r.error.as_ref().map(|e| e.code.as_str()),
+                            Some(codes::INTERNAL)
+                        );
+                        got.push(r.id);
+                    }
+                    Next::Done => break,
+                    Next::Timeout => panic!("no result within 10 s (open: {open})"),
+                }
+            }
+            got.sort();
+            ids.sort();
+            assert_eq!(got, ids, "open: {open}");
+        }
     }
 }
