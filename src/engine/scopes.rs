@@ -48,6 +48,8 @@ pub(super) struct Scopes {
     waiting: HashSet<String>,
     /// Requests released from `held`, already counted in flight.
     released: HashSet<usize>,
+    /// Requests held, in all scopes.
+    held: usize,
     /// Window after a pause: one batch.
     restart: usize,
     /// A window this large is as good as none.
@@ -60,6 +62,7 @@ impl Scopes {
             map: HashMap::new(),
             waiting: HashSet::new(),
             released: HashSet::new(),
+            held: 0,
             restart: batch_size.max(1),
             open: batch_size * concurrency * 2,
         }
@@ -84,6 +87,7 @@ impl Scopes {
         let paused = s.until.is_some_and(|t| t > now);
         if paused || s.in_flight >= s.window || !s.held.is_empty() {
             s.held.push_back(idx);
+            self.held += 1;
             self.waiting.insert(key.to_string());
             return false;
         }
@@ -129,6 +133,7 @@ impl Scopes {
             }
             while s.in_flight < s.window {
                 let Some(idx) = s.held.pop_front() else { break };
+                self.held -= 1;
                 s.in_flight += 1;
                 self.released.insert(idx);
                 out.push(idx);
@@ -159,11 +164,17 @@ impl Scopes {
         !self.waiting.is_empty()
     }
 
+    /// How many requests are held, in all scopes.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
     /// Forgets everything (the run ended early).
     pub fn clear(&mut self) {
         self.map.clear();
         self.waiting.clear();
         self.released.clear();
+        self.held = 0;
     }
 }
 
@@ -194,10 +205,12 @@ mod tests {
             "paused"
         );
         assert!(s.admit("b", 5, t0), "other scopes go on");
+        assert_eq!(s.held(), 3);
         assert_eq!(s.release(t0), Vec::<usize>::new());
         assert_eq!(s.next_wake(t0), Some(t0 + Duration::from_secs(1)));
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(s.release(t1), [2, 3], "one batch's worth after the pause");
+        assert_eq!(s.held(), 1);
         assert_eq!(
             s.next_wake(t1),
             None,
@@ -211,7 +224,7 @@ mod tests {
         s.landed("a");
         s.succeeded("a");
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
-        assert!(!s.holding());
+        assert!(!s.holding() && s.held() == 0);
         for _ in 0..8 {
             s.succeeded("a");
         }

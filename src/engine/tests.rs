@@ -1279,3 +1279,52 @@ async fn a_paused_scope_waits_without_spinning() {
     assert!(results.iter().all(|r| r.status == 200));
     assert!(turns() < 500, "{} turns", turns());
 }
+
+/// A throttled scope holds what it cannot send yet, but only so much: then the
+/// run stops taking input, so memory stays flat however long the input is.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_run_stops_taking_input_once_its_scopes_hold_enough() {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(Box::new(|s: &Sent| {
+            let busy = |i: &Value| item(i, 429, json!({"Retry-After": "600"}), json!({}));
+            answer(s.items.iter().map(busy).collect())
+        })),
+        log: Mutex::new(vec![]),
+        latency: Duration::from_millis(10),
+    });
+    let o = options();
+    let window = (4 * o.batch_size * o.concurrency).max(1024);
+    let (tx, run, _results) = open_run(script.clone());
+    let (mut accepted, mut refused_in_a_row) = (0usize, 0);
+    while refused_in_a_row < 100 && accepted < 50 * window {
+        let r = get(
+            &format!("r{accepted}"),
+            "/subscriptions/hot/x?api-version=1",
+        );
+        match tx.try_send(r) {
+            Ok(()) => {
+                accepted += 1;
+                refused_in_a_row = 0;
+            }
+            Err(_) => {
+                refused_in_a_row += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        if accepted % 256 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let held_at_most = super::HELD_WINDOWS * window + window + 64 + o.batch_size;
+    assert!(
+        accepted > super::HELD_WINDOWS * window && accepted <= held_at_most,
+        "took {accepted} requests; the cap is about {held_at_most}"
+    );
+    let sent = script.log.lock().unwrap().len();
+    assert!(
+        sent <= o.concurrency,
+        "{sent} batches: the first round, then the scope waits"
+    );
+    run.abort();
+}
