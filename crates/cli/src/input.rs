@@ -1,5 +1,8 @@
-//! Reading requests for `azbatch run`: a JSON array, or one JSON request per
-//! line. Errors say which line (and which request) is at fault.
+//! Reading requests for `azbatch run`: one JSON request per line, handed on
+//! as each line is read (so a run starts before its input ends), or a JSON
+//! array, read whole. Errors say which line (and which request) is at fault.
+
+use std::io::BufRead;
 
 use serde_json::Value;
 
@@ -12,30 +15,62 @@ pub struct Read {
     pub json: Value,
 }
 
-/// Parses the whole input.
-pub fn parse(text: &str) -> Result<Vec<Read>, String> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        return parse_array(text);
-    }
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
+/// Reads requests from `reader` and hands each to `each` as soon as it is
+/// read; stops at the first error (the input's or the one `each` returns).
+/// Returns how many were handed on.
+pub fn read_each(
+    mut reader: impl BufRead,
+    mut each: impl FnMut(Read) -> Result<(), String>,
+) -> Result<usize, String> {
+    let (mut line, mut line_no, mut count) = (String::new(), 0, 0);
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("line {}: cannot read: {e}", line_no + 1))?;
+        if n == 0 {
+            return Ok(count);
+        }
+        line_no += 1;
+        let t = line.trim();
+        if t.is_empty() {
             continue;
         }
-        let json: Value = serde_json::from_str(line)
-            .map_err(|e| format!("line {line_no}: not valid JSON: {e}"))?;
+        if count == 0 && t.starts_with('[') {
+            // An array: read whole; the lines before it keep the numbering.
+            let mut text = "\n".repeat(line_no - 1) + &line;
+            reader
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            for r in parse_array(&text)? {
+                each(r)?;
+                count += 1;
+            }
+            return Ok(count);
+        }
+        let json: Value =
+            serde_json::from_str(t).map_err(|e| format!("line {line_no}: not valid JSON: {e}"))?;
         if !json.is_object() && !json.is_string() {
             return Err(format!(
                 "line {line_no}: a request must be a JSON object (or a URL string)"
             ));
         }
-        out.push(Read {
+        each(Read {
             line: line_no,
             json,
-        });
+        })?;
+        count += 1;
     }
+}
+
+/// Parses the whole input.
+#[cfg(test)]
+fn parse(text: &str) -> Result<Vec<Read>, String> {
+    let mut out = vec![];
+    read_each(text.as_bytes(), |r| {
+        out.push(r);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -128,5 +163,39 @@ mod tests {
         assert!(parse("[{\"url\":1},")
             .unwrap_err()
             .starts_with("line 1: not a valid JSON array"));
+        let r = parse("\n\n[\"/a\",\n\"/b\"]").unwrap();
+        assert_eq!(r.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 4]);
+    }
+
+    #[test]
+    fn lines_are_handed_on_as_they_are_read() {
+        // A reader that fails after two lines: both were handed on before.
+        struct TwoLines(usize);
+        impl std::io::Read for TwoLines {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                match self.0 {
+                    1 => Ok(std::io::Read::read(&mut &b"\"/a\"\n"[..], buf)?),
+                    2 => Ok(std::io::Read::read(&mut &b"{\"url\":\"/b\"}\n"[..], buf)?),
+                    _ => Err(std::io::Error::other("the pipe broke")),
+                }
+            }
+        }
+        let mut seen = vec![];
+        let e = read_each(std::io::BufReader::new(TwoLines(0)), |r| {
+            seen.push(r.line);
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(seen, [1, 2]);
+        assert!(e.starts_with("line 3: cannot read: the pipe broke"), "{e}");
+        let stop = read_each("\"/a\"\n\"/b\"\n".as_bytes(), |r| {
+            Err(format!("no {}", r.line))
+        });
+        assert_eq!(
+            stop,
+            Err("no 1".to_string()),
+            "an error from the receiver stops the reading"
+        );
     }
 }

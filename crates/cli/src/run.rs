@@ -3,7 +3,7 @@
 //! standard error, Ctrl+C to cancel.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read as _, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use azbatch::limits;
 use azbatch::options::AuthSpec;
+use azbatch::request::RequestList;
 use azbatch::result::codes;
-use azbatch::{ItemResult, Job, Next, Options, OptionsSpec, RequestSpec};
+use azbatch::{Error, ItemResult, Job, Next, Options, OptionsSpec, RequestSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -136,42 +137,100 @@ impl Common {
     }
 }
 
-/// `azbatch run`.
+/// `azbatch run`. Requests go out as they are read: from a file, once the
+/// whole file has been checked (a bad request stops the run before anything is
+/// sent); from standard input, as they come (a bad one stops the reading
+/// there: what was read before it still runs and is reported, and the exit
+/// code says the input was bad).
 pub fn run(args: RunArgs) -> i32 {
     let options = match args.common.options() {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
-    let (text, name) = match args.input.as_deref().filter(|p| p.as_os_str() != "-") {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => (t, path.display().to_string()),
-            Err(e) => return usage(format!("cannot read {}: {e}", path.display())),
-        },
-        None => {
-            let mut t = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut t) {
-                return usage(format!("cannot read standard input: {e}"));
-            }
-            (t, "standard input".to_string())
+    let path = args.input.filter(|p| p.as_os_str() != "-");
+    let name = path
+        .as_ref()
+        .map_or("standard input".into(), |p| p.display().to_string());
+    let open = || -> Result<Box<dyn BufRead + Send>, String> {
+        match &path {
+            Some(p) => match std::fs::File::open(p) {
+                Ok(f) => Ok(Box::new(BufReader::new(f))),
+                Err(e) => Err(format!("cannot read {}: {e}", p.display())),
+            },
+            None => Ok(Box::new(BufReader::new(std::io::stdin()))),
         }
     };
-    let reads = match input::parse(&text) {
+    if path.is_some() {
+        match open().and_then(|r| check(r, &options)) {
+            Ok(0) => return usage(format!("{name}: no requests")),
+            Ok(_) => {}
+            Err(e) => return usage(format!("{name}: {e}")),
+        }
+    }
+    let reader = match open() {
         Ok(r) => r,
-        Err(e) => return usage(format!("{name}: {e}")),
+        Err(e) => return usage(e),
     };
-    let job = Job::new(options);
-    for (index, r) in reads.into_iter().enumerate() {
-        let added = serde_json::from_value::<RequestSpec>(input::normalize(r.json))
-            .map_err(|e| format!("request[{index}]: {e}"))
-            .and_then(|spec| job.add(spec).map_err(|e| e.to_string()));
-        if let Err(e) = added {
-            return usage(format!("{name}: line {}: {e}", r.line));
+    let job = Arc::new(Job::new(options));
+    if let Err(e) = job.open() {
+        return usage(format!("{name}: {e}"));
+    }
+    let producer = job.clone();
+    let feeder = std::thread::spawn(move || {
+        let mut index = 0;
+        let read = input::read_each(reader, |r| {
+            index += 1;
+            add_when_room(&producer, r, index - 1)
+        });
+        // Always, so the run ends once what was read is done.
+        let _ = producer.close_input();
+        read
+    });
+    let code = stream(job, args.common.ordered);
+    match feeder.join() {
+        Ok(Ok(0)) => usage(format!("{name}: no requests")),
+        Ok(Ok(_)) => code,
+        Ok(Err(e)) => usage(format!("{name}: {e}")),
+        Err(_) => usage(format!("{name}: reading the requests failed")),
+    }
+}
+
+/// Checks every request of a file as the run would, holding none of them.
+fn check(reader: impl BufRead, options: &Options) -> Result<usize, String> {
+    let mut list = RequestList::default();
+    let n = input::read_each(reader, |r| {
+        spec_of(r.json, list.len())
+            .and_then(|spec| {
+                list.add(spec, options)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("line {}: {e}", r.line))?;
+        list.take_last();
+        Ok(())
+    })?;
+    list.check_dependencies().map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+fn spec_of(json: Value, index: usize) -> Result<RequestSpec, String> {
+    serde_json::from_value::<RequestSpec>(input::normalize(json))
+        .map_err(|e| format!("request[{index}]: {e}"))
+}
+
+/// Adds one request read from the input, waiting while the run has enough to
+/// do (the results are being printed meanwhile).
+fn add_when_room(job: &Job, r: input::Read, index: usize) -> Result<(), String> {
+    let spec = spec_of(r.json, index).map_err(|e| format!("line {}: {e}", r.line))?;
+    loop {
+        match job.add(spec.clone()) {
+            Ok(_) => return Ok(()),
+            Err(Error::Full) => std::thread::sleep(Duration::from_millis(2)),
+            // Ctrl+C: the reading stops, the run ends as it does.
+            Err(Error::Cancelled) => return Ok(()),
+            Err(e) => return Err(format!("line {}: {e}", r.line)),
         }
     }
-    if job.is_empty() {
-        return usage(format!("{name}: no requests"));
-    }
-    stream(job, args.common.ordered, &name)
 }
 
 /// `azbatch subscriptions`: the same request in every visible subscription.
@@ -195,7 +254,10 @@ pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
     if let Err(e) = job.add(template) {
         return usage(e);
     }
-    stream(job, args.common.ordered, "the subscriptions")
+    if let Err(e) = job.start() {
+        return usage(format!("the subscriptions: {e}"));
+    }
+    stream(Arc::new(job), args.common.ordered)
 }
 
 fn is_auth_failure(r: &ItemResult) -> bool {
@@ -205,12 +267,8 @@ fn is_auth_failure(r: &ItemResult) -> bool {
         })
 }
 
-/// Runs the job, printing each result as one JSON line as it finishes.
-fn stream(job: Job, ordered: bool, what: &str) -> i32 {
-    if let Err(e) = job.start() {
-        return usage(format!("{what}: {e}"));
-    }
-    let job = Arc::new(job);
+/// Prints each result of the started job as one JSON line as it finishes.
+fn stream(job: Arc<Job>, ordered: bool) -> i32 {
     cancel_on_ctrl_c(job.clone());
     let bar = std::io::stderr()
         .is_terminal()

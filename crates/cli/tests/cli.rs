@@ -147,13 +147,47 @@ fn bad_input_names_the_line_and_field() {
         ),
         ("", "no requests"),
     ];
+    // From a file, the whole file is checked first: nothing is sent.
+    let file = std::env::temp_dir().join(format!("azbatch-cli-bad-{}.jsonl", std::process::id()));
     for (input, want) in cases {
-        let out = azbatch(&base, input, &[]);
+        std::fs::write(&file, input).unwrap();
+        let args: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain([file.to_str().unwrap()])
+            .collect();
+        let out = azbatch(&args, "", &[]);
         assert_eq!(out.code, 2, "{input:?}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{input:?}: {}", out.stderr);
         assert!(out.lines.is_empty(), "nothing was sent");
     }
+    std::fs::remove_file(&file).unwrap();
     assert!(emu.batches().is_empty());
+    // From standard input, requests go as they are read: a bad line stops the
+    // reading; what came before it still runs and is reported.
+    for (input, want) in cases.iter().filter(|(_, want)| !want.contains("ghost")) {
+        let out = azbatch(&base, input, &[]);
+        assert_eq!(out.code, 2, "{input:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{input:?}: {}", out.stderr);
+        let before = input
+            .lines()
+            .take_while(|l| l.starts_with("{\"url\":\"/a\"}"))
+            .count();
+        assert_eq!(
+            out.lines.len(),
+            before,
+            "{input:?}: the lines before the bad one ran"
+        );
+    }
+    let out = azbatch(&base, cases[3].0, &[]);
+    assert_eq!(
+        out.code, 1,
+        "an unknown dependsOn read from a pipe fails its request"
+    );
+    assert!(out.lines[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"ghost\", which is not a request of this run"));
     let out = azbatch(&["run", "--batch-size"], "", &[]);
     assert_eq!(out.code, 2, "clap usage errors exit 2 too");
     let out = azbatch(
