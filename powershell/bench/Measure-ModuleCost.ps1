@@ -5,13 +5,15 @@
 # piped on). The difference divided by N is what the module adds; the pwsh
 # process's peak memory is read from the kernel (VmHWM).
 #
-# usage: scripts/pwsh -NoProfile -File powershell/bench/Measure-ModuleCost.ps1 [-Counts 20000,100000]
+# usage: scripts/pwsh -NoProfile -File powershell/bench/Measure-ModuleCost.ps1 [-Counts 20000,100000] [-Repeat 2]
 #        (after `cargo build --release -p azbatch-cli -p azbatch-emulator` and
 #        `scripts/build-module.sh`, which are run here when missing)
 param(
     [int[]]$Counts = @(20000, 100000),
     [int]$Subscriptions = 1000,
     [string]$Module = '',
+    # Each figure is the fastest of this many runs (timings on a small shared machine are noisy).
+    [int]$Repeat = 2,
     [switch]$Json
 )
 Set-StrictMode -Version 3.0
@@ -37,6 +39,29 @@ try {
     $deadline = (Get-Date).AddSeconds(10)
     while (-not (Get-Content $emuOut -ErrorAction SilentlyContinue) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 50 }
     $endpoint = (Get-Content $emuOut | Select-Object -First 1).Trim()
+    # The module in a process of its own, so its peak memory is its own; each
+    # result goes to $Consumer (a script block's text, counting in $ok).
+    function Measure-Module([string]$RequestsFile, [string]$Consumer) {
+        $script = @"
+`$ProgressPreference = 'SilentlyContinue'
+Import-Module '$Module/AzBatch.psd1'
+`$urls = [IO.File]::ReadAllLines('$RequestsFile') | ForEach-Object { `$_.Trim('"') }
+# The first call in a session pays for loading and compiling the module's code
+# once: measured apart, so the figure below is the cost per request.
+`$cold = [Diagnostics.Stopwatch]::StartNew()
+`$urls[0..99] | Invoke-AzBatchRequest -Endpoint '$endpoint' -AccessToken '$token' | Out-Null
+`$coldSeconds = `$cold.Elapsed.TotalSeconds
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+`$ok = 0
+`$urls | Invoke-AzBatchRequest -Endpoint '$endpoint' -AccessToken '$token' -ThrottleLimit 16 | ForEach-Object { $Consumer }
+`$seconds = `$sw.Elapsed.TotalSeconds
+`$hwm = (Get-Content /proc/self/status | Where-Object { `$_ -like 'VmHWM:*' }) -replace '[^0-9]', ''
+'{0} {1} {2} {3}' -f `$seconds, `$ok, `$hwm, `$coldSeconds
+"@
+        $out = & $pwsh -NoProfile -NonInteractive -Command $script
+        $parts = ($out | Select-Object -Last 1) -split ' '
+        [pscustomobject]@{ Seconds = [double]$parts[0]; Ok = [int]$parts[1]; PeakKb = [double]$parts[2]; ColdSeconds = [double]$parts[3] }
+    }
     $rows = foreach ($n in $Counts) {
         $lines = New-Object 'System.Collections.Generic.List[string]' $n
         for ($i = 0; $i -lt $n; $i++) {
@@ -45,38 +70,25 @@ try {
         $requestsFile = Join-Path $work "requests-$n.jsonl"
         [IO.File]::WriteAllLines($requestsFile, $lines)
 
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        & $cli run --endpoint $endpoint --token $token --concurrency 16 $requestsFile 2>$null | Out-Null
-        $cliSeconds = $sw.Elapsed.TotalSeconds
-
-        # The module in a process of its own, so its peak memory is its own.
-        $script = @"
-`$ProgressPreference = 'SilentlyContinue'
-Import-Module '$Module/AzBatch.psd1'
-`$urls = [IO.File]::ReadAllLines('$requestsFile') | ForEach-Object { `$_.Trim('"') }
-# The first call in a session pays for loading and compiling the module's code
-# once: measured apart, so the figure below is the cost per request.
-`$cold = [Diagnostics.Stopwatch]::StartNew()
-`$urls[0..99] | Invoke-AzBatchRequest -Endpoint '$endpoint' -AccessToken '$token' | Out-Null
-`$coldSeconds = `$cold.Elapsed.TotalSeconds
-`$sw = [Diagnostics.Stopwatch]::StartNew()
-`$ok = 0
-`$urls | Invoke-AzBatchRequest -Endpoint '$endpoint' -AccessToken '$token' -ThrottleLimit 16 | ForEach-Object { if (`$_.Succeeded) { `$ok++ } }
-`$seconds = `$sw.Elapsed.TotalSeconds
-`$hwm = (Get-Content /proc/self/status | Where-Object { `$_ -like 'VmHWM:*' }) -replace '[^0-9]', ''
-'{0} {1} {2} {3}' -f `$seconds, `$ok, `$hwm, `$coldSeconds
-"@
-        $out = & $pwsh -NoProfile -NonInteractive -Command $script
-        $parts = ($out | Select-Object -Last 1) -split ' '
-        $moduleSeconds = [double]$parts[0]
+        $cliSeconds = (1..$Repeat | ForEach-Object {
+                $sw = [Diagnostics.Stopwatch]::StartNew()
+                & $cli run --endpoint $endpoint --token $token --concurrency 16 $requestsFile 2>$null | Out-Null
+                $sw.Elapsed.TotalSeconds
+            } | Measure-Object -Minimum).Minimum
+        $status = 1..$Repeat | ForEach-Object { Measure-Module $requestsFile 'if ($_.Succeeded) { $ok++ }' } | Sort-Object Seconds | Select-Object -First 1
+        # Bodies are read from JSON when first asked for: reading every one costs more.
+        $bodies = 1..$Repeat | ForEach-Object { Measure-Module $requestsFile 'if ($_.Body.displayName) { $ok++ }' } | Sort-Object Seconds | Select-Object -First 1
         [pscustomobject]@{
             requests            = $n
             cliSeconds          = [math]::Round($cliSeconds, 2)
-            moduleSeconds       = [math]::Round($moduleSeconds, 2)
-            succeeded           = [int]$parts[1]
-            moduleUsPerRequest  = [math]::Round(1e6 * ($moduleSeconds - $cliSeconds) / $n, 1)
-            pwshPeakRssMb       = [math]::Round([double]$parts[2] / 1024, 0)
-            firstCallSeconds    = [math]::Round([double]$parts[3], 2)
+            moduleSeconds       = [math]::Round($status.Seconds, 2)
+            succeeded           = $status.Ok
+            moduleUsPerRequest  = [math]::Round(1e6 * ($status.Seconds - $cliSeconds) / $n, 1)
+            pwshPeakRssMb       = [math]::Round($status.PeakKb / 1024, 0)
+            firstCallSeconds    = [math]::Round($status.ColdSeconds, 2)
+            usReadingBodies     = [math]::Round(1e6 * ($bodies.Seconds - $cliSeconds) / $n, 1)
+            peakRssMbBodies     = [math]::Round($bodies.PeakKb / 1024, 0)
+            bodiesRead          = $bodies.Ok
         }
     }
     $rows = @($rows)

@@ -16,7 +16,7 @@ using System.Text;
 namespace AzBatch
 {
     [Cmdlet(VerbsLifecycle.Invoke, "AzBatchRequest", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Request")]
-    [OutputType("AzBatch.Response")]
+    [OutputType(typeof(Response))]
     public sealed class InvokeAzBatchRequestCommand : PSCmdlet, IDisposable
     {
         /// <summary>The Write-Progress id of AzBatch's bar.</summary>
@@ -375,8 +375,8 @@ namespace AzBatch
                 WriteObject(item);
                 return;
             }
-            PSObject response = Responses.Read(item);
-            if (!(bool)response.Properties["Succeeded"].Value) WriteError(Responses.Error(response));
+            Response response = Responses.Read(item);
+            if (!response.Succeeded) WriteError(Responses.Error(response));
             WriteObject(response);
         }
     }

@@ -139,6 +139,29 @@ namespace AzBatch
         }
     }
 
+    /// <summary>A JSON value kept as text, read when it is wanted.</summary>
+    public sealed class RawJson
+    {
+        private string text;
+        private object value;
+
+        public RawJson(string text) { this.text = text; }
+
+        /// <summary>The value, read the first time it is asked for.</summary>
+        public object Value
+        {
+            get
+            {
+                if (text != null)
+                {
+                    value = JsonReader.Read(text);
+                    text = null;
+                }
+                return value;
+            }
+        }
+    }
+
     /// <summary>Reads JSON into PowerShell values: objects become PSCustomObjects
     /// (keys in order), arrays object[], numbers int, long or double. An object
     /// whose keys differ only in case ({"Id":1,"id":2}, which ConvertFrom-Json
@@ -148,6 +171,8 @@ namespace AzBatch
     {
         private readonly string text;
         private int pos;
+        /// <summary>Members of the outermost object left as text.</summary>
+        private string[] raw;
 
         private JsonReader(string text) { this.text = text; }
 
@@ -159,6 +184,22 @@ namespace AzBatch
             r.Space();
             if (r.pos != text.Length) throw r.Fail("text after the JSON value");
             return v;
+        }
+
+        /// <summary>The members of a JSON object, in order, as read (the object
+        /// itself is not built: the caller picks what it needs).
+        /// The values of the members named in `raw` stay JSON text (RawJson),
+        /// to be read if and when they are wanted.</summary>
+        public static List<KeyValuePair<string, object>> ReadObject(string text, params string[] raw)
+        {
+            JsonReader r = new JsonReader(text);
+            r.raw = raw;
+            r.Space();
+            if (r.pos >= text.Length || text[r.pos] != '{') throw r.Fail("expected an object");
+            List<KeyValuePair<string, object>> pairs = r.Members(0);
+            r.Space();
+            if (r.pos != text.Length) throw r.Fail("text after the JSON value");
+            return pairs;
         }
 
         /// <summary>Whether text is one JSON value (for JSON text given as a body).</summary>
@@ -205,10 +246,15 @@ namespace AzBatch
 
         private object Object(int depth)
         {
+            return Build(Members(depth));
+        }
+
+        private List<KeyValuePair<string, object>> Members(int depth)
+        {
             pos++;
             List<KeyValuePair<string, object>> pairs = new List<KeyValuePair<string, object>>();
             Space();
-            if (pos < text.Length && text[pos] == '}') { pos++; return Build(pairs); }
+            if (pos < text.Length && text[pos] == '}') { pos++; return pairs; }
             while (true)
             {
                 Space();
@@ -218,32 +264,79 @@ namespace AzBatch
                 if (pos >= text.Length || text[pos] != ':') throw Fail("expected ':'");
                 pos++;
                 Space();
-                object v = Value(depth + 1);
+                object v = depth == 0 && raw != null && System.Array.IndexOf(raw, key) >= 0 ? Skip() : Value(depth + 1);
                 pairs.Add(new KeyValuePair<string, object>(key, v));
                 Space();
                 if (pos < text.Length && text[pos] == ',') { pos++; continue; }
-                if (pos < text.Length && text[pos] == '}') { pos++; return Build(pairs); }
+                if (pos < text.Length && text[pos] == '}') { pos++; return pairs; }
                 throw Fail("expected ',' or '}'");
             }
         }
 
         private static object Build(List<KeyValuePair<string, object>> pairs)
         {
-            HashSet<string> seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-            bool clash = false;
-            foreach (KeyValuePair<string, object> p in pairs)
-            {
-                if (!seen.Add(p.Key)) { clash = true; break; }
-            }
-            if (clash)
+            if (Clash(pairs))
             {
                 Dictionary<string, object> d = new Dictionary<string, object>(StringComparer.Ordinal);
                 foreach (KeyValuePair<string, object> p in pairs) d[p.Key] = p.Value;
                 return d;
             }
             PSObject o = new PSObject();
-            foreach (KeyValuePair<string, object> p in pairs) o.Properties.Add(new PSNoteProperty(p.Key, p.Value));
+            // The names are known to differ: PowerShell need not check them again.
+            PSMemberInfoCollection<PSPropertyInfo> props = o.Properties;
+            foreach (KeyValuePair<string, object> p in pairs) props.Add(new PSNoteProperty(p.Key, p.Value), true);
             return o;
+        }
+
+        /// <summary>Whether two keys differ only in case (or repeat).</summary>
+        private static bool Clash(List<KeyValuePair<string, object>> pairs)
+        {
+            int n = pairs.Count;
+            if (n <= 8)
+            {
+                for (int i = 1; i < n; i++)
+                {
+                    for (int j = 0; j < i; j++)
+                    {
+                        if (string.Equals(pairs[i].Key, pairs[j].Key, StringComparison.OrdinalIgnoreCase)) return true;
+                    }
+                }
+                return false;
+            }
+            HashSet<string> seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (KeyValuePair<string, object> p in pairs)
+            {
+                if (!seen.Add(p.Key)) return true;
+            }
+            return false;
+        }
+
+        /// <summary>Moves past one value, checking only its nesting, and returns its text.</summary>
+        private RawJson Skip()
+        {
+            int start = pos, nesting = 0;
+            while (pos < text.Length)
+            {
+                char c = text[pos];
+                if (c == '"')
+                {
+                    pos++;
+                    while (pos < text.Length && text[pos] != '"') pos += text[pos] == '\\' ? 2 : 1;
+                    if (pos >= text.Length) throw Fail("unterminated string");
+                }
+                else if (c == '{' || c == '[') nesting++;
+                else if (c == '}' || c == ']')
+                {
+                    if (nesting == 0) break;
+                    nesting--;
+                }
+                else if (nesting == 0 && c == ',') break;
+                pos++;
+                if (nesting == 0 && (c == '"' || c == '}' || c == ']')) break;
+            }
+            string t = text.Substring(start, pos - start).TrimEnd();
+            if (t.Length == 0) throw Fail("expected a value");
+            return new RawJson(t);
         }
 
         private object Array(int depth)

@@ -1,38 +1,77 @@
 // Results as PowerShell objects (AzBatch.Response) and failures as
 // non-terminating errors whose message says what failed.
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Management.Automation;
 
 namespace AzBatch
 {
+    /// <summary>One request's final result, as Invoke-AzBatchRequest writes it.
+    /// A compiled type rather than a PSCustomObject: it costs a fraction to
+    /// make, and its name is its type name for formatting.</summary>
+    public sealed class Response
+    {
+        /// <summary>The request's id (given, or its position in the input).</summary>
+        public string Name { get; internal set; }
+        /// <summary>HTTP status of the final answer; 0 when there was none.</summary>
+        public int Status { get; internal set; }
+        /// <summary>A 2xx answer and no error.</summary>
+        public bool Succeeded { get; internal set; }
+        // Body and headers are read from JSON when first asked for: a run
+        // that only looks at Status or Succeeded never pays for them.
+        internal RawJson body, headers;
+
+        /// <summary>The answer's body: JSON as PowerShell objects, or base64 text (see BodyEncoding).</summary>
+        public object Body { get { return body == null ? null : body.Value; } }
+        /// <summary>The answer's headers.</summary>
+        public object Headers { get { return headers == null ? null : headers.Value; } }
+        /// <summary>Sends of the request, all pages together.</summary>
+        public int Attempts { get; internal set; }
+        /// <summary>Pages merged into Body.</summary>
+        public int Pages { get; internal set; }
+        /// <summary>code and message of the failure, or null.</summary>
+        public object Error { get; internal set; }
+        /// <summary>"base64" when Body is base64 of non-JSON content, else null.</summary>
+        public string BodyEncoding { get; internal set; }
+
+        public override string ToString()
+        {
+            return string.Format(CultureInfo.InvariantCulture, "{0} {1}", Name, Status);
+        }
+    }
+
     /// <summary>A request that failed; the response travels with it.</summary>
     public sealed class AzBatchRequestException : Exception
     {
-        public PSObject Response { get; private set; }
+        public Response Response { get; private set; }
 
-        public AzBatchRequestException(string message, PSObject response) : base(message) { Response = response; }
+        public AzBatchRequestException(string message, Response response) : base(message) { Response = response; }
     }
 
     public static class Responses
     {
-        /// <summary>One result of batch_next as an AzBatch.Response.</summary>
-        public static PSObject Read(string json)
+        /// <summary>One result of batch_next as a Response.</summary>
+        public static Response Read(string json)
         {
-            PSObject item = (PSObject)JsonReader.Read(json);
-            int status = Convert.ToInt32(Get(item, "status"), CultureInfo.InvariantCulture);
-            object error = Get(item, "error");
-            PSObject r = new PSObject();
-            r.TypeNames.Insert(0, "AzBatch.Response");
-            r.Properties.Add(new PSNoteProperty("Name", Get(item, "id")));
-            r.Properties.Add(new PSNoteProperty("Status", status));
-            r.Properties.Add(new PSNoteProperty("Succeeded", status >= 200 && status < 300 && error == null));
-            r.Properties.Add(new PSNoteProperty("Body", Get(item, "body")));
-            r.Properties.Add(new PSNoteProperty("Headers", Get(item, "headers")));
-            r.Properties.Add(new PSNoteProperty("Attempts", Convert.ToInt32(Get(item, "attempts"), CultureInfo.InvariantCulture)));
-            r.Properties.Add(new PSNoteProperty("Pages", Convert.ToInt32(Get(item, "pages"), CultureInfo.InvariantCulture)));
-            r.Properties.Add(new PSNoteProperty("Error", error));
-            r.Properties.Add(new PSNoteProperty("BodyEncoding", Get(item, "bodyEncoding")));
+            Response r = new Response();
+            int status = 0;
+            foreach (KeyValuePair<string, object> p in JsonReader.ReadObject(json, "body", "headers"))
+            {
+                switch (p.Key)
+                {
+                    case "id": r.Name = Convert.ToString(p.Value, CultureInfo.InvariantCulture); break;
+                    case "status": status = Convert.ToInt32(p.Value, CultureInfo.InvariantCulture); break;
+                    case "body": r.body = (RawJson)p.Value; break;
+                    case "headers": r.headers = (RawJson)p.Value; break;
+                    case "attempts": r.Attempts = Convert.ToInt32(p.Value, CultureInfo.InvariantCulture); break;
+                    case "pages": r.Pages = Convert.ToInt32(p.Value, CultureInfo.InvariantCulture); break;
+                    case "error": r.Error = p.Value; break;
+                    case "bodyEncoding": r.BodyEncoding = p.Value as string; break;
+                }
+            }
+            r.Status = status;
+            r.Succeeded = status >= 200 && status < 300 && r.Error == null;
             return r;
         }
 
@@ -45,12 +84,12 @@ namespace AzBatch
         /// <summary>The error for a failed response: the message names the
         /// request, the status, and the service's code and message; the whole
         /// response is the TargetObject.</summary>
-        public static ErrorRecord Error(PSObject response)
+        public static ErrorRecord Error(Response response)
         {
-            string name = Convert.ToString(response.Properties["Name"].Value, CultureInfo.InvariantCulture);
-            int status = (int)response.Properties["Status"].Value;
+            string name = response.Name;
+            int status = response.Status;
             string code = "", message = "";
-            PSObject e = response.Properties["Error"].Value as PSObject;
+            PSObject e = response.Error as PSObject;
             if (e != null)
             {
                 code = Convert.ToString(Get(e, "code"), CultureInfo.InvariantCulture) ?? "";

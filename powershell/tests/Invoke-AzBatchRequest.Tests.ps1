@@ -151,6 +151,18 @@ Describe 'Bodies keep their shape' {
         Json-Of 'hello' | Should -Match '"body":"hello"'
     }
 
+    It 'reads back strings that hold quotes, braces, commas and escapes' {
+        # Bodies and headers are read from the result's JSON when first asked
+        # for: what ends a value must be found inside strings too.
+        $tricky = [ordered]@{ q = 'say "hi"}'; odd = '}"'; b = '{[,]}'; s = 'C:\temp\'; u = "tab`tnew`nline é ✓"; e = '' }
+        $g = Put-Group 'shape-strings' @{ location = 'westeurope'; tags = $tricky }
+        foreach ($k in $tricky.Keys) { $g.tags.$k | Should -BeExactly $tricky[$k] }
+        $r = Invoke-AzBatchRequest -Request "/subscriptions/$Sub0/resourcegroups/shape-strings?api-version=2021-04-01" @Common
+        $r.Headers | Should -Not -BeNullOrEmpty
+        $r.Body.tags.q | Should -BeExactly 'say "hi"}'
+        $r.Body.tags.q | Should -BeExactly 'say "hi"}' -Because 'a second read gives the same value'
+    }
+
     It 'refuses text that looks like JSON but is not' {
         { Json-Of '{"a":' } | Should -Throw '*looks like JSON text*'
     }
