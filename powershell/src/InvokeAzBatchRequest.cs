@@ -12,6 +12,7 @@ using System.Management.Automation;
 using System.Runtime.InteropServices;
 using System.Security;
 using System.Text;
+using System.Threading;
 
 namespace AzBatch
 {
@@ -94,15 +95,19 @@ namespace AzBatch
         private bool open;
         private string api;
         private readonly Stopwatch sinceProgress = new Stopwatch();
-        private readonly ProgressRecord bar = new ProgressRecord(ProgressId, "AzBatch", "starting");
         private bool progressShown;
+        private string lastStatus = "starting";
+        private int lastPercent;
+        /// <summary>Where this run's progress comes from, for the host: named,
+        /// so that a stopped run can still complete its bar (see ShowProgress).</summary>
+        private readonly long progressSource = Interlocked.Increment(ref lastProgressSource);
+        private static long lastProgressSource = 0x4A5A00000000L;
         private ulong batchesSeen;
         /// <summary>Set when the token came from the Az context: renewed here before it expires.</summary>
         private AzContextToken azToken;
         private string resource;
         private int index;
         private readonly HashSet<string> skipped = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        private volatile bool stopping;
 
         protected override void BeginProcessing()
         {
@@ -142,11 +147,7 @@ namespace AzBatch
             {
                 // Ctrl+C or a terminating error: cancel the work in flight first.
                 batch.Cancel();
-                if (progressShown && !stopping)
-                {
-                    bar.RecordType = ProgressRecordType.Completed;
-                    try { WriteProgress(bar); } catch (PipelineStoppedException) { }
-                }
+                if (progressShown) ShowProgress(ProgressRecordType.Completed);
                 batch.Dispose();
                 batch = null;
             }
@@ -155,7 +156,6 @@ namespace AzBatch
         protected override void StopProcessing()
         {
             // Another thread: the core allows a cancel while Next waits.
-            stopping = true;
             Batch b = batch;
             if (b == null) return;
             try { b.Cancel(); }
@@ -332,14 +332,33 @@ namespace AzBatch
                 }
                 if (sinceProgress.ElapsedMilliseconds >= 250)
                 {
-                    bar.StatusDescription = string.Format(CultureInfo.InvariantCulture, "{0}/{1} done, {2} retries, {3} throttled", p.Completed, p.Total, p.Retries, p.Throttled);
-                    bar.PercentComplete = (int)Math.Min(100, 100 * p.Completed / Math.Max(1UL, p.Total));
-                    WriteProgress(bar);
+                    lastStatus = string.Format(CultureInfo.InvariantCulture, "{0}/{1} done, {2} retries, {3} throttled", p.Completed, p.Total, p.Retries, p.Throttled);
+                    lastPercent = (int)Math.Min(100, 100 * p.Completed / Math.Max(1UL, p.Total));
+                    ShowProgress(ProgressRecordType.Processing);
                     progressShown = true;
                     sinceProgress.Reset();
                     sinceProgress.Start();
                 }
                 if (status == Status.Timeout && !untilDone) return;
+            }
+        }
+
+        /// <summary>One progress record, new each time (the host and the
+        /// progress stream may keep the ones written).</summary>
+        private void ShowProgress(ProgressRecordType type)
+        {
+            ProgressRecord r = new ProgressRecord(ProgressId, "AzBatch", lastStatus);
+            r.PercentComplete = type == ProgressRecordType.Completed ? 100 : lastPercent;
+            r.RecordType = type;
+            try { CommandRuntime.WriteProgress(progressSource, r); }
+            catch (PipelineStoppedException)
+            {
+                // Ctrl+C: the runtime writes nothing once the pipeline is
+                // stopping, so the bar would stay. The host still takes the
+                // record that ends it (shown means $ProgressPreference let the
+                // bar through).
+                if (type != ProgressRecordType.Completed) throw;
+                Host.UI.WriteProgress(progressSource, r);
             }
         }
 

@@ -247,6 +247,93 @@ Describe 'Writes, -WhatIf and tokens' {
         $check.Status | Should -Be 404
     }
 
+    It 'asks before each write with -Confirm, and sends only what was confirmed' {
+        # A host that answers the prompt as a user would: [Y] Yes is choice 0, [N] No is 2.
+        if (-not ('AzBatchTests.AnsweringHost' -as [type])) {
+            Add-Type -TypeDefinition @'
+using System;
+using System.Collections.Generic;
+using System.Collections.ObjectModel;
+using System.Globalization;
+using System.Management.Automation;
+using System.Management.Automation.Host;
+using System.Security;
+
+namespace AzBatchTests
+{
+    public class AnsweringUI : PSHostUserInterface
+    {
+        public int Answer;
+        public List<string> Asked = new List<string>();
+        public override PSHostRawUserInterface RawUI { get { return null; } }
+        public override string ReadLine() { return ""; }
+        public override SecureString ReadLineAsSecureString() { return new SecureString(); }
+        public override void Write(string value) { }
+        public override void Write(ConsoleColor foreground, ConsoleColor background, string value) { }
+        public override void WriteLine(string value) { }
+        public override void WriteErrorLine(string value) { }
+        public override void WriteDebugLine(string message) { }
+        public override void WriteProgress(long sourceId, ProgressRecord record) { }
+        public override void WriteVerboseLine(string message) { }
+        public override void WriteWarningLine(string message) { }
+        public override Dictionary<string, PSObject> Prompt(string caption, string message, Collection<FieldDescription> descriptions) { throw new NotSupportedException(); }
+        public override PSCredential PromptForCredential(string caption, string message, string userName, string targetName) { throw new NotSupportedException(); }
+        public override PSCredential PromptForCredential(string caption, string message, string userName, string targetName, PSCredentialTypes allowedCredentialTypes, PSCredentialUIOptions options) { throw new NotSupportedException(); }
+        public override int PromptForChoice(string caption, string message, Collection<ChoiceDescription> choices, int defaultChoice) { Asked.Add(message); return Answer; }
+    }
+
+    public class AnsweringHost : PSHost
+    {
+        private readonly AnsweringUI ui = new AnsweringUI();
+        private readonly Guid id = Guid.NewGuid();
+        public AnsweringUI Answers { get { return ui; } }
+        public override string Name { get { return "AzBatchTests"; } }
+        public override Version Version { get { return new Version(1, 0); } }
+        public override Guid InstanceId { get { return id; } }
+        public override PSHostUserInterface UI { get { return ui; } }
+        public override CultureInfo CurrentCulture { get { return CultureInfo.InvariantCulture; } }
+        public override CultureInfo CurrentUICulture { get { return CultureInfo.InvariantCulture; } }
+        public override void SetShouldExit(int exitCode) { }
+        public override void EnterNestedPrompt() { throw new NotSupportedException(); }
+        public override void ExitNestedPrompt() { throw new NotSupportedException(); }
+        public override void NotifyBeginApplication() { }
+        public override void NotifyEndApplication() { }
+    }
+}
+'@
+        }
+        $answering = New-Object AzBatchTests.AnsweringHost
+        $rs = [runspacefactory]::CreateRunspace($answering)
+        $rs.Open()
+        try {
+            $base = "/subscriptions/$Sub0/resourcegroups"
+            $script = @"
+Import-Module '$ModuleDir/AzBatch.psd1'
+@(
+    @{ Method = 'PUT'; Url = '$base/confirm-a?api-version=2021-04-01'; Body = @{ location = 'westeurope' } }
+    '/subscriptions/${Sub0}?api-version=2022-12-01'
+    @{ Method = 'PUT'; Url = '$base/confirm-b?api-version=2021-04-01'; Body = @{ location = 'westeurope' } }
+) | Invoke-AzBatchRequest -Endpoint '$Endpoint' -AccessToken '$Token' -Confirm
+"@
+            foreach ($answer in 2, 0) {
+                $answering.Answers.Answer = $answer
+                $answering.Answers.Asked.Clear()
+                $ps = [PowerShell]::Create()
+                $ps.Runspace = $rs
+                $out = @($ps.AddScript($script).Invoke())
+                $ps.Dispose()
+                $answering.Answers.Asked.Count | Should -Be 2 -Because 'each write is asked about, the read is not'
+                $answering.Answers.Asked[0] | Should -BeLike '*PUT*confirm-a*'
+                $sent = @($out | ForEach-Object { $_.Status })
+                if ($answer -eq 2) { $sent | Should -Be @(200) } else { @($sent | Sort-Object) | Should -Be @(200, 201, 201) }
+                $a = Invoke-AzBatchRequest -Request "$base/confirm-a?api-version=2021-04-01" @Common -ErrorAction SilentlyContinue
+                $a.Status | Should -Be ($(if ($answer -eq 2) { 404 } else { 200 }))
+            }
+        } finally {
+            $rs.Dispose()
+        }
+    }
+
     It 'skips what depends on a write -WhatIf skipped' {
         $rg = "/subscriptions/$Sub0/resourcegroups/whatif2?api-version=2021-04-01"
         $out = @(
@@ -405,7 +492,8 @@ Describe 'Failures and parameters' {
 Describe 'Progress, cancellation and long runs' {
     BeforeAll {
         # Starts $Script against the slow emulator, stops it after $AfterMs as
-        # Ctrl+C would, and checks the stop took under 3 s.
+        # Ctrl+C would, and checks the stop took under 3 s; returns the
+        # progress records written.
         function script:Assert-StopsPromptly([string]$Script, [int]$AfterMs) {
             $ps = New-Shell $Script $Slow.Url
             $handle = $ps.BeginInvoke()
@@ -415,7 +503,9 @@ Describe 'Progress, cancellation and long runs' {
             $handle.AsyncWaitHandle.WaitOne(3000) | Should -BeTrue
             $sw.Elapsed.TotalSeconds | Should -BeLessThan 3
             $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            $records = @($ps.Streams.Progress)
             $ps.Dispose()
+            , $records
         }
         $script:Slow = Start-Emulator @('--subscriptions', '3', '--latency-ms', '1500')
         $script:Fast = Start-Emulator @('--subscriptions', '6', '--no-throttle')
@@ -433,6 +523,7 @@ Describe 'Progress, cancellation and long runs' {
         $out.Count | Should -Be 30
         $records = @($ps.Streams.Progress)
         $records | ForEach-Object { $_.ActivityId | Should -Be 0x4A5A }
+        @($records | Where-Object RecordType -eq 'Completed').Count | Should -Be 1
         $records[-1].RecordType | Should -Be 'Completed'
         $records.Count | Should -BeLessOrEqual ([math]::Ceiling($seconds * 4) + 2)
         $ps.Dispose()
@@ -461,12 +552,15 @@ Describe 'Progress, cancellation and long runs' {
         $seen[1] | Should -BeLessThan 5.0
     }
 
-    It 'returns promptly when stopped mid-run (Ctrl+C)' {
-        Assert-StopsPromptly '0..59 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000002?api-version=2022-12-01&n=$_" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 2 -ThrottleLimit 1' 2500
+    It 'returns promptly when stopped mid-run (Ctrl+C), and completes its progress' {
+        $records = Assert-StopsPromptly '0..59 | ForEach-Object { "/subscriptions/00000000-0000-4000-8000-000000000002?api-version=2022-12-01&n=$_" } | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken $Token -BatchSize 2 -ThrottleLimit 1' 2500
+        $records.Count | Should -BeGreaterThan 1
+        $records[0..($records.Count - 2)] | ForEach-Object { $_.RecordType | Should -Be 'Processing' }
+        $records[-1].RecordType | Should -Be 'Completed' -Because 'the bar must not stay on the screen after Ctrl+C'
     }
 
     It 'stops the subscription listing of -ForEachSubscription promptly' {
-        Assert-StopsPromptly 'Invoke-AzBatchRequest -ForEachSubscription -FollowNextLink -Url "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01" -Endpoint $Endpoint -AccessToken $Token' 700
+        $null = Assert-StopsPromptly 'Invoke-AzBatchRequest -ForEachSubscription -FollowNextLink -Url "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01" -Endpoint $Endpoint -AccessToken $Token' 700
     }
 
     It 'streams 20,000 results in a runbook-like run with flat memory' {
