@@ -38,6 +38,8 @@ pub(super) struct Item {
     merged: Option<Value>,
     /// Sent once more after a 401, with a freshly fetched token.
     pub token_renewed: bool,
+    /// Its bucket's mark when it was last sent (ARM), read with its answer.
+    pub sent_mark: Option<u64>,
 }
 
 impl Item {
@@ -53,6 +55,7 @@ impl Item {
             pages: 0,
             merged: None,
             token_renewed: false,
+            sent_mark: None,
         }
     }
 

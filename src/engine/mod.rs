@@ -5,6 +5,7 @@
 //! their references), and gives every request exactly one final result,
 //! streamed out as soon as it is known.
 
+mod bucket;
 mod deps;
 mod item;
 mod scopes;
@@ -330,7 +331,7 @@ impl Run {
         let links = self.graph.push(given, &request.depends_on);
         let i = links.index;
         self.progress.add_total(1);
-        let scope = scopes::key(self.ctx.options.api, &request.url);
+        let scope = scopes::key(self.ctx.options.api, &request.method, &request.url);
         let mut item = Item::new(request, scope);
         item.dependents = links.awaited_by;
         item.waiting = links.unknown;
@@ -545,7 +546,8 @@ impl Run {
     /// decision table.
     fn land(&mut self, batch: Vec<usize>, reply: Reply) {
         for &idx in &batch {
-            self.scopes.landed(&self.items[idx].live().scope);
+            let item = self.items[idx].live_mut();
+            item.sent_mark = self.scopes.landed(&item.scope, idx);
         }
         self.in_flight_items -= batch.len() as u64;
         self.progress.batch_landed(batch.len() as u64);
@@ -640,6 +642,14 @@ impl Run {
         };
         let d = self.decide(idx, outcome);
         self.apply_run_effects(&d);
+        let item = self.items[idx].live();
+        let key = &item.scope;
+        let remaining = scopes::remaining_header(key)
+            .and_then(|h| answer.header(h))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if let (Some(n), Some(mark)) = (remaining, item.sent_mark) {
+            self.scopes.observe(key, n, mark, Instant::now());
+        }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;
             self.scopes.throttled(key, pause, Instant::now());

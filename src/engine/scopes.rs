@@ -1,36 +1,98 @@
 //! Throttle scopes: the unit a service throttles by. ARM counts per
-//! subscription (calls outside one count for the tenant); Graph counts per
-//! app, so one scope holds every Graph request.
+//! subscription (calls outside one count for the tenant) and kind of call
+//! (reads, writes, deletes), each with its token bucket ([`Bucket`]); Graph
+//! counts per app, so one scope holds every Graph request, except that
+//! Outlook takes at most four requests at once per mailbox.
 //!
-//! A 429 pauses its scope until the `Retry-After`; the scope's requests wait
-//! here meanwhile instead of being sent into the same empty bucket. After a
-//! pause a scope restarts with one batch's worth in flight and grows by one
-//! for every success (doubling each round trip) until it is unlimited again.
+//! A request waits here while its scope cannot take it: its bucket is empty,
+//! the scope is paused after a 429 (until its `Retry-After`), or it has as
+//! many in flight as its window allows. After a pause a scope restarts with
+//! one batch's worth in flight and grows by one for every success (doubling
+//! each round trip) until it is unlimited again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::bucket::{Bucket, Kind};
 use crate::api::Api;
 
-/// The scope a request belongs to.
-pub(super) fn key(api: Api, url: &str) -> String {
+/// Outlook's limit of requests at once per mailbox (per app), Graph batches included.
+pub(super) const OUTLOOK_CONCURRENCY: usize = 4;
+
+/// The scope a request belongs to: `subscription-reads/{id}`, `tenant-writes`,
+/// `app`, `mailbox/{user}`. For ARM the part before `/` names the
+/// `x-ms-ratelimit-remaining-*` header that tells its bucket's tokens.
+pub(super) fn key(api: Api, method: &str, url: &str) -> String {
+    let path = url.split('?').next().unwrap_or("");
+    let mut segs = path.trim_start_matches('/').split('/');
+    let (first, second, third) = (segs.next(), segs.next(), segs.next());
     match api {
-        Api::Graph => "app".to_string(),
+        Api::Graph => match (first, second, third) {
+            (Some(u), Some(id), Some(what))
+                if u.eq_ignore_ascii_case("users") && is_mailbox(what) =>
+            {
+                format!("mailbox/{}", id.to_ascii_lowercase())
+            }
+            (Some(me), Some(what), _) if me.eq_ignore_ascii_case("me") && is_mailbox(what) => {
+                "mailbox/me".to_string()
+            }
+            _ => "app".to_string(),
+        },
         Api::Arm => {
-            let path = url.split('?').next().unwrap_or("");
-            let mut segs = path.trim_start_matches('/').split('/');
-            match (segs.next(), segs.next()) {
+            let kind = Kind::of(method).name();
+            match (first, second) {
                 (Some(s), Some(id))
                     if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() =>
                 {
-                    id.to_ascii_lowercase()
+                    format!("subscription-{kind}/{}", id.to_ascii_lowercase())
                 }
-                _ => "tenant".to_string(),
+                _ => format!("tenant-{kind}"),
             }
         }
     }
+}
+
+/// Outlook's resources under a user: mail, calendar, contacts.
+fn is_mailbox(segment: &str) -> bool {
+    const OUTLOOK: [&str; 10] = [
+        "messages",
+        "mailfolders",
+        "events",
+        "calendar",
+        "calendars",
+        "calendarview",
+        "calendargroups",
+        "contacts",
+        "contactfolders",
+        "outlook",
+    ];
+    OUTLOOK.iter().any(|o| segment.eq_ignore_ascii_case(o))
+}
+
+/// The header that tells how many calls scope `key`'s bucket has left.
+pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
+    Some(match key.split('/').next()? {
+        "subscription-reads" => "x-ms-ratelimit-remaining-subscription-reads",
+        "subscription-writes" => "x-ms-ratelimit-remaining-subscription-writes",
+        "subscription-deletes" => "x-ms-ratelimit-remaining-subscription-deletes",
+        "tenant-reads" => "x-ms-ratelimit-remaining-tenant-reads",
+        "tenant-writes" => "x-ms-ratelimit-remaining-tenant-writes",
+        "tenant-deletes" => "x-ms-ratelimit-remaining-tenant-deletes",
+        _ => return None,
+    })
+}
+
+/// The bucket kind of an ARM scope's key.
+fn bucket_kind(key: &str) -> Option<Kind> {
+    let head = key.split('/').next()?;
+    let kind = head
+        .strip_prefix("subscription-")
+        .or_else(|| head.strip_prefix("tenant-"))?;
+    [Kind::Reads, Kind::Writes, Kind::Deletes]
+        .into_iter()
+        .find(|k| k.name() == kind)
 }
 
 const UNLIMITED: usize = usize::MAX;
@@ -38,8 +100,34 @@ const UNLIMITED: usize = usize::MAX;
 struct Scope {
     until: Option<Instant>,
     window: usize,
+    /// The widest the window gets: unlimited, or Outlook's four.
+    max_window: usize,
     in_flight: usize,
     held: VecDeque<usize>,
+    /// ARM's bucket for this scope; none for Graph.
+    bucket: Option<Bucket>,
+}
+
+impl Scope {
+    /// How many held requests may go now: room in the window, and tokens
+    /// for a batch's worth (or all that is held) rather than one at a time.
+    fn can_release(&mut self, restart: usize, now: Instant) -> usize {
+        let room = self
+            .window
+            .saturating_sub(self.in_flight)
+            .min(self.held.len());
+        match &mut self.bucket {
+            None => room,
+            Some(b) => {
+                let have = b.available(now);
+                if have < room.min(restart) {
+                    0
+                } else {
+                    have.min(room)
+                }
+            }
+        }
+    }
 }
 
 pub(super) struct Scopes {
@@ -50,6 +138,9 @@ pub(super) struct Scopes {
     released: HashSet<usize>,
     /// Requests held, in all scopes.
     held: usize,
+    /// For each request in flight in an ARM scope, its bucket's mark when it
+    /// was taken (how many had been sent then).
+    marks: HashMap<usize, u64>,
     /// Window after a pause: one batch.
     restart: usize,
     /// A window this large is as good as none.
@@ -63,17 +154,27 @@ impl Scopes {
             waiting: HashSet::new(),
             released: HashSet::new(),
             held: 0,
+            marks: HashMap::new(),
             restart: batch_size.max(1),
             open: batch_size * concurrency * 2,
         }
     }
 
-    fn scope(&mut self, key: &str) -> &mut Scope {
-        self.map.entry(key.to_string()).or_insert(Scope {
-            until: None,
-            window: UNLIMITED,
-            in_flight: 0,
-            held: VecDeque::new(),
+    fn scope(&mut self, key: &str, now: Instant) -> &mut Scope {
+        self.map.entry(key.to_string()).or_insert_with(|| {
+            let max_window = if key.starts_with("mailbox/") {
+                OUTLOOK_CONCURRENCY
+            } else {
+                UNLIMITED
+            };
+            Scope {
+                until: None,
+                window: max_window,
+                max_window,
+                in_flight: 0,
+                held: VecDeque::new(),
+                bucket: bucket_kind(key).map(|k| Bucket::new(k, now)),
+            }
         })
     }
 
@@ -83,41 +184,61 @@ impl Scopes {
         if self.released.remove(&idx) {
             return true;
         }
-        let s = self.scope(key);
+        let s = self.scope(key, now);
         let paused = s.until.is_some_and(|t| t > now);
-        if paused || s.in_flight >= s.window || !s.held.is_empty() {
+        let blocked = paused || s.in_flight >= s.window || !s.held.is_empty();
+        if blocked || !s.bucket.as_mut().is_none_or(|b| b.take(now)) {
             s.held.push_back(idx);
             self.held += 1;
             self.waiting.insert(key.to_string());
             return false;
         }
         s.in_flight += 1;
+        if let Some(mark) = s.bucket.as_ref().map(Bucket::sent) {
+            self.marks.insert(idx, mark);
+        }
         true
     }
 
-    /// A request of scope `key` came back (whatever its answer).
-    pub fn landed(&mut self, key: &str) {
-        let s = self.scope(key);
-        s.in_flight = s.in_flight.saturating_sub(1);
+    /// Request `idx` of scope `key` came back (whatever its answer); its
+    /// bucket's mark, for [`Scopes::observe`].
+    pub fn landed(&mut self, key: &str, idx: usize) -> Option<u64> {
+        if let Some(s) = self.map.get_mut(key) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        self.marks.remove(&idx)
+    }
+
+    /// The answer to a request of scope `key`, sent at `mark`, said
+    /// `remaining` calls are left.
+    pub fn observe(&mut self, key: &str, remaining: f64, mark: u64, now: Instant) {
+        if let Some(b) = self.map.get_mut(key).and_then(|s| s.bucket.as_mut()) {
+            b.observe(remaining, mark, now);
+        }
     }
 
     /// The service throttled scope `key` for `wait`.
     pub fn throttled(&mut self, key: &str, wait: Duration, now: Instant) {
         let restart = self.restart;
-        let s = self.scope(key);
+        let s = self.scope(key, now);
         let until = now + wait;
         s.until = Some(s.until.map_or(until, |t| t.max(until)));
-        s.window = restart;
+        s.window = restart.min(s.max_window);
+        if let Some(b) = &mut s.bucket {
+            b.empty(now);
+        }
     }
 
     /// A request of scope `key` succeeded.
     pub fn succeeded(&mut self, key: &str) {
         let open = self.open;
-        let s = self.scope(key);
-        if s.window != UNLIMITED {
+        let Some(s) = self.map.get_mut(key) else {
+            return;
+        };
+        if s.window < s.max_window {
             s.window += 1;
             if s.window >= open {
-                s.window = UNLIMITED;
+                s.window = s.max_window;
             }
         }
     }
@@ -131,8 +252,12 @@ impl Scopes {
             if s.until.is_some_and(|t| t > now) {
                 continue;
             }
-            while s.in_flight < s.window {
+            for _ in 0..s.can_release(self.restart, now) {
                 let Some(idx) = s.held.pop_front() else { break };
+                if let Some(b) = &mut s.bucket {
+                    b.take(now);
+                    self.marks.insert(idx, b.sent());
+                }
                 self.held -= 1;
                 s.in_flight += 1;
                 self.released.insert(idx);
@@ -148,13 +273,27 @@ impl Scopes {
         out
     }
 
-    /// When the next paused scope with waiting requests resumes. A pause that
-    /// has ended is no reason to wake: such a scope waits for its window, which
-    /// only a landing batch opens (waking for it would spin).
+    /// When the next scope with waiting requests can send again: its pause
+    /// ends, or its bucket holds a batch's worth. A scope that waits for its
+    /// window is no reason to wake: only a landing batch opens it (waking for
+    /// it would spin).
     pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let restart = self.restart;
         self.waiting
             .iter()
-            .filter_map(|k| self.map[k].until)
+            .filter_map(|k| {
+                let s = &self.map[k];
+                let room = s.window.saturating_sub(s.in_flight).min(s.held.len());
+                let refilled = s
+                    .bucket
+                    .as_ref()
+                    .filter(|_| room > 0)
+                    .map(|b| b.ready_at(room.min(restart)));
+                match (s.until.filter(|t| *t > now), refilled) {
+                    (Some(p), Some(r)) => Some(p.max(r)),
+                    (p, r) => p.or(r),
+                }
+            })
             .filter(|t| *t > now)
             .min()
     }
@@ -174,6 +313,7 @@ impl Scopes {
         self.map.clear();
         self.waiting.clear();
         self.released.clear();
+        self.marks.clear();
         self.held = 0;
     }
 }
@@ -184,13 +324,121 @@ mod tests {
 
     #[test]
     fn keys() {
+        let arm = |m, u| key(Api::Arm, m, u);
         assert_eq!(
-            key(Api::Arm, "/subscriptions/ABC/resourceGroups?x=1"),
-            "abc"
+            arm("GET", "/subscriptions/ABC/resourceGroups?x=1"),
+            "subscription-reads/abc"
         );
-        assert_eq!(key(Api::Arm, "/subscriptions?api-version=1"), "tenant");
-        assert_eq!(key(Api::Arm, "/providers/Microsoft.Management/x"), "tenant");
-        assert_eq!(key(Api::Graph, "/users/1"), "app");
+        assert_eq!(
+            arm("PUT", "/subscriptions/abc/resourceGroups/x"),
+            "subscription-writes/abc"
+        );
+        assert_eq!(
+            arm("DELETE", "/subscriptions/abc/resourceGroups/x"),
+            "subscription-deletes/abc"
+        );
+        assert_eq!(arm("GET", "/subscriptions?api-version=1"), "tenant-reads");
+        assert_eq!(
+            arm("POST", "/providers/Microsoft.Management/x"),
+            "tenant-writes"
+        );
+        let graph = |u| key(Api::Graph, "GET", u);
+        assert_eq!(graph("/users/1"), "app");
+        assert_eq!(
+            graph("/users/Ada@x.com/messages?$top=5"),
+            "mailbox/ada@x.com"
+        );
+        assert_eq!(graph("/users/1/calendarView?startDateTime=x"), "mailbox/1");
+        assert_eq!(graph("/me/events"), "mailbox/me");
+        assert_eq!(graph("/users/1/memberOf"), "app");
+        assert_eq!(
+            remaining_header("subscription-deletes/abc"),
+            Some("x-ms-ratelimit-remaining-subscription-deletes")
+        );
+        assert_eq!(
+            remaining_header("tenant-reads"),
+            Some("x-ms-ratelimit-remaining-tenant-reads")
+        );
+        assert_eq!(remaining_header("mailbox/1"), None);
+    }
+
+    #[test]
+    fn an_empty_bucket_holds_its_requests_until_a_batch_worth_has_refilled() {
+        let t0 = Instant::now();
+        let mut s = Scopes::new(20, 8);
+        let (hot, other) = ("subscription-deletes/hot", "subscription-deletes/other");
+        assert!(
+            (0..200).all(|i| s.admit(hot, i, t0)),
+            "a full bucket: 200 deletes"
+        );
+        assert!(
+            !s.admit(hot, 200, t0) && !s.admit(hot, 201, t0),
+            "then they wait"
+        );
+        assert!(
+            s.admit(other, 300, t0),
+            "other scopes have their own bucket"
+        );
+        assert_eq!(
+            s.next_wake(t0),
+            Some(t0 + Duration::from_millis(201)),
+            "2 held: 2 tokens at 10 a second"
+        );
+        assert_eq!(
+            s.release(t0 + Duration::from_millis(150)),
+            Vec::<usize>::new(),
+            "one token is not enough for both"
+        );
+        assert_eq!(s.release(t0 + Duration::from_millis(201)), [200, 201]);
+        for i in 202..260 {
+            assert!(!s.admit(hot, i, t0 + Duration::from_millis(201)));
+        }
+        let t1 = t0 + Duration::from_millis(201);
+        assert_eq!(
+            s.next_wake(t1),
+            Some(t1 + Duration::from_millis(2000)),
+            "a batch of 20 at a time (0.01 token was left)"
+        );
+        // The first 200 come back; when the model has refilled a batch's
+        // worth, the service says it has only 5 left (another client used the rest).
+        let marks: Vec<u64> = (0..200).filter_map(|i| s.landed(hot, i)).collect();
+        assert_eq!(marks.len(), 200);
+        let t2 = t1 + Duration::from_millis(2000);
+        s.observe(hot, 5.0, marks[199], t2);
+        assert_eq!(
+            s.release(t2),
+            Vec::<usize>::new(),
+            "5 less the two sent after it"
+        );
+        assert_eq!(
+            s.next_wake(t2),
+            Some(t2 + Duration::from_millis(1701)),
+            "17 more to refill"
+        );
+        s.observe(hot, 200.0, marks[199], t2);
+        assert_eq!(
+            s.release(t2),
+            Vec::<usize>::new(),
+            "an answer never raises the count"
+        );
+    }
+
+    #[test]
+    fn outlook_takes_four_at_once_per_mailbox() {
+        let t0 = Instant::now();
+        let mut s = Scopes::new(20, 8);
+        assert!((0..4).all(|i| s.admit("mailbox/a", i, t0)));
+        assert!(!s.admit("mailbox/a", 4, t0), "a fifth waits");
+        assert!(s.admit("mailbox/b", 5, t0), "another mailbox does not");
+        s.landed("mailbox/a", 0);
+        for _ in 0..100 {
+            s.succeeded("mailbox/a");
+        }
+        assert_eq!(s.release(t0), [4], "one back, one out");
+        assert!(
+            !s.admit("mailbox/a", 6, t0),
+            "never more than four, however many succeed"
+        );
     }
 
     #[test]
@@ -198,7 +446,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Scopes::new(2, 2);
         assert!(s.admit("a", 0, t0) && s.admit("b", 1, t0));
-        s.landed("a");
+        s.landed("a", 0);
         s.throttled("a", Duration::from_secs(1), t0);
         assert!(
             !s.admit("a", 2, t0) && !s.admit("a", 3, t0) && !s.admit("a", 4, t0),
@@ -221,7 +469,7 @@ mod tests {
             "released ones go without asking twice"
         );
         assert!(!s.admit("a", 6, t1), "queued behind the held ones");
-        s.landed("a");
+        s.landed("a", 0);
         s.succeeded("a");
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
         assert!(!s.holding() && s.held() == 0);

@@ -1328,3 +1328,75 @@ async fn a_throttled_run_stops_taking_input_once_its_scopes_hold_enough() {
     );
     run.abort();
 }
+
+/// A service with ARM's documented read buckets (250, refilled at 25 a second,
+/// per subscription) that says what is left on every answer.
+fn arm_buckets() -> Handler {
+    let buckets: Mutex<std::collections::HashMap<String, (f64, Duration)>> = Mutex::default();
+    Box::new(move |s: &Sent| {
+        let mut buckets = buckets.lock().unwrap();
+        let items = s.items.iter().map(|i| {
+            let sub = i["url"].as_str().unwrap().split('/').nth(2).unwrap().to_string();
+            let (tokens, at) = buckets.entry(sub).or_insert((250.0, s.at));
+            *tokens = (*tokens + (s.at - *at).as_secs_f64() * 25.0).min(250.0);
+            *at = s.at;
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                let left = json!({"x-ms-ratelimit-remaining-subscription-reads": (*tokens as u64).to_string()});
+                item(i, 200, left, json!({}))
+            } else {
+                item(i, 429, json!({"Retry-After": "1"}), json!({}))
+            }
+        });
+        answer(items.collect())
+    })
+}
+
+/// Reads beyond the bucket go out as it refills, not into 429s: 600 reads in
+/// each of two subscriptions take the (600 - 250) / 25 = 14 s the buckets
+/// allow, with nothing throttled, while a third subscription with headroom
+/// is done at once.
+#[tokio::test(start_paused = true)]
+async fn reads_are_paced_by_the_subscription_buckets() {
+    let mut reqs: Vec<Request> = (0..1200)
+        .map(|i| {
+            get(
+                &format!("r{i}"),
+                &format!("/subscriptions/s{}/x?api-version=1&n={i}", i % 2),
+            )
+        })
+        .collect();
+    reqs.extend((0..100).map(|i| {
+        get(
+            &format!("free{i}"),
+            &format!("/subscriptions/free/x?api-version=1&n={i}"),
+        )
+    }));
+    let start = Instant::now();
+    let (results, log, summary) =
+        run_slowly(options(), reqs, arm_buckets(), Duration::from_millis(50)).await;
+    let took = start.elapsed();
+    assert!(results.iter().all(|r| r.status == 200), "all succeed");
+    assert_eq!(
+        summary.retries, 0,
+        "no 429: the run waits for tokens instead"
+    );
+    assert!(
+        took >= Duration::from_secs(14) && took <= Duration::from_millis(15_400),
+        "took {took:?}; the buckets allow 14 s"
+    );
+    let free_done = log
+        .iter()
+        .filter(|s| {
+            s.items
+                .iter()
+                .any(|i| i["url"].as_str().unwrap().contains("/free/"))
+        })
+        .map(|s| s.at)
+        .max()
+        .unwrap();
+    assert!(
+        free_done < Duration::from_secs(1),
+        "a scope with headroom is not held back: {free_done:?}"
+    );
+}

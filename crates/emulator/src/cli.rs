@@ -35,6 +35,9 @@ pub struct Args {
     /// Writes per subscription bucket and refill per second, e.g. 200,10.
     #[arg(long, default_value = "200,10")]
     writes: String,
+    /// Deletes per subscription bucket and refill per second, e.g. 200,10.
+    #[arg(long, default_value = "200,10")]
+    deletes: String,
     /// Fault rates, e.g. item429=0.1,envelope503=0.05,reset=0.01,truncate=0.01,slow=0.1.
     #[arg(long, default_value = "")]
     faults: String,
@@ -90,6 +93,7 @@ pub fn config(a: &Args) -> Result<Config, String> {
     };
     let (rc, rr) = pair(&a.reads, "reads")?;
     let (wc, wr) = pair(&a.writes, "writes")?;
+    let (dc, dr) = pair(&a.deletes, "deletes")?;
     let mut faults = Faults {
         seed: a.seed,
         ..Faults::default()
@@ -127,6 +131,8 @@ pub fn config(a: &Args) -> Result<Config, String> {
             read_refill: rr,
             write_capacity: wc,
             write_refill: wr,
+            delete_capacity: dc,
+            delete_refill: dr,
         },
         faults,
         async_threshold: a.async_threshold,

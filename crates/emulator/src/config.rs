@@ -20,7 +20,7 @@ impl Latency {
     }
 }
 
-/// ARM's per-subscription token buckets.
+/// ARM's token buckets, per subscription (and the tenant's).
 #[derive(Debug, Clone, Copy)]
 pub struct Throttle {
     /// Off: never 429 for load.
@@ -33,6 +33,10 @@ pub struct Throttle {
     pub write_capacity: f64,
     /// Writes refilled per second.
     pub write_refill: f64,
+    /// Delete bucket size.
+    pub delete_capacity: f64,
+    /// Deletes refilled per second.
+    pub delete_refill: f64,
 }
 
 impl Default for Throttle {
@@ -43,6 +47,8 @@ impl Default for Throttle {
             read_refill: 25.0,
             write_capacity: 200.0,
             write_refill: 10.0,
+            delete_capacity: 200.0,
+            delete_refill: 10.0,
         }
     }
 }

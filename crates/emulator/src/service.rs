@@ -189,12 +189,9 @@ impl Service {
         in_batch: bool,
     ) -> Reply {
         let (path, query) = split_url(url);
-        let kind = if matches!(method, "GET" | "HEAD") {
-            Kind::Read
-        } else {
-            Kind::Write
-        };
+        let kind = Kind::of(method);
         let key = throttle_key(&path);
+        let header = kind.remaining_header(key == TENANT);
         let taken = self
             .buckets
             .lock()
@@ -202,13 +199,13 @@ impl Service {
             .take(&key, kind, Instant::now());
         let mut reply = match taken {
             Err(wait) => {
-                let mut r = cloud_error(
-                    429,
-                    "SubscriptionRequestsThrottled",
-                    &format!("Number of {} requests for subscription '{key}' exceeded the limit. Please try again after '{wait}' seconds.", if kind == Kind::Read { "read" } else { "write" }),
-                );
+                let mut r = if key == TENANT {
+                    cloud_error(429, "TenantRequestsThrottled", &format!("Number of {} requests for the tenant exceeded the limit. Please try again after '{wait}' seconds.", kind.word()))
+                } else {
+                    cloud_error(429, "SubscriptionRequestsThrottled", &format!("Number of {} requests for subscription '{key}' exceeded the limit. Please try again after '{wait}' seconds.", kind.word()))
+                };
                 r.headers.push(("Retry-After".into(), wait.to_string()));
-                r.headers.push((kind.remaining_header().into(), "0".into()));
+                r.headers.push((header.into(), "0".into()));
                 return r;
             }
             Ok(remaining) => {
@@ -222,8 +219,7 @@ impl Service {
                     .lock()
                     .unwrap()
                     .handle(method, &path, &query, body, base);
-                r.headers
-                    .push((kind.remaining_header().into(), remaining.to_string()));
+                r.headers.push((header.into(), remaining.to_string()));
                 r
             }
         };
@@ -241,6 +237,9 @@ impl Service {
     }
 }
 
+/// The throttle key of calls outside any subscription.
+const TENANT: &str = "tenant";
+
 /// `/subscriptions/{id}/...` is throttled per subscription; anything else per tenant.
 fn throttle_key(path: &str) -> String {
     let mut segs = path.trim_start_matches('/').split('/');
@@ -248,7 +247,7 @@ fn throttle_key(path: &str) -> String {
         (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
             id.to_ascii_lowercase()
         }
-        _ => "tenant".to_string(),
+        _ => TENANT.to_string(),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Token buckets like ARM's: one pair (reads, writes) per subscription.
+//! Token buckets like ARM's: reads, writes and deletes, per subscription
+//! (calls outside one count against the tenant's), as Microsoft documents
+//! them (reads 250 refilled at 25 a second, writes and deletes 200 at 10).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -10,21 +12,46 @@ struct Bucket {
     last: Instant,
 }
 
-/// Reads or writes.
+/// Reads, writes or deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// GET and HEAD.
     Read,
+    /// DELETE.
+    Delete,
     /// Everything else.
     Write,
 }
 
 impl Kind {
-    /// ARM's header that tells how many calls of this kind remain.
-    pub fn remaining_header(self) -> &'static str {
+    /// The kind of an HTTP method.
+    pub fn of(method: &str) -> Kind {
+        match method {
+            "GET" | "HEAD" => Kind::Read,
+            "DELETE" => Kind::Delete,
+            _ => Kind::Write,
+        }
+    }
+
+    /// As ARM's messages say it.
+    pub fn word(self) -> &'static str {
         match self {
-            Kind::Read => "x-ms-ratelimit-remaining-subscription-reads",
-            Kind::Write => "x-ms-ratelimit-remaining-subscription-writes",
+            Kind::Read => "read",
+            Kind::Delete => "delete",
+            Kind::Write => "write",
+        }
+    }
+
+    /// ARM's header that tells how many calls of this kind remain, for a
+    /// subscription's bucket or (`tenant`) the tenant's.
+    pub fn remaining_header(self, tenant: bool) -> &'static str {
+        match (tenant, self) {
+            (false, Kind::Read) => "x-ms-ratelimit-remaining-subscription-reads",
+            (false, Kind::Delete) => "x-ms-ratelimit-remaining-subscription-deletes",
+            (false, Kind::Write) => "x-ms-ratelimit-remaining-subscription-writes",
+            (true, Kind::Read) => "x-ms-ratelimit-remaining-tenant-reads",
+            (true, Kind::Delete) => "x-ms-ratelimit-remaining-tenant-deletes",
+            (true, Kind::Write) => "x-ms-ratelimit-remaining-tenant-writes",
         }
     }
 }
@@ -49,6 +76,7 @@ impl Buckets {
         let (cap, refill) = match kind {
             Kind::Read => (self.config.read_capacity, self.config.read_refill),
             Kind::Write => (self.config.write_capacity, self.config.write_refill),
+            Kind::Delete => (self.config.delete_capacity, self.config.delete_refill),
         };
         let b = self
             .buckets
@@ -101,6 +129,11 @@ mod tests {
             b.take("s", Kind::Write, t),
             Ok(199),
             "writes have their own bucket"
+        );
+        assert_eq!(b.take("s", Kind::Delete, t), Ok(199), "and deletes theirs");
+        assert_eq!(
+            Kind::of("DELETE").remaining_header(true),
+            "x-ms-ratelimit-remaining-tenant-deletes"
         );
         assert_eq!(
             b.take("s", Kind::Read, t + Duration::from_millis(1500)),

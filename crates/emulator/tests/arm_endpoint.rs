@@ -138,6 +138,36 @@ async fn items_carry_the_remaining_reads_and_throttle_per_subscription() {
         );
         assert!(r["contentLength"].as_u64().unwrap() > 0);
     }
+    // Deletes have a bucket of their own, and calls outside a subscription
+    // count against the tenant's, with the tenant's header.
+    let sub = "/subscriptions/00000000-0000-4000-8000-000000000000";
+    let batch = json!({"requests": [
+        {"httpMethod": "DELETE", "name": "d", "url": format!("{sub}/resourcegroups/nope?api-version=2021-04-01")},
+        {"httpMethod": "PUT", "name": "w", "url": format!("{sub}/resourcegroups/rg?api-version=2021-04-01"), "content": {"location": "westeurope"}},
+        {"httpMethod": "GET", "name": "t", "url": "/tenants?api-version=2022-12-01"},
+    ]});
+    let (_, _, b) = post(&emu, V, &batch).await;
+    let by_name = |n: &str| {
+        b["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_name("d")["headers"]["x-ms-ratelimit-remaining-subscription-deletes"],
+        "199"
+    );
+    assert_eq!(
+        by_name("w")["headers"]["x-ms-ratelimit-remaining-subscription-writes"],
+        "199"
+    );
+    assert_eq!(
+        by_name("t")["headers"]["x-ms-ratelimit-remaining-tenant-reads"],
+        "249"
+    );
 }
 
 #[tokio::test]
