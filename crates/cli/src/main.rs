@@ -1,5 +1,6 @@
 //! `azbatch`: AzBatch from the shell. `azbatch demo` is the README's main job.
 
+mod bench;
 mod demo;
 mod input;
 mod run;
@@ -25,6 +26,9 @@ enum Command {
     /// Start the emulator in-process and race one-at-a-time calls, classic
     /// sequential batches and AzBatch over the same PIM query, then Graph jobs.
     Demo(demo::Args),
+    /// Run the benchmark workloads side by side (one request at a time,
+    /// sequential batches, AzBatch) against the emulator and print the table.
+    Bench(bench::Args),
     /// Run the local emulator until interrupted, printing its address.
     Emulator(azbatch_emulator::cli::Args),
 }
@@ -35,6 +39,13 @@ fn main() {
         Command::Run(args) => run::run(args),
         Command::Subscriptions(args) => run::subscriptions(args),
         Command::Demo(args) => match tokio_runtime().block_on(demo::run(args)) {
+            Ok(()) => run::exit::OK,
+            Err(e) => {
+                eprintln!("azbatch: {e:#}");
+                run::exit::FAILED
+            }
+        },
+        Command::Bench(args) => match tokio_runtime().block_on(bench::run(args)) {
             Ok(()) => run::exit::OK,
             Err(e) => {
                 eprintln!("azbatch: {e:#}");

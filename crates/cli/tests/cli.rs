@@ -346,3 +346,48 @@ fn ctrl_c_cancels_and_still_prints_every_result() {
         .count();
     assert!(cancelled >= 40, "{cancelled} cancelled");
 }
+
+/// `azbatch bench`, shrunk: every workload gives a row per strategy, AzBatch
+/// runs each request once and is never throttled, and its memory and CPU are
+/// read from its own process.
+#[test]
+fn bench_prints_a_row_per_strategy() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_azbatch"))
+        .args(["bench", "--scale", "0.01", "--latency-ms", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let workloads: Vec<&str> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        3 * 4 + 1,
+        "four strategies for b, c, d; AzBatch alone for h: {workloads:?}"
+    );
+    for r in &rows {
+        for k in ["seconds", "attempts", "throttled", "strategy"] {
+            assert!(!r[k].is_null(), "{k} in {r}");
+        }
+        if r["strategy"] == "AzBatch" {
+            let n: u64 = r["workload"].as_str().unwrap()[4..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(r["attempts"], n, "each request once: {r}");
+            assert_eq!(r["throttled"], 0, "{r}");
+            if cfg!(target_os = "linux") {
+                assert!(r["peakRssMb"].as_f64().unwrap() > 1.0, "{r}");
+                assert!(r["cpuSeconds"].as_f64().is_some(), "{r}");
+            }
+        }
+    }
+}

@@ -206,7 +206,7 @@ impl Service {
                 };
                 r.headers.push(("Retry-After".into(), wait.to_string()));
                 r.headers.push((header.into(), "0".into()));
-                return r;
+                r
             }
             Ok(remaining) => {
                 let delay = self.latency();

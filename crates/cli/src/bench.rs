@@ -1,0 +1,545 @@
+//! `azbatch bench`: workloads side by side, one run, one table. The emulator
+//! runs in this process with a latency model and ARM's documented buckets;
+//! AzBatch runs as a child `azbatch run` (so its peak memory and CPU are its
+//! own, read from the kernel when it exits); the other strategies run here.
+//! Each row: time, the ideal (the larger of the latency bound and the
+//! throttling bound, from the emulator's own model), their ratio, the item
+//! attempts the emulator saw and how many it answered 429.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use azbatch_emulator::arm::model::subscription_id;
+use azbatch_emulator::{Config, Emulator, Latency, Throttle};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "bench-token";
+/// Batches AzBatch keeps in flight in the benchmark, and items per batch.
+const CONCURRENCY: usize = 16;
+const BATCH: usize = 20;
+/// One-at-a-time runs are timed on this many requests and scaled to the
+/// workload; sequential batches on this many (both are far from the buckets
+/// then, so time grows with the count).
+const SAMPLE: usize = 200;
+const SAMPLE_SEQUENTIAL: usize = 3_000;
+
+/// Benchmark settings.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the rows as a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Workloads to run, by letter (b, c, d, h); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Mean latency of every call inside the emulator, in milliseconds (each call takes 0.5x to 1.5x of it).
+    #[arg(long, default_value_t = 100)]
+    latency_ms: u64,
+    /// Multiplies every workload's request count (0.01 for a quick look).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+/// One row of the table.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    workload: String,
+    strategy: String,
+    seconds: f64,
+    /// None where neither latency nor throttling bounds the workload.
+    ideal_seconds: Option<f64>,
+    ratio: Option<f64>,
+    attempts: usize,
+    throttled: usize,
+    peak_rss_mb: Option<f64>,
+    cpu_seconds: Option<f64>,
+    note: Option<String>,
+}
+
+/// A workload: ARM reads of `urls` against an emulator with `subscriptions`.
+struct Workload {
+    letter: &'static str,
+    name: String,
+    subscriptions: usize,
+    urls: Vec<String>,
+    latency: Latency,
+    /// The strategies other than AzBatch (skipped where they would take hours
+    /// or, for memory, mean nothing).
+    baselines: bool,
+}
+
+fn reads(n: usize, subscriptions: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "/subscriptions/{}/resourceGroups?api-version=2021-04-01&n={i}",
+                subscription_id(i % subscriptions)
+            )
+        })
+        .collect()
+}
+
+fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
+    let n = |count: usize| ((count as f64 * scale).ceil() as usize).max(1);
+    let mean = Duration::from_millis(latency_ms);
+    let latency = Latency {
+        min: mean / 2,
+        max: mean * 3 / 2,
+    };
+    vec![
+        Workload {
+            letter: "b",
+            name: format!("(b) {} ARM reads over 500 subscriptions", n(10_000)),
+            subscriptions: 500,
+            urls: reads(n(10_000), 500),
+            latency,
+            baselines: true,
+        },
+        Workload {
+            letter: "c",
+            name: format!(
+                "(c) {} ARM reads in one subscription (bucket-bound)",
+                n(1_000)
+            ),
+            subscriptions: 1,
+            urls: reads(n(1_000), 1),
+            latency,
+            baselines: true,
+        },
+        Workload {
+            letter: "d",
+            name: format!("(d) {} ARM reads over 200 subscriptions", n(100_000)),
+            subscriptions: 200,
+            urls: reads(n(100_000), 200),
+            latency,
+            baselines: true,
+        },
+        Workload {
+            letter: "h",
+            name: format!("(h) {} small results (memory; no latency)", n(200_000)),
+            subscriptions: 1_000,
+            urls: reads(n(200_000), 1_000),
+            latency: Latency::fixed(Duration::ZERO),
+            baselines: false,
+        },
+    ]
+}
+
+/// The ideal: every request's latency once with AzBatch's parallelism
+/// (rounds of `CONCURRENCY * BATCH` items), or what the buckets allow, whichever is longer.
+fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
+    let mean = (w.latency.min + w.latency.max).as_secs_f64() / 2.0;
+    let rounds = w.urls.len().div_ceil(CONCURRENCY * BATCH) as f64;
+    let per_sub = w.urls.len().div_ceil(w.subscriptions) as f64;
+    let bucket = (per_sub - throttle.read_capacity).max(0.0) / throttle.read_refill;
+    Some((rounds * mean).max(bucket)).filter(|i| *i > 0.0)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let mut rows = vec![];
+    for w in workloads(args.latency_ms, args.scale) {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == w.letter) {
+            continue;
+        }
+        if !args.json {
+            eprintln!("{}", w.name);
+        }
+        rows.extend(workload_rows(&w).await?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows);
+    }
+    Ok(())
+}
+
+async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
+    let throttle = Throttle::default();
+    let emu = Emulator::start(Config {
+        subscriptions: w.subscriptions,
+        latency: w.latency,
+        token: Some(TOKEN.into()),
+        throttle,
+        ..Config::default()
+    })
+    .context("starting the emulator")?;
+    let ideal = ideal(w, &throttle);
+    let mut rows = vec![];
+    let mut row = |strategy: &str, m: Measured, note: Option<String>| {
+        rows.push(Row {
+            workload: w.name.clone(),
+            strategy: strategy.into(),
+            seconds: round(m.seconds),
+            ideal_seconds: ideal.map(round),
+            ratio: ideal.map(|i| round(m.seconds / i)),
+            attempts: m.attempts,
+            throttled: m.throttled,
+            peak_rss_mb: m.peak_rss_mb.map(round),
+            cpu_seconds: m.cpu_seconds.map(round),
+            note,
+        })
+    };
+    if w.baselines {
+        let sample = &w.urls[..SAMPLE.min(w.urls.len())];
+        let m = counted(&emu, one_at_a_time(&emu.url(), sample)).await?;
+        let scaled = m.scaled(w.urls.len() as f64 / sample.len() as f64);
+        let note =
+            (sample.len() < w.urls.len()).then(|| format!("timed on {} requests", sample.len()));
+        row("one request at a time", scaled, note);
+        // Each strategy starts from full buckets, as the next hour of a tenant would.
+        drop(emu);
+        let sample = &w.urls[..SAMPLE_SEQUENTIAL.min(w.urls.len())];
+        let by = w.urls.len() as f64 / sample.len() as f64;
+        let timed_on = |what: &str| match sample.len() < w.urls.len() {
+            true => format!("{what}; timed on {} requests", sample.len()),
+            false => what.to_string(),
+        };
+        let emu = restart(w, throttle)?;
+        let m = counted(&emu, sequential_batches(&emu.url(), sample, 15, true)).await?;
+        row(
+            "sequential batches of 15",
+            m.scaled(by),
+            Some(timed_on("429s sent again after Retry-After")),
+        );
+        let emu = restart(w, throttle)?;
+        let m = counted(&emu, sequential_batches(&emu.url(), sample, 20, false))
+            .await?
+            .scaled(by);
+        let failed = m.failed;
+        row(
+            "sequential batches of 20, no item retry",
+            m,
+            Some(timed_on(&format!("{failed} left failed (429)"))),
+        );
+        let emu = restart(w, throttle)?;
+        let m = azbatch_child(&emu, &w.urls)?;
+        row("AzBatch", m, None);
+    } else {
+        let m = azbatch_child(&emu, &w.urls)?;
+        row("AzBatch", m, None);
+    }
+    Ok(rows)
+}
+
+fn restart(w: &Workload, throttle: Throttle) -> Result<Emulator> {
+    Emulator::start(Config {
+        subscriptions: w.subscriptions,
+        latency: w.latency,
+        token: Some(TOKEN.into()),
+        throttle,
+        ..Config::default()
+    })
+    .context("starting the emulator")
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[derive(Default)]
+struct Measured {
+    seconds: f64,
+    attempts: usize,
+    throttled: usize,
+    failed: usize,
+    peak_rss_mb: Option<f64>,
+    cpu_seconds: Option<f64>,
+}
+
+impl Measured {
+    fn scaled(self, by: f64) -> Measured {
+        Measured {
+            seconds: self.seconds * by,
+            attempts: (self.attempts as f64 * by) as usize,
+            throttled: (self.throttled as f64 * by) as usize,
+            failed: (self.failed as f64 * by) as usize,
+            ..self
+        }
+    }
+}
+
+/// Times `strategy` and reads from the emulator what it saw meanwhile.
+async fn counted(
+    emu: &Emulator,
+    strategy: impl std::future::Future<Output = Result<usize>>,
+) -> Result<Measured> {
+    let before = emu.ops().len();
+    let t = Instant::now();
+    let failed = strategy.await?;
+    let seconds = t.elapsed().as_secs_f64();
+    let ops = emu.ops();
+    let new = &ops[before..];
+    Ok(Measured {
+        seconds,
+        attempts: new.len(),
+        throttled: new.iter().filter(|o| o.status == 429).count(),
+        failed,
+        ..Measured::default()
+    })
+}
+
+fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().build()?)
+}
+
+/// Seconds to wait from a 429's Retry-After (1 when it has none).
+fn retry_after(headers: &Value) -> Duration {
+    let secs = headers
+        .as_object()
+        .and_then(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+        })
+        .and_then(|(_, v)| v.as_str()?.parse::<f64>().ok())
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// One GET after another, as a `foreach` over Invoke-AzRestMethod does;
+/// a 429 is waited out and sent again. Returns how many failed.
+async fn one_at_a_time(endpoint: &str, urls: &[String]) -> Result<usize> {
+    let http = client()?;
+    for u in urls {
+        loop {
+            let r = http
+                .get(format!("{endpoint}{u}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?;
+            if r.status() == 429 {
+                let wait = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
+                    .unwrap_or(1.0);
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                continue;
+            }
+            r.error_for_status()?;
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// ARM batches of `size` sent one after another. With `retry`, items answered
+/// 429 go into the next batch after their Retry-After (the careful script);
+/// without, they stay failed (what the Graph SDKs leave to their caller).
+/// Returns how many failed.
+async fn sequential_batches(
+    endpoint: &str,
+    urls: &[String],
+    size: usize,
+    retry: bool,
+) -> Result<usize> {
+    let http = client()?;
+    let mut todo: std::collections::VecDeque<&String> = urls.iter().collect();
+    let mut failed = 0;
+    while !todo.is_empty() {
+        let chunk: Vec<&String> = (0..size).filter_map(|_| todo.pop_front()).collect();
+        let requests: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, u)| json!({"httpMethod": "GET", "name": i.to_string(), "url": u}))
+            .collect();
+        let mut answer = http
+            .post(format!("{endpoint}/batch?api-version=2020-06-01"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "requests": requests }))
+            .send()
+            .await?;
+        while answer.status() == 202 {
+            let location = answer
+                .headers()
+                .get("location")
+                .context("202 without Location")?
+                .to_str()?
+                .to_string();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            answer = http.get(location).bearer_auth(TOKEN).send().await?;
+        }
+        let v: Value = answer.error_for_status()?.json().await?;
+        let mut wait = Duration::ZERO;
+        for r in v["responses"].as_array().context("batch answer")? {
+            if r["httpStatusCode"] == 200 {
+                continue;
+            }
+            if r["httpStatusCode"] == 429 && retry {
+                let i: usize = r["name"].as_str().unwrap_or("0").parse()?;
+                todo.push_back(chunk[i]);
+                wait = wait.max(retry_after(&r["headers"]));
+            } else {
+                failed += 1;
+            }
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    Ok(failed)
+}
+
+/// AzBatch as a user runs it: `azbatch run` in a process of its own, requests
+/// from a file, results to a pipe that is read and dropped.
+fn azbatch_child(emu: &Emulator, urls: &[String]) -> Result<Measured> {
+    let file = std::env::temp_dir().join(format!("azbatch-bench-{}.jsonl", std::process::id()));
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for u in urls {
+            writeln!(f, "{}", Value::String(u.clone()))?;
+        }
+    }
+    let exe = std::env::current_exe()?;
+    let before = emu.ops().len();
+    let t = Instant::now();
+    let mut child = std::process::Command::new(exe)
+        .args(["run", "--endpoint", &emu.url(), "--token", TOKEN])
+        .args([
+            "--concurrency",
+            &CONCURRENCY.to_string(),
+            "--batch-size",
+            &BATCH.to_string(),
+        ])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut out = child.stdout.take().context("the child's output")?;
+    let lines = std::thread::spawn(move || -> std::io::Result<usize> {
+        let mut sink = Counting(0);
+        std::io::copy(&mut out, &mut sink)?;
+        Ok(sink.0)
+    });
+    let peak = watch_peak(child.id());
+    let mut usage = wait_with_usage(&mut child)?;
+    usage.peak_rss_mb = peak.join().ok().flatten();
+    let seconds = t.elapsed().as_secs_f64();
+    let newlines = lines
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
+    let _ = std::fs::remove_file(&file);
+    if newlines != urls.len() {
+        bail!(
+            "azbatch run printed {newlines} results for {} requests",
+            urls.len()
+        );
+    }
+    let ops = emu.ops();
+    let new = &ops[before..];
+    Ok(Measured {
+        seconds,
+        attempts: new.len(),
+        throttled: new.iter().filter(|o| o.status == 429).count(),
+        failed: usage.failed,
+        peak_rss_mb: usage.peak_rss_mb,
+        cpu_seconds: usage.cpu_seconds,
+    })
+}
+
+/// Counts the lines written to it.
+struct Counting(usize);
+
+impl std::io::Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.iter().filter(|b| **b == b'\n').count();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Usage {
+    failed: usize,
+    peak_rss_mb: Option<f64>,
+    cpu_seconds: Option<f64>,
+}
+
+/// The child's peak memory: its VmHWM, read until it exits. (The kernel's
+/// ru_maxrss would count the parent's memory, which a child started with
+/// vfork shares until it execs; VmHWM is the new program's own.)
+fn watch_peak(pid: u32) -> std::thread::JoinHandle<Option<f64>> {
+    std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/status");
+        let mut peak = None;
+        // The first reads may still see the parent's memory: the last one counts.
+        while let Ok(status) = std::fs::read_to_string(&path) {
+            let kb = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+            match kb {
+                Some(kb) => peak = Some(kb / 1024.0),
+                None => break, // exiting: its memory is gone
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+/// Waits for the child and reads its CPU time from the kernel.
+#[cfg(target_os = "linux")]
+fn wait_with_usage(child: &mut std::process::Child) -> Result<Usage> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; the pid is our child's.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if got != pid {
+        bail!(
+            "waiting for azbatch run failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let code = libc::WEXITSTATUS(status);
+    Ok(Usage {
+        failed: usize::from(code != 0),
+        peak_rss_mb: None,
+        cpu_seconds: Some(secs(ru.ru_utime) + secs(ru.ru_stime)),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wait_with_usage(child: &mut std::process::Child) -> Result<Usage> {
+    let status = child.wait()?;
+    Ok(Usage {
+        failed: usize::from(!status.success()),
+        peak_rss_mb: None,
+        cpu_seconds: None,
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    let mut last = "";
+    for r in rows {
+        if r.workload != last {
+            let ideal = r
+                .ideal_seconds
+                .map_or("none".to_string(), |i| format!("{i:.2} s"));
+            println!("\n{}  (ideal {ideal})", r.workload);
+            println!(
+                "  {:<42} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7}",
+                "strategy", "seconds", "ratio", "attempts", "429s", "peak MB", "CPU s"
+            );
+            last = &r.workload;
+        }
+        let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "  {:<42} {:>9.2} {:>7} {:>9} {:>8} {:>8} {:>7}{}",
+            r.strategy,
+            r.seconds,
+            r.ratio.map_or("-".to_string(), |x| format!("{x:.2}")),
+            r.attempts,
+            r.throttled,
+            opt(r.peak_rss_mb),
+            opt(r.cpu_seconds),
+            r.note.as_ref().map_or(String::new(), |n| format!("   {n}"))
+        );
+    }
+}
