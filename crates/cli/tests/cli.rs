@@ -368,9 +368,26 @@ fn bench_prints_a_row_per_strategy() {
         .collect();
     assert_eq!(
         rows.len(),
-        3 * 4 + 1,
-        "four strategies for b, c, d; AzBatch alone for h: {workloads:?}"
+        3 * 4 + 5 + 1,
+        "four strategies for b, c, d; five for e (with the Graph SDK); AzBatch alone for h: {workloads:?}"
     );
+    let sdk = rows
+        .iter()
+        .find(|r| r["strategy"].as_str().unwrap().contains(".NET SDK"))
+        .unwrap();
+    let tools =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/bin/csc");
+    if tools.exists() {
+        assert_eq!(
+            sdk["attempts"], 20,
+            "the SDK peer ran where ../shared/tools is: {sdk}"
+        );
+    } else {
+        assert!(
+            sdk["note"].as_str().unwrap().starts_with("not run"),
+            "{sdk}"
+        );
+    }
     for r in &rows {
         for k in ["seconds", "attempts", "throttled", "strategy"] {
             assert!(!r[k].is_null(), "{k} in {r}");

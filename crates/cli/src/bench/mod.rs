@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use azbatch_emulator::arm::model::subscription_id;
-use azbatch_emulator::{Config, Emulator, Latency, Throttle};
+use azbatch_emulator::graph::model::user_id;
+use azbatch_emulator::{Config, Emulator, GraphThrottle, Latency, Throttle};
 use serde::Serialize;
+
+mod sdk;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "bench-token";
@@ -31,7 +34,7 @@ pub struct Args {
     /// Print the rows as a JSON array instead of a table.
     #[arg(long)]
     json: bool,
-    /// Workloads to run, by letter (b, c, d, h); default all.
+    /// Workloads to run, by letter (b, c, d, e, h); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Mean latency of every call inside the emulator, in milliseconds (each call takes 0.5x to 1.5x of it).
@@ -59,12 +62,14 @@ struct Row {
     note: Option<String>,
 }
 
-/// A workload: ARM reads of `urls` against an emulator with `subscriptions`.
+/// A workload: ARM reads of `urls` against an emulator with `subscriptions`,
+/// or (`graph`) PATCHes of that many Graph users.
 struct Workload {
     letter: &'static str,
     name: String,
     subscriptions: usize,
     urls: Vec<String>,
+    graph: bool,
     latency: Latency,
     /// The strategies other than AzBatch (skipped where they would take hours
     /// or, for memory, mean nothing).
@@ -95,6 +100,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             name: format!("(b) {} ARM reads over 500 subscriptions", n(10_000)),
             subscriptions: 500,
             urls: reads(n(10_000), 500),
+            graph: false,
             latency,
             baselines: true,
         },
@@ -106,6 +112,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             ),
             subscriptions: 1,
             urls: reads(n(1_000), 1),
+            graph: false,
             latency,
             baselines: true,
         },
@@ -114,6 +121,21 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             name: format!("(d) {} ARM reads over 200 subscriptions", n(100_000)),
             subscriptions: 200,
             urls: reads(n(100_000), 200),
+            graph: false,
+            latency,
+            baselines: true,
+        },
+        Workload {
+            letter: "e",
+            name: format!(
+                "(e) {} Graph user updates (throttled by resource units)",
+                n(2_000)
+            ),
+            subscriptions: 1,
+            urls: (0..n(2_000))
+                .map(|i| format!("/users/{}", user_id(i)))
+                .collect(),
+            graph: true,
             latency,
             baselines: true,
         },
@@ -122,6 +144,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             name: format!("(h) {} small results (memory; no latency)", n(200_000)),
             subscriptions: 1_000,
             urls: reads(n(200_000), 1_000),
+            graph: false,
             latency: Latency::fixed(Duration::ZERO),
             baselines: false,
         },
@@ -133,6 +156,11 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
 fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
     let mean = (w.latency.min + w.latency.max).as_secs_f64() / 2.0;
     let rounds = w.urls.len().div_ceil(CONCURRENCY * BATCH) as f64;
+    if w.graph {
+        let g = GraphThrottle::default();
+        let units = w.urls.len() as f64 * g.write_cost;
+        return Some((rounds * mean).max((units - g.capacity).max(0.0) / g.refill));
+    }
     let per_sub = w.urls.len().div_ceil(w.subscriptions) as f64;
     let bucket = (per_sub - throttle.read_capacity).max(0.0) / throttle.read_refill;
     Some((rounds * mean).max(bucket)).filter(|i| *i > 0.0)
@@ -159,14 +187,7 @@ pub async fn run(args: Args) -> Result<()> {
 
 async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
     let throttle = Throttle::default();
-    let emu = Emulator::start(Config {
-        subscriptions: w.subscriptions,
-        latency: w.latency,
-        token: Some(TOKEN.into()),
-        throttle,
-        ..Config::default()
-    })
-    .context("starting the emulator")?;
+    let emu = restart(w, throttle)?;
     let ideal = ideal(w, &throttle);
     let mut rows = vec![];
     let mut row = |strategy: &str, m: Measured, note: Option<String>| {
@@ -183,7 +204,9 @@ async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
             note,
         })
     };
-    if w.baselines {
+    if w.graph {
+        graph_rows(w, emu, &mut row).await?;
+    } else if w.baselines {
         let sample = &w.urls[..SAMPLE.min(w.urls.len())];
         let m = counted(&emu, one_at_a_time(&emu.url(), sample)).await?;
         let scaled = m.scaled(w.urls.len() as f64 / sample.len() as f64);
@@ -216,18 +239,149 @@ async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
             Some(timed_on(&format!("{failed} left failed (429)"))),
         );
         let emu = restart(w, throttle)?;
-        let m = azbatch_child(&emu, &w.urls)?;
+        let m = azbatch_child(&emu, w)?;
         row("AzBatch", m, None);
     } else {
-        let m = azbatch_child(&emu, &w.urls)?;
+        let m = azbatch_child(&emu, w)?;
         row("AzBatch", m, None);
     }
     Ok(rows)
 }
 
+/// The Graph bulk update, each strategy against fresh resource units.
+async fn graph_rows(
+    w: &Workload,
+    emu: Emulator,
+    row: &mut impl FnMut(&str, Measured, Option<String>),
+) -> Result<()> {
+    let throttle = Throttle::default();
+    let sample = &w.urls[..SAMPLE.min(w.urls.len())];
+    let m = counted(&emu, graph_one_at_a_time(&emu.url(), sample)).await?;
+    let note = (sample.len() < w.urls.len()).then(|| format!("timed on {} requests", sample.len()));
+    row(
+        "one request at a time",
+        m.scaled(w.urls.len() as f64 / sample.len() as f64),
+        note,
+    );
+    drop(emu);
+    let emu = restart(w, throttle)?;
+    let m = counted(&emu, graph_sequential(&emu.url(), &w.urls, true)).await?;
+    row(
+        "sequential batches of 20",
+        m,
+        Some("429s sent again after Retry-After".into()),
+    );
+    let emu = restart(w, throttle)?;
+    let m = counted(&emu, graph_sequential(&emu.url(), &w.urls, false)).await?;
+    let failed = m.failed;
+    row(
+        "sequential batches of 20, no item retry",
+        m,
+        Some(format!("{failed} left failed (429)")),
+    );
+    let emu = restart(w, throttle)?;
+    match sdk::Peer::build() {
+        Ok(peer) => {
+            let (m, failed) = peer.run(&emu, &w.urls)?;
+            let note = format!(
+                "NewBatchWithFailedRequests, up to {} rounds; {failed} left failed",
+                sdk::ROUNDS
+            );
+            row("Microsoft Graph .NET SDK 6.10.0", m, Some(note));
+        }
+        Err(why) => row(
+            "Microsoft Graph .NET SDK 6.10.0",
+            Measured::default(),
+            Some(format!("not run: {why}")),
+        ),
+    }
+    let emu = restart(w, throttle)?;
+    let m = azbatch_child(&emu, w)?;
+    row("AzBatch", m, None);
+    Ok(())
+}
+
+fn patch_body(url: &str) -> Value {
+    json!({"jobTitle": format!("Engineer {}", url.len())})
+}
+
+/// One PATCH after another; a 429 is waited out and sent again.
+async fn graph_one_at_a_time(endpoint: &str, urls: &[String]) -> Result<usize> {
+    let http = client()?;
+    for u in urls {
+        loop {
+            let r = http
+                .patch(format!("{endpoint}/v1.0{u}"))
+                .bearer_auth(TOKEN)
+                .json(&patch_body(u))
+                .send()
+                .await?;
+            if r.status() == 429 {
+                let wait = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
+                    .unwrap_or(1.0);
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                continue;
+            }
+            r.error_for_status()?;
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// Graph batches of 20 sent one after another; with `retry`, throttled items
+/// go into the next batch after their Retry-After. Returns how many failed.
+async fn graph_sequential(endpoint: &str, urls: &[String], retry: bool) -> Result<usize> {
+    let http = client()?;
+    let mut todo: std::collections::VecDeque<&String> = urls.iter().collect();
+    let mut failed = 0;
+    while !todo.is_empty() {
+        let chunk: Vec<&String> = (0..20).filter_map(|_| todo.pop_front()).collect();
+        let requests: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                json!({"id": i.to_string(), "method": "PATCH", "url": u, "body": patch_body(u),
+                       "headers": {"Content-Type": "application/json"}})
+            })
+            .collect();
+        let v: Value = http
+            .post(format!("{endpoint}/v1.0/$batch"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "requests": requests }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut wait = Duration::ZERO;
+        for r in v["responses"].as_array().context("batch answer")? {
+            let status = r["status"].as_u64().unwrap_or(0);
+            if (200..300).contains(&status) {
+                continue;
+            }
+            if status == 429 && retry {
+                let i: usize = r["id"].as_str().unwrap_or("0").parse()?;
+                todo.push_back(chunk[i]);
+                wait = wait.max(retry_after(&r["headers"]));
+            } else {
+                failed += 1;
+            }
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    Ok(failed)
+}
+
 fn restart(w: &Workload, throttle: Throttle) -> Result<Emulator> {
     Emulator::start(Config {
         subscriptions: w.subscriptions,
+        graph_users: if w.graph { w.urls.len() } else { 20 },
         latency: w.latency,
         token: Some(TOKEN.into()),
         throttle,
@@ -385,12 +539,17 @@ async fn sequential_batches(
 
 /// AzBatch as a user runs it: `azbatch run` in a process of its own, requests
 /// from a file, results to a pipe that is read and dropped.
-fn azbatch_child(emu: &Emulator, urls: &[String]) -> Result<Measured> {
+fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
+    let urls = &w.urls;
     let file = std::env::temp_dir().join(format!("azbatch-bench-{}.jsonl", std::process::id()));
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
         for u in urls {
-            writeln!(f, "{}", Value::String(u.clone()))?;
+            let line = match w.graph {
+                true => json!({"method": "PATCH", "url": u, "body": patch_body(u)}),
+                false => Value::String(u.clone()),
+            };
+            writeln!(f, "{line}")?;
         }
     }
     let exe = std::env::current_exe()?;
@@ -398,6 +557,7 @@ fn azbatch_child(emu: &Emulator, urls: &[String]) -> Result<Measured> {
     let t = Instant::now();
     let mut child = std::process::Command::new(exe)
         .args(["run", "--endpoint", &emu.url(), "--token", TOKEN])
+        .args(["--api", if w.graph { "graph" } else { "arm" }])
         .args([
             "--concurrency",
             &CONCURRENCY.to_string(),
