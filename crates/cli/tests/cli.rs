@@ -368,36 +368,36 @@ fn bench_prints_a_row_per_strategy() {
         .collect();
     assert_eq!(
         rows.len(),
-        3 * 4 + 5 + 1,
-        "four strategies for b, c, d; five for e (with the Graph SDK); AzBatch alone for h: {workloads:?}"
+        4 * 4 + 5 * 2 + 1,
+        "four strategies for a, b, c, d; five for e and g (with the Graph SDK); AzBatch alone for h: {workloads:?}"
     );
-    let sdk = rows
-        .iter()
-        .find(|r| r["strategy"].as_str().unwrap().contains(".NET SDK"))
-        .unwrap();
     let tools =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/bin/csc");
-    if tools.exists() {
-        assert_eq!(
-            sdk["attempts"], 20,
-            "the SDK peer ran where ../shared/tools is: {sdk}"
-        );
-    } else {
-        assert!(
-            sdk["note"].as_str().unwrap().starts_with("not run"),
-            "{sdk}"
-        );
+    for sdk in rows
+        .iter()
+        .filter(|r| r["strategy"].as_str().unwrap().contains(".NET SDK"))
+    {
+        if tools.exists() {
+            assert!(
+                sdk["attempts"].as_u64().unwrap() >= 20,
+                "the SDK peer ran where ../shared/tools is: {sdk}"
+            );
+        } else {
+            assert!(
+                sdk["note"].as_str().unwrap().starts_with("not run"),
+                "{sdk}"
+            );
+        }
     }
     for r in &rows {
         for k in ["seconds", "attempts", "throttled", "strategy"] {
             assert!(!r[k].is_null(), "{k} in {r}");
         }
         if r["strategy"] == "AzBatch" {
+            // The workload's name says how many requests it has.
             let n: u64 = r["workload"].as_str().unwrap()[4..]
                 .split(' ')
-                .next()
-                .unwrap()
-                .parse()
+                .find_map(|t| t.parse().ok())
                 .unwrap();
             assert_eq!(r["attempts"], n, "each request once: {r}");
             assert_eq!(r["throttled"], 0, "{r}");

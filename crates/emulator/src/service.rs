@@ -45,6 +45,8 @@ pub struct Service {
     graph: Mutex<GraphModel>,
     /// Graph's resource units left and when they were last topped up.
     graph_units: Mutex<(f64, Instant)>,
+    /// Outlook requests running now, per mailbox.
+    mailboxes: Mutex<HashMap<String, usize>>,
     rng: Mutex<StdRng>,
     ops: Mutex<Vec<Op>>,
     pub(crate) batches: Mutex<Vec<BatchRecord>>,
@@ -66,6 +68,7 @@ impl Service {
             buckets: Mutex::new(Buckets::new(config.throttle)),
             graph: Mutex::new(GraphModel::new(config.graph_users, config.graph_groups)),
             graph_units: Mutex::new((config.graph_throttle.capacity, Instant::now())),
+            mailboxes: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
             ops: Mutex::new(Vec::new()),
             batches: Mutex::new(Vec::new()),
@@ -123,6 +126,28 @@ impl Service {
         Ok(100.0 * (1.0 - g.0 / t.capacity))
     }
 
+    /// Counts a request to a mailbox as running until the guard drops; none
+    /// when the mailbox already has Outlook's four at once. Requests that are
+    /// not to a mailbox always enter.
+    fn enter_mailbox(&self, path: &str) -> Option<MailboxGuard<'_>> {
+        let Some(mailbox) = mailbox_of(path) else {
+            return Some(MailboxGuard {
+                svc: self,
+                mailbox: None,
+            });
+        };
+        let mut running = self.mailboxes.lock().unwrap();
+        let n = running.entry(mailbox.clone()).or_insert(0);
+        if *n >= OUTLOOK_CONCURRENCY {
+            return None;
+        }
+        *n += 1;
+        Some(MailboxGuard {
+            svc: self,
+            mailbox: Some(mailbox),
+        })
+    }
+
     /// Runs one Graph operation: throttling, latency, the directory, the log.
     /// `url` is relative to the version root (or absolute); `root` is the
     /// absolute version root for links.
@@ -141,6 +166,17 @@ impl Service {
             t.read_cost
         } else {
             t.write_cost
+        };
+        let Some(_running) = self.enter_mailbox(&path) else {
+            // As Outlook answers a fifth request at once to one mailbox.
+            let mut r = error(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+            );
+            r.headers.push(("Retry-After".into(), "1".into()));
+            self.log(method, path, r.status, in_batch);
+            return r;
         };
         let reply = match self.take_units(cost) {
             Err(wait) => {
@@ -237,6 +273,54 @@ impl Service {
     }
 }
 
+/// Outlook's limit: requests at once per mailbox (per app), batches included.
+pub const OUTLOOK_CONCURRENCY: usize = 4;
+
+/// The mailbox a Graph path reaches: `/users/{id}/messages`, `/me/events`, ...
+fn mailbox_of(path: &str) -> Option<String> {
+    const OUTLOOK: [&str; 10] = [
+        "messages",
+        "mailfolders",
+        "events",
+        "calendar",
+        "calendars",
+        "calendarview",
+        "calendargroups",
+        "contacts",
+        "contactfolders",
+        "outlook",
+    ];
+    let mut segs = path.trim_start_matches('/').split('/');
+    let (first, second, third) = (segs.next()?, segs.next()?, segs.next());
+    let (who, what) = if first.eq_ignore_ascii_case("me") {
+        ("me", second)
+    } else if first.eq_ignore_ascii_case("users") {
+        (second, third?)
+    } else {
+        return None;
+    };
+    OUTLOOK
+        .iter()
+        .any(|o| what.eq_ignore_ascii_case(o))
+        .then(|| who.to_ascii_lowercase())
+}
+
+/// A request counted as running in its mailbox.
+struct MailboxGuard<'a> {
+    svc: &'a Service,
+    mailbox: Option<String>,
+}
+
+impl Drop for MailboxGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = &self.mailbox {
+            if let Some(n) = self.svc.mailboxes.lock().unwrap().get_mut(m) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// The throttle key of calls outside any subscription.
 const TENANT: &str = "tenant";
 
@@ -287,5 +371,9 @@ mod tests {
         assert_eq!((p.as_str(), q.len()), ("/a/b", 0));
         assert_eq!(throttle_key("/subscriptions/ABC/resourcegroups"), "abc");
         assert_eq!(throttle_key("/subscriptions"), "tenant");
+        assert_eq!(mailbox_of("/users/Ada/events"), Some("ada".into()));
+        assert_eq!(mailbox_of("/me/calendarView"), Some("me".into()));
+        assert_eq!(mailbox_of("/users/ada"), None);
+        assert_eq!(mailbox_of("/users/ada/memberOf"), None);
     }
 }

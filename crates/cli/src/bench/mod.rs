@@ -19,6 +19,8 @@ mod sdk;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "bench-token";
+const PIM: &str =
+    "providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version=2020-10-01";
 /// Batches AzBatch keeps in flight in the benchmark, and items per batch.
 const CONCURRENCY: usize = 16;
 const BATCH: usize = 20;
@@ -34,7 +36,7 @@ pub struct Args {
     /// Print the rows as a JSON array instead of a table.
     #[arg(long)]
     json: bool,
-    /// Workloads to run, by letter (b, c, d, e, h); default all.
+    /// Workloads to run, by letter (a, b, c, d, e, g, h); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Mean latency of every call inside the emulator, in milliseconds (each call takes 0.5x to 1.5x of it).
@@ -63,13 +65,15 @@ struct Row {
 }
 
 /// A workload: ARM reads of `urls` against an emulator with `subscriptions`,
-/// or (`graph`) PATCHes of that many Graph users.
+/// or (`graph`) Graph requests: PATCHes of users, or reads of their calendars.
 struct Workload {
     letter: &'static str,
     name: String,
     subscriptions: usize,
     urls: Vec<String>,
     graph: bool,
+    /// The method of every request (GET, or PATCH for the Graph bulk update).
+    method: &'static str,
     latency: Latency,
     /// The strategies other than AzBatch (skipped where they would take hours
     /// or, for memory, mean nothing).
@@ -96,11 +100,24 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
     };
     vec![
         Workload {
+            letter: "a",
+            name: format!("(a) PIM eligibility in each of {} subscriptions", n(200)),
+            subscriptions: n(200),
+            urls: (0..n(200))
+                .map(|i| format!("/subscriptions/{}/{PIM}", subscription_id(i)))
+                .collect(),
+            graph: false,
+            method: "GET",
+            latency,
+            baselines: true,
+        },
+        Workload {
             letter: "b",
             name: format!("(b) {} ARM reads over 500 subscriptions", n(10_000)),
             subscriptions: 500,
             urls: reads(n(10_000), 500),
             graph: false,
+            method: "GET",
             latency,
             baselines: true,
         },
@@ -113,6 +130,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             subscriptions: 1,
             urls: reads(n(1_000), 1),
             graph: false,
+            method: "GET",
             latency,
             baselines: true,
         },
@@ -122,6 +140,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             subscriptions: 200,
             urls: reads(n(100_000), 200),
             graph: false,
+            method: "GET",
             latency,
             baselines: true,
         },
@@ -136,6 +155,26 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
                 .map(|i| format!("/users/{}", user_id(i)))
                 .collect(),
             graph: true,
+            method: "PATCH",
+            latency,
+            baselines: true,
+        },
+        Workload {
+            letter: "g",
+            name: format!(
+                "(g) {} calendar reads over 50 mailboxes (Outlook: 4 at once each)",
+                50 * n(40)
+            ),
+            subscriptions: 1,
+            // Each person's calendar queries together, as a script reading
+            // the calendars of 50 people makes them.
+            urls: (0..50)
+                .flat_map(|m| {
+                    (0..n(40)).map(move |k| format!("/users/{}/events?n={k}", user_id(m)))
+                })
+                .collect(),
+            graph: true,
+            method: "GET",
             latency,
             baselines: true,
         },
@@ -145,6 +184,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             subscriptions: 1_000,
             urls: reads(n(200_000), 1_000),
             graph: false,
+            method: "GET",
             latency: Latency::fixed(Duration::ZERO),
             baselines: false,
         },
@@ -152,14 +192,40 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
 }
 
 /// The ideal: every request's latency once with AzBatch's parallelism
-/// (rounds of `CONCURRENCY * BATCH` items), or what the buckets allow, whichever is longer.
+/// (rounds of `CONCURRENCY * BATCH` items, each round as long as a batch: the
+/// slowest of its items, since a batch is answered when all of them are), or
+/// what the service's limits allow, whichever is longer.
 fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
-    let mean = (w.latency.min + w.latency.max).as_secs_f64() / 2.0;
+    // The expected slowest of BATCH latencies spread evenly from min to max.
+    let (lo, hi) = (w.latency.min.as_secs_f64(), w.latency.max.as_secs_f64());
+    let mean = lo + (hi - lo) * BATCH as f64 / (BATCH as f64 + 1.0);
     let rounds = w.urls.len().div_ceil(CONCURRENCY * BATCH) as f64;
     if w.graph {
         let g = GraphThrottle::default();
-        let units = w.urls.len() as f64 * g.write_cost;
-        return Some((rounds * mean).max((units - g.capacity).max(0.0) / g.refill));
+        let cost = if w.method == "GET" {
+            g.read_cost
+        } else {
+            g.write_cost
+        };
+        let units = w.urls.len() as f64 * cost;
+        // Outlook: each mailbox's requests four at a time.
+        let mut per_mailbox: std::collections::HashMap<&str, usize> = Default::default();
+        for u in &w.urls {
+            if u.contains("/events") {
+                *per_mailbox
+                    .entry(u.split('/').nth(2).unwrap_or(""))
+                    .or_default() += 1;
+            }
+        }
+        let mailbox = per_mailbox
+            .values()
+            .max()
+            .map_or(0.0, |n| n.div_ceil(4) as f64 * mean);
+        return Some(
+            (rounds * mean)
+                .max((units - g.capacity).max(0.0) / g.refill)
+                .max(mailbox),
+        );
     }
     let per_sub = w.urls.len().div_ceil(w.subscriptions) as f64;
     let bucket = (per_sub - throttle.read_capacity).max(0.0) / throttle.read_refill;
@@ -256,7 +322,7 @@ async fn graph_rows(
 ) -> Result<()> {
     let throttle = Throttle::default();
     let sample = &w.urls[..SAMPLE.min(w.urls.len())];
-    let m = counted(&emu, graph_one_at_a_time(&emu.url(), sample)).await?;
+    let m = counted(&emu, graph_one_at_a_time(&emu.url(), sample, w.method)).await?;
     let note = (sample.len() < w.urls.len()).then(|| format!("timed on {} requests", sample.len()));
     row(
         "one request at a time",
@@ -265,14 +331,14 @@ async fn graph_rows(
     );
     drop(emu);
     let emu = restart(w, throttle)?;
-    let m = counted(&emu, graph_sequential(&emu.url(), &w.urls, true)).await?;
+    let m = counted(&emu, graph_sequential(&emu.url(), &w.urls, w.method, true)).await?;
     row(
         "sequential batches of 20",
         m,
         Some("429s sent again after Retry-After".into()),
     );
     let emu = restart(w, throttle)?;
-    let m = counted(&emu, graph_sequential(&emu.url(), &w.urls, false)).await?;
+    let m = counted(&emu, graph_sequential(&emu.url(), &w.urls, w.method, false)).await?;
     let failed = m.failed;
     row(
         "sequential batches of 20, no item retry",
@@ -282,7 +348,7 @@ async fn graph_rows(
     let emu = restart(w, throttle)?;
     match sdk::Peer::build() {
         Ok(peer) => {
-            let (m, failed) = peer.run(&emu, &w.urls)?;
+            let (m, failed) = peer.run(&emu, &w.urls, w.method)?;
             let note = format!(
                 "NewBatchWithFailedRequests, up to {} rounds; {failed} left failed",
                 sdk::ROUNDS
@@ -305,17 +371,17 @@ fn patch_body(url: &str) -> Value {
     json!({"jobTitle": format!("Engineer {}", url.len())})
 }
 
-/// One PATCH after another; a 429 is waited out and sent again.
-async fn graph_one_at_a_time(endpoint: &str, urls: &[String]) -> Result<usize> {
+/// One request after another; a 429 is waited out and sent again.
+async fn graph_one_at_a_time(endpoint: &str, urls: &[String], method: &str) -> Result<usize> {
     let http = client()?;
     for u in urls {
         loop {
-            let r = http
-                .patch(format!("{endpoint}/v1.0{u}"))
-                .bearer_auth(TOKEN)
-                .json(&patch_body(u))
-                .send()
-                .await?;
+            let url = format!("{endpoint}/v1.0{u}");
+            let req = match method {
+                "PATCH" => http.patch(url).json(&patch_body(u)),
+                _ => http.get(url),
+            };
+            let r = req.bearer_auth(TOKEN).send().await?;
             if r.status() == 429 {
                 let wait = r
                     .headers()
@@ -334,7 +400,12 @@ async fn graph_one_at_a_time(endpoint: &str, urls: &[String]) -> Result<usize> {
 
 /// Graph batches of 20 sent one after another; with `retry`, throttled items
 /// go into the next batch after their Retry-After. Returns how many failed.
-async fn graph_sequential(endpoint: &str, urls: &[String], retry: bool) -> Result<usize> {
+async fn graph_sequential(
+    endpoint: &str,
+    urls: &[String],
+    method: &str,
+    retry: bool,
+) -> Result<usize> {
     let http = client()?;
     let mut todo: std::collections::VecDeque<&String> = urls.iter().collect();
     let mut failed = 0;
@@ -343,9 +414,12 @@ async fn graph_sequential(endpoint: &str, urls: &[String], retry: bool) -> Resul
         let requests: Vec<Value> = chunk
             .iter()
             .enumerate()
-            .map(|(i, u)| {
-                json!({"id": i.to_string(), "method": "PATCH", "url": u, "body": patch_body(u),
-                       "headers": {"Content-Type": "application/json"}})
+            .map(|(i, u)| match method {
+                "PATCH" => {
+                    json!({"id": i.to_string(), "method": "PATCH", "url": u, "body": patch_body(u),
+                                  "headers": {"Content-Type": "application/json"}})
+                }
+                _ => json!({"id": i.to_string(), "method": method, "url": u}),
             })
             .collect();
         let v: Value = http
@@ -545,9 +619,10 @@ fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
         for u in urls {
-            let line = match w.graph {
-                true => json!({"method": "PATCH", "url": u, "body": patch_body(u)}),
-                false => Value::String(u.clone()),
+            let line = match (w.graph, w.method) {
+                (true, "PATCH") => json!({"method": "PATCH", "url": u, "body": patch_body(u)}),
+                (true, _) => json!({"method": w.method, "url": u}),
+                (false, _) => Value::String(u.clone()),
             };
             writeln!(f, "{line}")?;
         }

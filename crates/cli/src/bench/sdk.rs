@@ -99,20 +99,18 @@ impl Peer {
         Ok(peer)
     }
 
-    /// PATCHes the users of `urls` (`/users/{id}`); the measure and how many failed.
-    pub fn run(&self, emu: &Emulator, urls: &[String]) -> Result<(Measured, usize)> {
-        let ids: Vec<&str> = urls
-            .iter()
-            .filter_map(|u| u.strip_prefix("/users/"))
-            .collect();
-        let file = self.dir.join("ids.txt");
-        std::fs::write(&file, ids.join("\n"))?;
+    /// Sends `urls` (`/users/{id}` to PATCH, or `/users/{id}/events` to GET);
+    /// the measure and how many failed.
+    pub fn run(&self, emu: &Emulator, urls: &[String], method: &str) -> Result<(Measured, usize)> {
+        let file = self.dir.join("urls.txt");
+        std::fs::write(&file, urls.join("\n"))?;
         let before = emu.ops().len();
         let out = Command::new(&self.dotnet)
             .arg(self.dir.join("Peer.dll"))
             .arg(format!("{}/v1.0", emu.url()))
             .arg(TOKEN)
             .arg(&file)
+            .arg(method)
             .arg(ROUNDS.to_string())
             .output()
             .context("running the Graph SDK peer")?;
