@@ -204,7 +204,7 @@ async fn graph_part(args: &Args, endpoint: &str) -> Result<()> {
 
 /// One new user: create it, then (using its new id) license it, add it to three
 /// groups, book a welcome event and share a calendar.
-fn onboarding_requests(k: usize) -> Vec<Value> {
+pub(crate) fn onboarding_requests(k: usize) -> Vec<Value> {
     let new = format!("new{k}");
     let user = format!("{{{{{new}.body.id}}}}");
     let mut reqs = vec![

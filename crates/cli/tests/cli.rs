@@ -368,15 +368,16 @@ fn bench_prints_a_row_per_strategy() {
         .collect();
     assert_eq!(
         rows.len(),
-        4 * 4 + 5 * 2 + 1,
-        "four strategies for a, b, c, d; five for e and g (with the Graph SDK); AzBatch alone for h: {workloads:?}"
+        4 * 4 + 5 * 3 + 1,
+        "four strategies for a, b, c, d; five for e, f and g (with the Graph SDK); AzBatch alone for h: {workloads:?}"
     );
     let tools =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/bin/csc");
-    for sdk in rows
-        .iter()
-        .filter(|r| r["strategy"].as_str().unwrap().contains(".NET SDK"))
-    {
+    // The SDK's batches cannot name another request's answer: no row for (f).
+    for sdk in rows.iter().filter(|r| {
+        r["strategy"].as_str().unwrap().contains(".NET SDK")
+            && !r["workload"].as_str().unwrap().starts_with("(f)")
+    }) {
         if tools.exists() {
             assert!(
                 sdk["attempts"].as_u64().unwrap() >= 20,
@@ -390,8 +391,9 @@ fn bench_prints_a_row_per_strategy() {
         }
     }
     for r in &rows {
+        let ran = !r["note"].as_str().unwrap_or("").starts_with("not run");
         for k in ["seconds", "attempts", "throttled", "strategy"] {
-            assert!(!r[k].is_null(), "{k} in {r}");
+            assert!(!r[k].is_null() || (!ran && k == "seconds"), "{k} in {r}");
         }
         if r["strategy"] == "AzBatch" {
             // The workload's name says how many requests it has.

@@ -36,7 +36,7 @@ pub struct Args {
     /// Print the rows as a JSON array instead of a table.
     #[arg(long)]
     json: bool,
-    /// Workloads to run, by letter (a, b, c, d, e, g, h); default all.
+    /// Workloads to run, by letter (a to h); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Mean latency of every call inside the emulator, in milliseconds (each call takes 0.5x to 1.5x of it).
@@ -53,7 +53,8 @@ pub struct Args {
 struct Row {
     workload: String,
     strategy: String,
-    seconds: f64,
+    /// None for a strategy that could not run here (its note says why).
+    seconds: Option<f64>,
     /// None where neither latency nor throttling bounds the workload.
     ideal_seconds: Option<f64>,
     ratio: Option<f64>,
@@ -74,6 +75,9 @@ struct Workload {
     graph: bool,
     /// The method of every request (GET, or PATCH for the Graph bulk update).
     method: &'static str,
+    /// Onboarding chains instead of `urls` (Graph: create a user, then six
+    /// requests that name its new id).
+    chains: usize,
     latency: Latency,
     /// The strategies other than AzBatch (skipped where they would take hours
     /// or, for memory, mean nothing).
@@ -108,6 +112,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
                 .collect(),
             graph: false,
             method: "GET",
+            chains: 0,
             latency,
             baselines: true,
         },
@@ -118,6 +123,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             urls: reads(n(10_000), 500),
             graph: false,
             method: "GET",
+            chains: 0,
             latency,
             baselines: true,
         },
@@ -131,6 +137,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             urls: reads(n(1_000), 1),
             graph: false,
             method: "GET",
+            chains: 0,
             latency,
             baselines: true,
         },
@@ -141,6 +148,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             urls: reads(n(100_000), 200),
             graph: false,
             method: "GET",
+            chains: 0,
             latency,
             baselines: true,
         },
@@ -156,6 +164,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
                 .collect(),
             graph: true,
             method: "PATCH",
+            chains: 0,
             latency,
             baselines: true,
         },
@@ -175,6 +184,22 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
                 .collect(),
             graph: true,
             method: "GET",
+            chains: 0,
+            latency,
+            baselines: true,
+        },
+        Workload {
+            letter: "f",
+            name: format!(
+                "(f) {} Graph requests: {} onboarding chains with dependencies and references",
+                7 * n(200),
+                n(200)
+            ),
+            subscriptions: 1,
+            urls: vec![],
+            graph: true,
+            method: "POST",
+            chains: n(200),
             latency,
             baselines: true,
         },
@@ -185,6 +210,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
             urls: reads(n(200_000), 1_000),
             graph: false,
             method: "GET",
+            chains: 0,
             latency: Latency::fixed(Duration::ZERO),
             baselines: false,
         },
@@ -200,6 +226,14 @@ fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
     let (lo, hi) = (w.latency.min.as_secs_f64(), w.latency.max.as_secs_f64());
     let mean = lo + (hi - lo) * BATCH as f64 / (BATCH as f64 + 1.0);
     let rounds = w.urls.len().div_ceil(CONCURRENCY * BATCH) as f64;
+    if w.chains > 0 {
+        // Two waves (the new users, then what names them), all writes.
+        let g = GraphThrottle::default();
+        let units = (7 * w.chains) as f64 * g.write_cost;
+        let rounds =
+            w.chains.div_ceil(CONCURRENCY * BATCH) + (6 * w.chains).div_ceil(CONCURRENCY * BATCH);
+        return Some((rounds as f64 * mean).max((units - g.capacity).max(0.0) / g.refill));
+    }
     if w.graph {
         let g = GraphThrottle::default();
         let cost = if w.method == "GET" {
@@ -260,9 +294,9 @@ async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
         rows.push(Row {
             workload: w.name.clone(),
             strategy: strategy.into(),
-            seconds: round(m.seconds),
+            seconds: m.ran.then_some(round(m.seconds)),
             ideal_seconds: ideal.map(round),
-            ratio: ideal.map(|i| round(m.seconds / i)),
+            ratio: ideal.filter(|_| m.ran).map(|i| round(m.seconds / i)),
             attempts: m.attempts,
             throttled: m.throttled,
             peak_rss_mb: m.peak_rss_mb.map(round),
@@ -270,7 +304,9 @@ async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
             note,
         })
     };
-    if w.graph {
+    if w.chains > 0 {
+        chain_rows(w, emu, &mut row).await?;
+    } else if w.graph {
         graph_rows(w, emu, &mut row).await?;
     } else if w.baselines {
         let sample = &w.urls[..SAMPLE.min(w.urls.len())];
@@ -367,6 +403,130 @@ async fn graph_rows(
     Ok(())
 }
 
+/// The onboarding chains: the script ways run them wave by wave (the new
+/// users, then the requests that name their ids, filled in by the script, as
+/// Graph's own batches cannot); AzBatch takes them with their dependsOn and
+/// references as they are.
+async fn chain_rows(
+    w: &Workload,
+    emu: Emulator,
+    row: &mut impl FnMut(&str, Measured, Option<String>),
+) -> Result<()> {
+    let throttle = Throttle::default();
+    let sample = SAMPLE.div_ceil(7).min(w.chains);
+    let m = counted(&emu, chains_in_waves(&emu.url(), sample, 1, true)).await?;
+    let note = (sample < w.chains).then(|| format!("timed on {sample} chains"));
+    row(
+        "one request at a time",
+        m.scaled(w.chains as f64 / sample as f64),
+        note,
+    );
+    drop(emu);
+    let emu = restart(w, throttle)?;
+    let m = counted(&emu, chains_in_waves(&emu.url(), w.chains, 20, true)).await?;
+    row(
+        "sequential batches of 20",
+        m,
+        Some("wave by wave; 429s sent again after Retry-After".into()),
+    );
+    let emu = restart(w, throttle)?;
+    let m = counted(&emu, chains_in_waves(&emu.url(), w.chains, 20, false)).await?;
+    let failed = m.failed;
+    row(
+        "sequential batches of 20, no item retry",
+        m,
+        Some(format!("wave by wave; {failed} left failed")),
+    );
+    row(
+        "Microsoft Graph .NET SDK 6.10.0",
+        Measured::default(),
+        Some("not run: its batches cannot name another request's answer; a script runs the waves as above".into()),
+    );
+    let emu = restart(w, throttle)?;
+    let m = azbatch_child(&emu, w)?;
+    row("AzBatch", m, None);
+    Ok(())
+}
+
+/// Runs `chains` onboarding chains in two waves, each in sequential batches
+/// of `size` (1: one request at a time).
+async fn chains_in_waves(endpoint: &str, chains: usize, size: usize, retry: bool) -> Result<usize> {
+    let http = client()?;
+    let all: Vec<Vec<Value>> = (0..chains).map(crate::demo::onboarding_requests).collect();
+    let first: Vec<Value> = all.iter().map(|c| c[0].clone()).collect();
+    let (ids, mut failed) = send_graph_wave(&http, endpoint, &first, size, retry).await?;
+    let mut second = vec![];
+    for (k, chain) in all.iter().enumerate() {
+        let Some(id) = ids.get(&format!("new{k}")) else {
+            failed += chain.len() - 1;
+            continue;
+        };
+        for r in &chain[1..] {
+            let text = r
+                .to_string()
+                .replace(&format!("{{{{new{k}.body.id}}}}"), id);
+            second.push(serde_json::from_str::<Value>(&text)?);
+        }
+    }
+    let (_, more) = send_graph_wave(&http, endpoint, &second, size, retry).await?;
+    Ok(failed + more)
+}
+
+/// Sends Graph requests (with ids) in sequential batches of `size`; the new
+/// ids of those that succeeded with one, and how many failed.
+async fn send_graph_wave(
+    http: &reqwest::Client,
+    endpoint: &str,
+    requests: &[Value],
+    size: usize,
+    retry: bool,
+) -> Result<(std::collections::HashMap<String, String>, usize)> {
+    let mut todo: std::collections::VecDeque<&Value> = requests.iter().collect();
+    let (mut ids, mut failed) = (std::collections::HashMap::new(), 0);
+    while !todo.is_empty() {
+        let chunk: Vec<&Value> = (0..size).filter_map(|_| todo.pop_front()).collect();
+        let items: Vec<Value> = chunk
+            .iter()
+            .map(|r| {
+                json!({"id": r["id"], "method": r["method"], "url": r["url"], "body": r["body"],
+                       "headers": {"Content-Type": "application/json"}})
+            })
+            .collect();
+        let v: Value = http
+            .post(format!("{endpoint}/v1.0/$batch"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "requests": items }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut wait = Duration::ZERO;
+        for r in v["responses"].as_array().context("batch answer")? {
+            let status = r["status"].as_u64().unwrap_or(0);
+            let id = r["id"].as_str().unwrap_or("").to_string();
+            if (200..300).contains(&status) {
+                if let Some(new) = r["body"]["id"].as_str() {
+                    ids.insert(id, new.to_string());
+                }
+            } else if status == 429 && retry {
+                let again = chunk
+                    .iter()
+                    .find(|c| c["id"] == r["id"])
+                    .context("an answer to no request")?;
+                todo.push_back(again);
+                wait = wait.max(retry_after(&r["headers"]));
+            } else {
+                failed += 1;
+            }
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    Ok((ids, failed))
+}
+
 fn patch_body(url: &str) -> Value {
     json!({"jobTitle": format!("Engineer {}", url.len())})
 }
@@ -455,7 +615,7 @@ async fn graph_sequential(
 fn restart(w: &Workload, throttle: Throttle) -> Result<Emulator> {
     Emulator::start(Config {
         subscriptions: w.subscriptions,
-        graph_users: if w.graph { w.urls.len() } else { 20 },
+        graph_users: if w.graph { w.urls.len().max(20) } else { 20 },
         latency: w.latency,
         token: Some(TOKEN.into()),
         throttle,
@@ -470,6 +630,8 @@ fn round(x: f64) -> f64 {
 
 #[derive(Default)]
 struct Measured {
+    /// False for a strategy that did not run.
+    ran: bool,
     seconds: f64,
     attempts: usize,
     throttled: usize,
@@ -502,6 +664,7 @@ async fn counted(
     let ops = emu.ops();
     let new = &ops[before..];
     Ok(Measured {
+        ran: true,
         seconds,
         attempts: new.len(),
         throttled: new.iter().filter(|o| o.status == 429).count(),
@@ -616,8 +779,15 @@ async fn sequential_batches(
 fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
     let urls = &w.urls;
     let file = std::env::temp_dir().join(format!("azbatch-bench-{}.jsonl", std::process::id()));
+    let mut expected = urls.len();
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for k in 0..w.chains {
+            for r in crate::demo::onboarding_requests(k) {
+                writeln!(f, "{r}")?;
+                expected += 1;
+            }
+        }
         for u in urls {
             let line = match (w.graph, w.method) {
                 (true, "PATCH") => json!({"method": "PATCH", "url": u, "body": patch_body(u)}),
@@ -657,15 +827,13 @@ fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
         .join()
         .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
     let _ = std::fs::remove_file(&file);
-    if newlines != urls.len() {
-        bail!(
-            "azbatch run printed {newlines} results for {} requests",
-            urls.len()
-        );
+    if newlines != expected {
+        bail!("azbatch run printed {newlines} results for {expected} requests");
     }
     let ops = emu.ops();
     let new = &ops[before..];
     Ok(Measured {
+        ran: true,
         seconds,
         attempts: new.len(),
         throttled: new.iter().filter(|o| o.status == 429).count(),
@@ -765,10 +933,11 @@ fn print_table(rows: &[Row]) {
             last = &r.workload;
         }
         let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let opt2 = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "  {:<42} {:>9.2} {:>7} {:>9} {:>8} {:>8} {:>7}{}",
+            "  {:<42} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7}{}",
             r.strategy,
-            r.seconds,
+            opt2(r.seconds),
             r.ratio.map_or("-".to_string(), |x| format!("{x:.2}")),
             r.attempts,
             r.throttled,

@@ -130,6 +130,7 @@ impl Peer {
         let failed: usize = failed.parse()?;
         Ok((
             Measured {
+                ran: true,
                 seconds: seconds.parse()?,
                 attempts: new.len(),
                 throttled: new.iter().filter(|o| o.status == 429).count(),
