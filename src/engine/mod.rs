@@ -629,11 +629,14 @@ impl Run {
 
     /// One item's own answer.
     fn answered(&mut self, idx: usize, answer: ItemAnswer) {
-        if let Some(wait) = answer
+        let used: Option<f64> = answer
             .header(THROTTLE_PERCENT)
-            .and_then(|p| p.trim().parse().ok())
-            .and_then(slow_down)
-        {
+            .and_then(|p| p.trim().parse().ok());
+        if let Some(used) = used {
+            self.scopes
+                .near_limit(&self.items[idx].live().scope, used, Instant::now());
+        }
+        if let Some(wait) = used.and_then(slow_down) {
             self.pause(wait);
         }
         let outcome = Outcome::Item {
@@ -746,7 +749,8 @@ impl Run {
     ) {
         let ok = (200..300).contains(&status);
         if ok {
-            self.scopes.succeeded(&self.items[idx].live().scope);
+            self.scopes
+                .succeeded(&self.items[idx].live().scope, Instant::now());
         }
         let key = self.options().api.next_link_key();
         let follow = self.options().follow_next_link;

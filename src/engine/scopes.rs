@@ -97,6 +97,9 @@ fn bucket_kind(key: &str) -> Option<Kind> {
 
 const UNLIMITED: usize = usize::MAX;
 
+/// How long a "near the limit" signal holds the window's growth.
+const NEAR: Duration = Duration::from_millis(250);
+
 struct Scope {
     until: Option<Instant>,
     window: usize,
@@ -106,6 +109,9 @@ struct Scope {
     held: VecDeque<usize>,
     /// ARM's bucket for this scope; none for Graph.
     bucket: Option<Bucket>,
+    /// The service said the scope is near its limit: the window does not
+    /// grow until then, and was cut at most once meanwhile.
+    near_until: Option<Instant>,
 }
 
 impl Scope {
@@ -174,6 +180,7 @@ impl Scopes {
                 in_flight: 0,
                 held: VecDeque::new(),
                 bucket: bucket_kind(key).map(|k| Bucket::new(k, now)),
+                near_until: None,
             }
         })
     }
@@ -229,12 +236,35 @@ impl Scopes {
         }
     }
 
+    /// The service said scope `key` has used `used` of its limit (Graph's
+    /// `x-ms-throttle-limit-percentage`, a fraction sent from 0.8 on): before
+    /// its 429s start, the scope's window is cut to three quarters of what is
+    /// in flight (once per `NEAR`), and does not grow while the service keeps
+    /// saying so.
+    pub fn near_limit(&mut self, key: &str, used: f64, now: Instant) {
+        let restart = self.restart;
+        let Some(s) = self.map.get_mut(key) else {
+            return;
+        };
+        if used.is_nan() || used < 0.8 {
+            return;
+        }
+        if s.near_until.is_none_or(|t| t <= now) {
+            let cut = (s.in_flight.min(s.window) / 2).max(restart);
+            s.window = s.window.min(cut);
+        }
+        s.near_until = Some(now + NEAR);
+    }
+
     /// A request of scope `key` succeeded.
-    pub fn succeeded(&mut self, key: &str) {
+    pub fn succeeded(&mut self, key: &str, now: Instant) {
         let open = self.open;
         let Some(s) = self.map.get_mut(key) else {
             return;
         };
+        if s.near_until.is_some_and(|t| t > now) {
+            return;
+        }
         if s.window < s.max_window {
             s.window += 1;
             if s.window >= open {
@@ -424,6 +454,34 @@ mod tests {
     }
 
     #[test]
+    fn near_its_limit_a_scope_is_cut_to_half_and_stops_growing() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut s = Scopes::new(20, 8);
+        assert!((0..100).all(|i| s.admit("app", i, t0)));
+        s.near_limit("app", 0.85, t0);
+        assert!(!s.admit("app", 100, t0), "cut to half of the 100 in flight");
+        (0..60).for_each(|i| {
+            s.landed("app", i);
+        });
+        assert_eq!(s.release(t0), [100], "40 in flight, 50 allowed");
+        s.near_limit("app", 0.9, ms(10));
+        (0..30).for_each(|_| s.succeeded("app", ms(100)));
+        assert!(
+            (101..110).all(|i| s.admit("app", i, ms(100))),
+            "still 50: one cut per signal, no growth"
+        );
+        assert!(!s.admit("app", 110, ms(100)));
+        s.near_limit("app", 0.5, ms(200));
+        s.succeeded("app", ms(400));
+        assert_eq!(
+            s.release(ms(400)),
+            [110],
+            "grows again once the service stops saying so"
+        );
+    }
+
+    #[test]
     fn outlook_takes_four_at_once_per_mailbox() {
         let t0 = Instant::now();
         let mut s = Scopes::new(20, 8);
@@ -432,7 +490,7 @@ mod tests {
         assert!(s.admit("mailbox/b", 5, t0), "another mailbox does not");
         s.landed("mailbox/a", 0);
         for _ in 0..100 {
-            s.succeeded("mailbox/a");
+            s.succeeded("mailbox/a", t0);
         }
         assert_eq!(s.release(t0), [4], "one back, one out");
         assert!(
@@ -470,11 +528,11 @@ mod tests {
         );
         assert!(!s.admit("a", 6, t1), "queued behind the held ones");
         s.landed("a", 0);
-        s.succeeded("a");
+        s.succeeded("a", t1);
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
         assert!(!s.holding() && s.held() == 0);
         for _ in 0..8 {
-            s.succeeded("a");
+            s.succeeded("a", t1);
         }
         for i in 10..30 {
             assert!(s.admit("a", i, t1), "open again");

@@ -738,7 +738,7 @@ async fn graph_base64_answers_and_throttle_percentage() {
             calls += 1;
             if calls == 1 {
                 return answer(vec![
-                    json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "image/jpeg", "x-ms-throttle-limit-percentage": "0.9"}, "body": "/9j/4AAQ"}),
+                    json!({"id": s.items[0]["id"], "status": 200, "headers": {"Content-Type": "image/jpeg", "x-ms-throttle-limit-percentage": "0.97"}, "body": "/9j/4AAQ"}),
                     json!({"id": s.items[1]["id"], "status": 429, "headers": {"Retry-After": "0"}, "body": {"error": {"code": "TooManyRequests"}}}),
                 ]);
             }
@@ -756,8 +756,8 @@ async fn graph_base64_answers_and_throttle_percentage() {
         .unwrap()
         .contains("bodyEncoding"));
     assert!(
-        log[1].at >= Duration::from_millis(250),
-        "0.9 of the limit holds the next batch 0.25 s: {:?}",
+        log[1].at >= Duration::from_millis(425),
+        "0.97 of the limit holds the next batch 0.425 s: {:?}",
         log[1].at
     );
     assert!(log[0].url.ends_with("/v1.0/$batch"));

@@ -95,126 +95,118 @@ fn reads(n: usize, subscriptions: usize) -> Vec<String> {
         .collect()
 }
 
+impl Workload {
+    /// ARM reads of `urls` in `subscriptions`.
+    fn arm(
+        letter: &'static str,
+        name: String,
+        subscriptions: usize,
+        urls: Vec<String>,
+        latency: Latency,
+    ) -> Workload {
+        Workload {
+            letter,
+            name,
+            subscriptions,
+            urls,
+            graph: false,
+            method: "GET",
+            chains: 0,
+            latency,
+            baselines: true,
+        }
+    }
+
+    /// Graph requests of `method` to `urls`.
+    fn graph(
+        letter: &'static str,
+        name: String,
+        method: &'static str,
+        urls: Vec<String>,
+        latency: Latency,
+    ) -> Workload {
+        Workload {
+            graph: true,
+            method,
+            ..Workload::arm(letter, name, 1, urls, latency)
+        }
+    }
+}
+
 fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
-    let n = |count: usize| ((count as f64 * scale).ceil() as usize).max(1);
+    let n = move |count: usize| ((count as f64 * scale).ceil() as usize).max(1);
     let mean = Duration::from_millis(latency_ms);
     let latency = Latency {
         min: mean / 2,
         max: mean * 3 / 2,
     };
+    let mut all = arm_workloads(&n, latency);
+    all.extend(graph_workloads(&n, latency));
+    all.push(Workload {
+        baselines: false,
+        ..Workload::arm(
+            "h",
+            format!("(h) {} small results (memory; no latency)", n(200_000)),
+            1_000,
+            reads(n(200_000), 1_000),
+            Latency::fixed(Duration::ZERO),
+        )
+    });
+    all
+}
+
+fn arm_workloads(n: &impl Fn(usize) -> usize, latency: Latency) -> Vec<Workload> {
+    let pim = (0..n(200))
+        .map(|i| format!("/subscriptions/{}/{PIM}", subscription_id(i)))
+        .collect();
+    let name_a = format!("(a) PIM eligibility in each of {} subscriptions", n(200));
+    let name_b = format!("(b) {} ARM reads over 500 subscriptions", n(10_000));
+    let name_c = format!(
+        "(c) {} ARM reads in one subscription (bucket-bound)",
+        n(1_000)
+    );
+    let name_d = format!("(d) {} ARM reads over 200 subscriptions", n(100_000));
     vec![
-        Workload {
-            letter: "a",
-            name: format!("(a) PIM eligibility in each of {} subscriptions", n(200)),
-            subscriptions: n(200),
-            urls: (0..n(200))
-                .map(|i| format!("/subscriptions/{}/{PIM}", subscription_id(i)))
-                .collect(),
-            graph: false,
-            method: "GET",
-            chains: 0,
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "b",
-            name: format!("(b) {} ARM reads over 500 subscriptions", n(10_000)),
-            subscriptions: 500,
-            urls: reads(n(10_000), 500),
-            graph: false,
-            method: "GET",
-            chains: 0,
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "c",
-            name: format!(
-                "(c) {} ARM reads in one subscription (bucket-bound)",
-                n(1_000)
-            ),
-            subscriptions: 1,
-            urls: reads(n(1_000), 1),
-            graph: false,
-            method: "GET",
-            chains: 0,
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "d",
-            name: format!("(d) {} ARM reads over 200 subscriptions", n(100_000)),
-            subscriptions: 200,
-            urls: reads(n(100_000), 200),
-            graph: false,
-            method: "GET",
-            chains: 0,
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "e",
-            name: format!(
-                "(e) {} Graph user updates (throttled by resource units)",
-                n(2_000)
-            ),
-            subscriptions: 1,
-            urls: (0..n(2_000))
-                .map(|i| format!("/users/{}", user_id(i)))
-                .collect(),
-            graph: true,
-            method: "PATCH",
-            chains: 0,
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "g",
-            name: format!(
-                "(g) {} calendar reads over 50 mailboxes (Outlook: 4 at once each)",
-                50 * n(40)
-            ),
-            subscriptions: 1,
-            // Each person's calendar queries together, as a script reading
-            // the calendars of 50 people makes them.
-            urls: (0..50)
-                .flat_map(|m| {
-                    (0..n(40)).map(move |k| format!("/users/{}/events?n={k}", user_id(m)))
-                })
-                .collect(),
-            graph: true,
-            method: "GET",
-            chains: 0,
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "f",
-            name: format!(
-                "(f) {} Graph requests: {} onboarding chains with dependencies and references",
-                7 * n(200),
-                n(200)
-            ),
-            subscriptions: 1,
-            urls: vec![],
-            graph: true,
-            method: "POST",
-            chains: n(200),
-            latency,
-            baselines: true,
-        },
-        Workload {
-            letter: "h",
-            name: format!("(h) {} small results (memory; no latency)", n(200_000)),
-            subscriptions: 1_000,
-            urls: reads(n(200_000), 1_000),
-            graph: false,
-            method: "GET",
-            chains: 0,
-            latency: Latency::fixed(Duration::ZERO),
-            baselines: false,
-        },
+        Workload::arm("a", name_a, n(200), pim, latency),
+        Workload::arm("b", name_b, 500, reads(n(10_000), 500), latency),
+        Workload::arm("c", name_c, 1, reads(n(1_000), 1), latency),
+        Workload::arm("d", name_d, 200, reads(n(100_000), 200), latency),
     ]
+}
+
+fn graph_workloads(n: &impl Fn(usize) -> usize, latency: Latency) -> Vec<Workload> {
+    let users = (0..n(2_000))
+        .map(|i| format!("/users/{}", user_id(i)))
+        .collect();
+    // Each person's calendar queries together, as a script reading the
+    // calendars of 50 people makes them.
+    let calendars = (0..50)
+        .flat_map(|m| (0..n(40)).map(move |k| format!("/users/{}/events?n={k}", user_id(m))))
+        .collect();
+    let name_e = format!(
+        "(e) {} Graph user updates (throttled by resource units)",
+        n(2_000)
+    );
+    let name_f = format!(
+        "(f) {} Graph requests: {} onboarding chains with dependencies and references",
+        7 * n(200),
+        n(200)
+    );
+    let name_g = format!(
+        "(g) {} calendar reads over 50 mailboxes (Outlook: 4 at once each)",
+        50 * n(40)
+    );
+    vec![
+        Workload::graph("e", name_e, "PATCH", users, latency),
+        Workload::graph("f", name_f, "POST", vec![], latency).with_chains(n(200)),
+        Workload::graph("g", name_g, "GET", calendars, latency),
+    ]
+}
+
+impl Workload {
+    fn with_chains(self, chains: usize) -> Workload {
+        Workload { chains, ..self }
+    }
 }
 
 /// The ideal: every request's latency once with AzBatch's parallelism
