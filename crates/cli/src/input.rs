@@ -22,6 +22,7 @@ pub fn read_each(
     mut reader: impl BufRead,
     mut each: impl FnMut(Read) -> Result<(), String>,
 ) -> Result<usize, String> {
+    skip_byte_order_mark(&mut reader)?;
     let (mut line, mut line_no, mut count) = (String::new(), 0, 0);
     loop {
         line.clear();
@@ -61,6 +62,25 @@ pub fn read_each(
         })?;
         count += 1;
     }
+}
+
+/// Skips a UTF-8 byte order mark (Windows PowerShell 5.1's `Out-File` and
+/// `Set-Content -Encoding UTF8` write one); refuses UTF-16, saying how to
+/// convert it.
+fn skip_byte_order_mark(reader: &mut impl BufRead) -> Result<(), String> {
+    let head = reader
+        .fill_buf()
+        .map_err(|e| format!("line 1: cannot read: {e}"))?;
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        reader.consume(3);
+    } else if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Err(
+            "the input is UTF-16; AzBatch reads UTF-8 (in PowerShell: Out-File -Encoding utf8, \
+                    or iconv -f UTF-16 -t UTF-8)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Parses the whole input.
@@ -165,6 +185,21 @@ mod tests {
             .starts_with("line 1: not a valid JSON array"));
         let r = parse("\n\n[\"/a\",\n\"/b\"]").unwrap();
         assert_eq!(r.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 4]);
+    }
+
+    #[test]
+    fn a_utf8_byte_order_mark_is_skipped_and_utf16_is_named() {
+        let r = parse("\u{feff}{\"url\":\"/a\"}\n\"/b\"\n").unwrap();
+        assert_eq!(r.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(r[0].json["url"], "/a");
+        let r = parse("\u{feff}[\"/a\"]").unwrap();
+        assert_eq!(r.len(), 1, "an array after the mark too");
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("\"/a\"".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let e = read_each(&utf16[..], |_| Ok(())).unwrap_err();
+        assert!(e.contains("UTF-16") && e.contains("-Encoding utf8"), "{e}");
     }
 
     #[test]
