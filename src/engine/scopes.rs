@@ -71,28 +71,52 @@ fn is_mailbox(segment: &str) -> bool {
     OUTLOOK.iter().any(|o| segment.eq_ignore_ascii_case(o))
 }
 
-/// The header that tells how many calls scope `key`'s bucket has left.
-pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
-    Some(match key.split('/').next()? {
-        "subscription-reads" => "x-ms-ratelimit-remaining-subscription-reads",
-        "subscription-writes" => "x-ms-ratelimit-remaining-subscription-writes",
-        "subscription-deletes" => "x-ms-ratelimit-remaining-subscription-deletes",
-        "tenant-reads" => "x-ms-ratelimit-remaining-tenant-reads",
-        "tenant-writes" => "x-ms-ratelimit-remaining-tenant-writes",
-        "tenant-deletes" => "x-ms-ratelimit-remaining-tenant-deletes",
-        _ => return None,
-    })
+/// ARM's buckets by the head of a scope's key: their kind, and the header
+/// that tells how many calls are left.
+const ARM_BUCKETS: [(&str, Kind, &str); 6] = [
+    (
+        "subscription-reads",
+        Kind::Reads,
+        "x-ms-ratelimit-remaining-subscription-reads",
+    ),
+    (
+        "subscription-writes",
+        Kind::Writes,
+        "x-ms-ratelimit-remaining-subscription-writes",
+    ),
+    (
+        "subscription-deletes",
+        Kind::Deletes,
+        "x-ms-ratelimit-remaining-subscription-deletes",
+    ),
+    (
+        "tenant-reads",
+        Kind::Reads,
+        "x-ms-ratelimit-remaining-tenant-reads",
+    ),
+    (
+        "tenant-writes",
+        Kind::Writes,
+        "x-ms-ratelimit-remaining-tenant-writes",
+    ),
+    (
+        "tenant-deletes",
+        Kind::Deletes,
+        "x-ms-ratelimit-remaining-tenant-deletes",
+    ),
+];
+
+fn arm_bucket(key: &str) -> Option<(Kind, &'static str)> {
+    let head = key.split('/').next()?;
+    ARM_BUCKETS
+        .iter()
+        .find(|(h, ..)| *h == head)
+        .map(|&(_, kind, header)| (kind, header))
 }
 
-/// The bucket kind of an ARM scope's key.
-fn bucket_kind(key: &str) -> Option<Kind> {
-    let head = key.split('/').next()?;
-    let kind = head
-        .strip_prefix("subscription-")
-        .or_else(|| head.strip_prefix("tenant-"))?;
-    [Kind::Reads, Kind::Writes, Kind::Deletes]
-        .into_iter()
-        .find(|k| k.name() == kind)
+/// The header that tells how many calls scope `key`'s bucket has left.
+pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
+    arm_bucket(key).map(|(_, header)| header)
 }
 
 const UNLIMITED: usize = usize::MAX;
@@ -115,13 +139,17 @@ struct Scope {
 }
 
 impl Scope {
+    /// How many held requests the window has room for.
+    fn room(&self) -> usize {
+        self.window
+            .saturating_sub(self.in_flight)
+            .min(self.held.len())
+    }
+
     /// How many held requests may go now: room in the window, and tokens
     /// for a batch's worth (or all that is held) rather than one at a time.
     fn can_release(&mut self, restart: usize, now: Instant) -> usize {
-        let room = self
-            .window
-            .saturating_sub(self.in_flight)
-            .min(self.held.len());
+        let room = self.room();
         match &mut self.bucket {
             None => room,
             Some(b) => {
@@ -179,7 +207,7 @@ impl Scopes {
                 max_window,
                 in_flight: 0,
                 held: VecDeque::new(),
-                bucket: bucket_kind(key).map(|k| Bucket::new(k, now)),
+                bucket: arm_bucket(key).map(|(kind, _)| Bucket::new(kind, now)),
                 near_until: None,
             }
         })
@@ -238,9 +266,8 @@ impl Scopes {
 
     /// The service said scope `key` has used `used` of its limit (Graph's
     /// `x-ms-throttle-limit-percentage`, a fraction sent from 0.8 on): before
-    /// its 429s start, the scope's window is cut to three quarters of what is
-    /// in flight (once per `NEAR`), and does not grow while the service keeps
-    /// saying so.
+    /// its 429s start, the scope's window is cut to half of what is in flight
+    /// (once per `NEAR`), and does not grow while the service keeps saying so.
     pub fn near_limit(&mut self, key: &str, used: f64, now: Instant) {
         let restart = self.restart;
         let Some(s) = self.map.get_mut(key) else {
@@ -313,7 +340,7 @@ impl Scopes {
             .iter()
             .filter_map(|k| {
                 let s = &self.map[k];
-                let room = s.window.saturating_sub(s.in_flight).min(s.held.len());
+                let room = s.room();
                 let refilled = s
                     .bucket
                     .as_ref()

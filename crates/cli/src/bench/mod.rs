@@ -14,9 +14,9 @@ use azbatch_emulator::arm::model::subscription_id;
 use azbatch_emulator::graph::model::user_id;
 use azbatch_emulator::{Config, Emulator, GraphThrottle, Latency, Throttle};
 use serde::Serialize;
+use serde_json::{json, Value};
 
 mod sdk;
-use serde_json::{json, Value};
 
 const TOKEN: &str = "bench-token";
 const PIM: &str =
@@ -301,45 +301,55 @@ async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
     } else if w.graph {
         graph_rows(w, emu, &mut row).await?;
     } else if w.baselines {
-        let sample = &w.urls[..SAMPLE.min(w.urls.len())];
-        let m = counted(&emu, one_at_a_time(&emu.url(), sample)).await?;
-        let scaled = m.scaled(w.urls.len() as f64 / sample.len() as f64);
-        let note =
-            (sample.len() < w.urls.len()).then(|| format!("timed on {} requests", sample.len()));
-        row("one request at a time", scaled, note);
-        // Each strategy starts from full buckets, as the next hour of a tenant would.
-        drop(emu);
-        let sample = &w.urls[..SAMPLE_SEQUENTIAL.min(w.urls.len())];
-        let by = w.urls.len() as f64 / sample.len() as f64;
-        let timed_on = |what: &str| match sample.len() < w.urls.len() {
-            true => format!("{what}; timed on {} requests", sample.len()),
-            false => what.to_string(),
-        };
-        let emu = restart(w, throttle)?;
-        let m = counted(&emu, sequential_batches(&emu.url(), sample, 15, true)).await?;
-        row(
-            "sequential batches of 15",
-            m.scaled(by),
-            Some(timed_on("429s sent again after Retry-After")),
-        );
-        let emu = restart(w, throttle)?;
-        let m = counted(&emu, sequential_batches(&emu.url(), sample, 20, false))
-            .await?
-            .scaled(by);
-        let failed = m.failed;
-        row(
-            "sequential batches of 20, no item retry",
-            m,
-            Some(timed_on(&format!("{failed} left failed (429)"))),
-        );
-        let emu = restart(w, throttle)?;
-        let m = azbatch_child(&emu, w)?;
-        row("AzBatch", m, None);
+        arm_rows(w, emu, &mut row).await?;
     } else {
         let m = azbatch_child(&emu, w)?;
         row("AzBatch", m, None);
     }
     Ok(rows)
+}
+
+/// The ARM reads, each strategy against full buckets.
+async fn arm_rows(
+    w: &Workload,
+    emu: Emulator,
+    row: &mut impl FnMut(&str, Measured, Option<String>),
+) -> Result<()> {
+    let throttle = Throttle::default();
+    let sample = &w.urls[..SAMPLE.min(w.urls.len())];
+    let m = counted(&emu, one_at_a_time(&emu.url(), sample, "GET")).await?;
+    let scaled = m.scaled(w.urls.len() as f64 / sample.len() as f64);
+    let note = (sample.len() < w.urls.len()).then(|| format!("timed on {} requests", sample.len()));
+    row("one request at a time", scaled, note);
+    // Each strategy starts from full buckets, as the next hour of a tenant would.
+    drop(emu);
+    let sample = &w.urls[..SAMPLE_SEQUENTIAL.min(w.urls.len())];
+    let by = w.urls.len() as f64 / sample.len() as f64;
+    let timed_on = |what: &str| match sample.len() < w.urls.len() {
+        true => format!("{what}; timed on {} requests", sample.len()),
+        false => what.to_string(),
+    };
+    let emu = restart(w, throttle)?;
+    let m = counted(&emu, sequential_batches(&emu.url(), sample, 15, true)).await?;
+    row(
+        "sequential batches of 15",
+        m.scaled(by),
+        Some(timed_on("429s sent again after Retry-After")),
+    );
+    let emu = restart(w, throttle)?;
+    let m = counted(&emu, sequential_batches(&emu.url(), sample, 20, false))
+        .await?
+        .scaled(by);
+    let failed = m.failed;
+    row(
+        "sequential batches of 20, no item retry",
+        m,
+        Some(timed_on(&format!("{failed} left failed (429)"))),
+    );
+    let emu = restart(w, throttle)?;
+    let m = azbatch_child(&emu, w)?;
+    row("AzBatch", m, None);
+    Ok(())
 }
 
 /// The Graph bulk update, each strategy against fresh resource units.
@@ -350,7 +360,11 @@ async fn graph_rows(
 ) -> Result<()> {
     let throttle = Throttle::default();
     let sample = &w.urls[..SAMPLE.min(w.urls.len())];
-    let m = counted(&emu, graph_one_at_a_time(&emu.url(), sample, w.method)).await?;
+    let m = counted(
+        &emu,
+        one_at_a_time(&format!("{}/v1.0", emu.url()), sample, w.method),
+    )
+    .await?;
     let note = (sample.len() < w.urls.len()).then(|| format!("timed on {} requests", sample.len()));
     row(
         "one request at a time",
@@ -441,7 +455,7 @@ async fn chain_rows(
 }
 
 /// Runs `chains` onboarding chains in two waves, each in sequential batches
-/// of `size` (1: one request at a time).
+/// of `size` (1: one request at a time, as a batch of one: the same round trip).
 async fn chains_in_waves(endpoint: &str, chains: usize, size: usize, retry: bool) -> Result<usize> {
     let http = client()?;
     let all: Vec<Vec<Value>> = (0..chains).map(crate::demo::onboarding_requests).collect();
@@ -479,9 +493,10 @@ async fn send_graph_wave(
         let chunk: Vec<&Value> = (0..size).filter_map(|_| todo.pop_front()).collect();
         let items: Vec<Value> = chunk
             .iter()
-            .map(|r| {
-                json!({"id": r["id"], "method": r["method"], "url": r["url"], "body": r["body"],
-                       "headers": {"Content-Type": "application/json"}})
+            .map(|r| match &r["body"] {
+                Value::Null => json!({"id": r["id"], "method": r["method"], "url": r["url"]}),
+                body => json!({"id": r["id"], "method": r["method"], "url": r["url"], "body": body,
+                               "headers": {"Content-Type": "application/json"}}),
             })
             .collect();
         let v: Value = http
@@ -507,7 +522,7 @@ async fn send_graph_wave(
                     .find(|c| c["id"] == r["id"])
                     .context("an answer to no request")?;
                 todo.push_back(again);
-                wait = wait.max(retry_after(&r["headers"]));
+                wait = wait.max(item_retry_after(&r["headers"]));
             } else {
                 failed += 1;
             }
@@ -523,33 +538,6 @@ fn patch_body(url: &str) -> Value {
     json!({"jobTitle": format!("Engineer {}", url.len())})
 }
 
-/// One request after another; a 429 is waited out and sent again.
-async fn graph_one_at_a_time(endpoint: &str, urls: &[String], method: &str) -> Result<usize> {
-    let http = client()?;
-    for u in urls {
-        loop {
-            let url = format!("{endpoint}/v1.0{u}");
-            let req = match method {
-                "PATCH" => http.patch(url).json(&patch_body(u)),
-                _ => http.get(url),
-            };
-            let r = req.bearer_auth(TOKEN).send().await?;
-            if r.status() == 429 {
-                let wait = r
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
-                    .unwrap_or(1.0);
-                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                continue;
-            }
-            r.error_for_status()?;
-            break;
-        }
-    }
-    Ok(0)
-}
-
 /// Graph batches of 20 sent one after another; with `retry`, throttled items
 /// go into the next batch after their Retry-After. Returns how many failed.
 async fn graph_sequential(
@@ -558,49 +546,17 @@ async fn graph_sequential(
     method: &str,
     retry: bool,
 ) -> Result<usize> {
-    let http = client()?;
-    let mut todo: std::collections::VecDeque<&String> = urls.iter().collect();
-    let mut failed = 0;
-    while !todo.is_empty() {
-        let chunk: Vec<&String> = (0..20).filter_map(|_| todo.pop_front()).collect();
-        let requests: Vec<Value> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, u)| match method {
-                "PATCH" => {
-                    json!({"id": i.to_string(), "method": "PATCH", "url": u, "body": patch_body(u),
-                                  "headers": {"Content-Type": "application/json"}})
-                }
-                _ => json!({"id": i.to_string(), "method": method, "url": u}),
-            })
-            .collect();
-        let v: Value = http
-            .post(format!("{endpoint}/v1.0/$batch"))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "requests": requests }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let mut wait = Duration::ZERO;
-        for r in v["responses"].as_array().context("batch answer")? {
-            let status = r["status"].as_u64().unwrap_or(0);
-            if (200..300).contains(&status) {
-                continue;
+    let requests: Vec<Value> = urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| match method {
+            "PATCH" => {
+                json!({"id": i.to_string(), "method": method, "url": u, "body": patch_body(u)})
             }
-            if status == 429 && retry {
-                let i: usize = r["id"].as_str().unwrap_or("0").parse()?;
-                todo.push_back(chunk[i]);
-                wait = wait.max(retry_after(&r["headers"]));
-            } else {
-                failed += 1;
-            }
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
+            _ => json!({"id": i.to_string(), "method": method, "url": u}),
+        })
+        .collect();
+    let (_, failed) = send_graph_wave(&client()?, endpoint, &requests, 20, retry).await?;
     Ok(failed)
 }
 
@@ -669,41 +625,48 @@ fn client() -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder().build()?)
 }
 
-/// Seconds to wait from a 429's Retry-After (1 when it has none).
-fn retry_after(headers: &Value) -> Duration {
-    let secs = headers
-        .as_object()
-        .and_then(|h| {
-            h.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-        })
-        .and_then(|(_, v)| v.as_str()?.parse::<f64>().ok())
-        .unwrap_or(1.0);
-    Duration::from_secs_f64(secs)
+/// How long a 429 asks to wait, read as AzBatch reads it (seconds, decimals,
+/// an HTTP date, `retry-after-ms`); 1 s when it does not say.
+fn retry_after(get: impl Fn(&str) -> Option<String>) -> Duration {
+    azbatch::retry::retry_after(get, std::time::SystemTime::now()).unwrap_or(Duration::from_secs(1))
 }
 
-/// One GET after another, as a `foreach` over Invoke-AzRestMethod does;
-/// a 429 is waited out and sent again. Returns how many failed.
-async fn one_at_a_time(endpoint: &str, urls: &[String]) -> Result<usize> {
+/// The Retry-After of a batch item's JSON headers.
+fn item_retry_after(headers: &Value) -> Duration {
+    retry_after(|name| {
+        let h = headers.as_object()?;
+        let (_, v) = h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        v.as_str().map(str::to_string)
+    })
+}
+
+/// One request after another to `endpoint` + each url (GET, or PATCH with a
+/// body), as a `foreach` over Invoke-AzRestMethod does; a 429 is waited out
+/// and sent again. Returns how many failed.
+async fn one_at_a_time(endpoint: &str, urls: &[String], method: &str) -> Result<usize> {
     let http = client()?;
     for u in urls {
+        let url = format!("{endpoint}{u}");
+        let request = match method {
+            "PATCH" => http.patch(url).json(&patch_body(u)),
+            _ => http.get(url),
+        };
         loop {
-            let r = http
-                .get(format!("{endpoint}{u}"))
+            let r = request
+                .try_clone()
+                .context("a request that cannot be sent twice")?
                 .bearer_auth(TOKEN)
                 .send()
                 .await?;
-            if r.status() == 429 {
-                let wait = r
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
-                    .unwrap_or(1.0);
-                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                continue;
+            if r.status() != 429 {
+                r.error_for_status()?;
+                break;
             }
-            r.error_for_status()?;
-            break;
+            let h = r.headers();
+            tokio::time::sleep(retry_after(|name| {
+                Some(h.get(name)?.to_str().ok()?.to_string())
+            }))
+            .await;
         }
     }
     Ok(0)
@@ -754,7 +717,7 @@ async fn sequential_batches(
             if r["httpStatusCode"] == 429 && retry {
                 let i: usize = r["name"].as_str().unwrap_or("0").parse()?;
                 todo.push_back(chunk[i]);
-                wait = wait.max(retry_after(&r["headers"]));
+                wait = wait.max(item_retry_after(&r["headers"]));
             } else {
                 failed += 1;
             }
