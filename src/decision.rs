@@ -12,8 +12,12 @@
 //! | item other                                 | final: the answer                              |
 //! | envelope 429                               | hold all sends, halve the batch, retry         |
 //! | envelope 503                               | hold all sends, retry                          |
+//! | envelope 413, more than one item           | split the batch, resend now, attempt refunded  |
 //! | envelope 408/500/502/504, answer lost      | retry reads; writes end `OutcomeUnknown`       |
-//! | envelope other                             | final: the answer                              |
+//! | (reset, timeout, cut-off, missing, twice)  | (a resent one is marked "may have run")        |
+//! | envelope other (413 alone included)        | final: the answer                              |
+//! | refused (a redirect, a foreign `Location`) | final: the refusal; writes that may have run   |
+//! |                                            | end `OutcomeUnknown`                           |
 //! | nothing sent                               | retry after backoff                            |
 //! | token refused, fresh one fetched           | retry now, once (within the attempts)          |
 //! | no token                                   | final: `AuthenticationFailed`/`TokenExpired`   |
@@ -53,6 +57,14 @@ pub enum Outcome {
         /// This request was already sent once with a fresh token.
         again: bool,
     },
+    /// AzBatch would not go where the answer pointed (a redirect, a
+    /// `Location` on another host): the request ends with `code`.
+    Refused {
+        /// The error code of the refusal.
+        code: &'static str,
+        /// The service had accepted the batch, so its items may run.
+        may_have_run: bool,
+    },
     /// No usable token could be had.
     NoToken {
         /// The caller's static token expired.
@@ -73,6 +85,8 @@ pub struct Facts<'a> {
     pub retry_non_idempotent: bool,
     /// Waits when the service names none.
     pub backoff: &'a Backoff,
+    /// Items in the batch it travelled in.
+    pub batch_items: usize,
 }
 
 /// How a request ends.
@@ -108,6 +122,10 @@ pub struct Decision {
     pub shrink_batch: bool,
     /// Count a 429.
     pub throttled: bool,
+    /// The batch was too large: send its items again in smaller batches.
+    pub split_batch: bool,
+    /// The request is sent again though it may have run already.
+    pub maybe_ran: bool,
 }
 
 impl Decision {
@@ -119,6 +137,8 @@ impl Decision {
             hold_all: None,
             shrink_batch: false,
             throttled: false,
+            split_batch: false,
+            maybe_ran: false,
         }
     }
 }
@@ -153,6 +173,11 @@ pub fn decide(outcome: Outcome, facts: &Facts<'_>) -> Decision {
             retry_after,
         } if is_retryable_status(status) => Decision::new(retry(retry_after, Ending::Answer)),
         Outcome::Item { .. } => Decision::new(Action::Final(Ending::Answer)),
+        Outcome::Envelope { status: 413, .. } if facts.batch_items > 1 => Decision {
+            refund: true,
+            split_batch: true,
+            ..Decision::new(Action::Retry(Duration::ZERO))
+        },
         Outcome::Envelope {
             status,
             retry_after,
@@ -170,6 +195,14 @@ pub fn decide(outcome: Outcome, facts: &Facts<'_>) -> Decision {
             Decision::new(retry(Some(Duration::ZERO), Ending::Answer))
         }
         Outcome::TokenRenewed { again: true } => Decision::new(Action::Final(Ending::Answer)),
+        Outcome::Refused { code, may_have_run } => {
+            let unknown = may_have_run && !facts.idempotent;
+            Decision::new(Action::Final(Ending::Error(if unknown {
+                codes::OUTCOME_UNKNOWN
+            } else {
+                code
+            })))
+        }
         Outcome::NoToken { expired } => Decision::new(Action::Final(Ending::Error(if expired {
             codes::TOKEN_EXPIRED
         } else {
@@ -182,7 +215,11 @@ pub fn decide(outcome: Outcome, facts: &Facts<'_>) -> Decision {
 /// again only when that is safe, or the caller allowed it.
 fn lost(facts: &Facts<'_>, retry: impl Fn(Option<Duration>, Ending) -> Action) -> Decision {
     if facts.idempotent || facts.retry_non_idempotent {
-        Decision::new(retry(None, Ending::Error(codes::INVALID_RESPONSE)))
+        let action = retry(None, Ending::Error(codes::INVALID_RESPONSE));
+        Decision {
+            maybe_ran: matches!(action, Action::Retry(_)),
+            ..Decision::new(action)
+        }
     } else {
         Decision::new(Action::Final(Ending::Error(codes::OUTCOME_UNKNOWN)))
     }
@@ -244,6 +281,7 @@ mod tests {
             idempotent,
             retry_non_idempotent: false,
             backoff: &BACKOFF,
+            batch_items: 2,
         }
     }
 
@@ -295,6 +333,10 @@ mod tests {
             (TokenRenewed { again: false }, 1, false, retry(0), false, None, None, false),
             (TokenRenewed { again: false }, 3, false, ANSWER, false, None, None, false),
             (TokenRenewed { again: true }, 1, true, ANSWER, false, None, None, false),
+            (Envelope { status: 413, retry_after: None }, 3, false, retry(0), true, None, None, false),
+            (Refused { code: codes::REDIRECTED, may_have_run: false }, 1, false, error(codes::REDIRECTED), false, None, None, false),
+            (Refused { code: codes::FOREIGN_HOST, may_have_run: true }, 1, true, error(codes::FOREIGN_HOST), false, None, None, false),
+            (Refused { code: codes::FOREIGN_HOST, may_have_run: true }, 1, false, unknown, false, None, None, false),
             (NoToken { expired: true }, 1, true, error(codes::TOKEN_EXPIRED), false, None, None, false),
             (NoToken { expired: false }, 1, true, error(codes::AUTHENTICATION_FAILED), false, None, None, false),
         ]
@@ -327,6 +369,38 @@ mod tests {
             );
             assert_eq!(d.throttled, is_429, "{outcome:?}");
         }
+    }
+
+    #[test]
+    fn a_too_large_batch_splits_until_one_item_is_left() {
+        let mut f = facts(1, false);
+        let d = decide(
+            Outcome::Envelope {
+                status: 413,
+                retry_after: None,
+            },
+            &f,
+        );
+        assert!(d.split_batch && d.refund && d.action == Action::Retry(Duration::ZERO));
+        f.batch_items = 1;
+        let d = decide(
+            Outcome::Envelope {
+                status: 413,
+                retry_after: None,
+            },
+            &f,
+        );
+        assert!(!d.split_batch && d.action == ANSWER);
+    }
+
+    #[test]
+    fn a_resent_lost_request_is_marked_as_maybe_run() {
+        assert!(decide(Outcome::Lost, &facts(1, true)).maybe_ran);
+        assert!(
+            !decide(Outcome::Lost, &facts(3, true)).maybe_ran,
+            "final, not resent"
+        );
+        assert!(!decide(Outcome::NotSent, &facts(1, true)).maybe_ran);
     }
 
     #[test]

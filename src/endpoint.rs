@@ -66,6 +66,21 @@ pub struct Root<'a> {
 /// anything else would send the token to another host. A URL that starts with
 /// a reference (`{{rg.body.id}}?...`) is checked once filled in.
 pub fn relative_url(text: &str, root: Root<'_>) -> Result<String, String> {
+    relative_url_as_given(text, root).map(|u| encode_url(&u))
+}
+
+/// What a URL needs escaped before it travels inside a batch: control
+/// characters, spaces and (always, as UTF-8) every non-ASCII character.
+const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ');
+
+/// `url` with non-ASCII characters (as UTF-8), spaces and control characters
+/// percent-encoded, in path and query alike; `%XX` escapes already there and
+/// everything else stay as they are, so encoding twice changes nothing.
+pub fn encode_url(url: &str) -> String {
+    percent_encoding::utf8_percent_encode(url, ESCAPED).to_string()
+}
+
+fn relative_url_as_given(text: &str, root: Root<'_>) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("is empty".into());
@@ -118,6 +133,32 @@ fn relative_path(text: &str, api: Api) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_is_percent_encoded_once() {
+        assert_eq!(
+            encode_url("/users/josé@contoso.com?$filter=city eq 'Zürich'"),
+            "/users/jos%C3%A9@contoso.com?$filter=city%20eq%20'Z%C3%BCrich'"
+        );
+        assert_eq!(
+            encode_url("/a%20b/%E2%82%AC?x=%25"),
+            "/a%20b/%E2%82%AC?x=%25"
+        );
+        let once = encode_url("/sites/€/π");
+        assert_eq!(
+            (once.as_str(), encode_url(&once)),
+            ("/sites/%E2%82%AC/%CF%80", once.clone())
+        );
+        let root = Root {
+            api: Api::Graph,
+            endpoint: &Url::parse("https://g.test").unwrap(),
+            path: "/v1.0",
+        };
+        assert_eq!(
+            relative_url("users/Ærø", root).unwrap(),
+            "/users/%C3%86r%C3%B8"
+        );
+    }
 
     #[test]
     fn http_only_on_loopback() {

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::engine::{token_source, Engine, Input};
 use crate::error::Error;
 use crate::fanout;
+use crate::journal::Journal;
 use crate::options::Options;
 use crate::progress::{Progress, ProgressSnapshot};
 use crate::queue::{self, ResultReceiver, ResultSender};
@@ -67,6 +68,8 @@ pub struct Job {
 struct OpenInput {
     /// Checks each request (unique ids, no cycles) and keeps the graph.
     list: RequestList,
+    /// Each request is checked against it as it is added.
+    journal: Option<Arc<Journal>>,
     tx: mpsc::Sender<Request>,
     pending: Pending,
 }
@@ -141,6 +144,7 @@ struct Drive {
     cancel: CancellationToken,
     pending: Pending,
     auth: Option<Arc<TokenSource>>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl Drive {
@@ -151,6 +155,12 @@ impl Drive {
             self.clock,
             self.auth.clone(),
         )
+    }
+
+    /// The engine of the run proper, which keeps the journal.
+    fn journaled_engine(&self) -> Engine {
+        self.engine(self.options.clone())
+            .with_journal(self.journal.clone())
     }
 
     async fn run(self, mut list: RequestList, templates: Vec<RequestSpec>) -> Summary {
@@ -183,6 +193,20 @@ impl Drive {
                     }
                 }
             }
+            if let Some(j) = &self.journal {
+                // Known only now: checked now. One that differs is not sent.
+                let _ = list.try_each_mut(|i, r| {
+                    r.past = j.past(i, r).unwrap_or_else(|e| {
+                        crate::journal::Past::Done(Box::new(ItemResult::no_answer(
+                            i,
+                            &r.id,
+                            0,
+                            ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
+                        )))
+                    });
+                    Ok(())
+                });
+            }
         }
         let requests: Vec<Request> = list.into_vec();
         let n = requests.len();
@@ -202,14 +226,14 @@ impl Drive {
             self.progress.finished(false);
             self.sink.send(r);
         }
-        let engine = self.engine(self.options.clone());
+        let engine = self.journaled_engine();
         engine
             .run(requests, self.sink, self.progress, self.cancel)
             .await
     }
 
     async fn stream(self, first: Vec<Request>, rest: mpsc::Receiver<Request>) -> Summary {
-        let engine = self.engine(self.options.clone());
+        let engine = self.journaled_engine();
         let input = Input::Stream { first, rest };
         engine
             .run_input(input, self.sink, self.progress, self.cancel)
@@ -347,7 +371,10 @@ impl Job {
             }
         })?;
         let id = input.list.add(spec, &self.options)?.id.clone();
-        let request = input.list.take_last().expect("just added");
+        let mut request = input.list.take_last().expect("just added");
+        if let Some(j) = &input.journal {
+            request.past = j.past(input.list.len() - 1, &request)?;
+        }
         input.pending.extend(input.list.len() - 1, [&id]);
         permit.send(request);
         Ok(id)
@@ -361,6 +388,7 @@ impl Job {
         if token.is_empty() {
             return Err(Error::InvalidOptions("token is empty".into()));
         }
+        crate::secret::check_token(token).map_err(Error::InvalidOptions)?;
         let tokens = self.tokens.lock().map_err(|_| poisoned())?;
         let source = tokens
             .as_ref()
@@ -410,23 +438,11 @@ impl Job {
             return Err(Error::Cancelled);
         }
         let mut state = self.lock()?;
-        let building = match &mut *state {
-            State::Building(b) if open && !b.templates.is_empty() => {
-                return Err(Error::WrongState(
-                    "a job with forEachSubscription templates is started with start, not open"
-                        .into(),
-                ))
-            }
-            State::Building(b) => {
-                if !open {
-                    b.list.check_dependencies()?;
-                }
-                std::mem::take(b)
-            }
-            State::Running(_) => {
-                return Err(Error::WrongState("the job has already started".into()))
-            }
+        let journal = match (&*state, &self.options.journal) {
+            (State::Building(_), Some(path)) => Some(Arc::new(Journal::open(path)?)),
+            _ => None,
         };
+        let building = take_building(&mut state, open, journal.as_deref())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("azbatch")
@@ -435,9 +451,10 @@ impl Job {
             .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
         let transport: Arc<dyn Transport> = match &self.transport {
             Some(t) => t.clone(),
-            None => {
-                Arc::new(ReqwestTransport::new(self.options.concurrency).map_err(Error::Internal)?)
-            }
+            None => Arc::new(
+                ReqwestTransport::new(self.options.concurrency, self.options.attempt_timeout)
+                    .map_err(Error::Internal)?,
+            ),
         };
         let clock = runtime.block_on(async { Clock::system() });
         let auth = token_source(&self.options, &transport, clock);
@@ -453,6 +470,7 @@ impl Job {
             cancel: self.cancel.clone(),
             pending: pending.clone(),
             auth,
+            journal: journal.clone(),
         };
         let task = if open {
             let mut list = building.list;
@@ -461,6 +479,7 @@ impl Job {
             let (tx, rest) = mpsc::channel(INPUT_CAPACITY);
             *self.input.lock().map_err(|_| poisoned())? = Some(OpenInput {
                 list,
+                journal,
                 tx,
                 pending: pending.clone(),
             });
@@ -587,6 +606,34 @@ impl Running {
         if let Some(task) = self.task.take() {
             self.summary = self.runtime.block_on(task).ok();
         }
+    }
+}
+
+/// What a job built before `begin`, checked (dependencies, the journal) and
+/// taken out of its state; the state stays as it was when a check fails.
+fn take_building(
+    state: &mut State,
+    open: bool,
+    journal: Option<&Journal>,
+) -> Result<Building, Error> {
+    match state {
+        State::Building(b) if open && !b.templates.is_empty() => Err(Error::WrongState(
+            "a job with forEachSubscription templates is started with start, not open".into(),
+        )),
+        State::Building(b) => {
+            if !open {
+                b.list.check_dependencies()?;
+            }
+            if let Some(j) = journal {
+                // Nothing is sent when the journal belongs to other input.
+                b.list.try_each_mut(|i, r| {
+                    r.past = j.past(i, r)?;
+                    Ok(())
+                })?;
+            }
+            Ok(std::mem::take(b))
+        }
+        State::Running(_) => Err(Error::WrongState("the job has already started".into())),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod fanout;
 pub mod ffi;
 pub mod graph;
 pub mod job;
+pub mod journal;
 pub mod limits;
 pub mod options;
 pub mod plan;

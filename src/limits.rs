@@ -30,6 +30,14 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 /// A run's deadline unless the caller says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// How long one HTTP attempt may wait for its answer unless the caller says
+/// otherwise; a longer wait is handled as a lost answer.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Largest batch request body AzBatch sends: Graph refuses requests over
+/// 4 MB, and ARM's request limit is 4 MB too; a little is left for headers.
+pub const MAX_BATCH_BYTES: usize = 4_000_000;
+
 /// Longest wait AzBatch accepts from a service's `Retry-After` (or its own
 /// backoff); anything longer is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
@@ -60,6 +68,10 @@ pub struct Limits {
     pub max_timeout_seconds: u64,
     /// Default run deadline, in seconds.
     pub default_timeout_seconds: u64,
+    /// Default wait for one HTTP attempt's answer, in seconds.
+    pub default_attempt_timeout_seconds: u64,
+    /// Largest batch request body, in bytes.
+    pub max_batch_bytes: usize,
 }
 
 /// Every limit above, in one value.
@@ -76,5 +88,7 @@ pub fn all() -> Limits {
         default_max_attempts: DEFAULT_MAX_ATTEMPTS,
         max_timeout_seconds: MAX_TIMEOUT.as_secs(),
         default_timeout_seconds: DEFAULT_TIMEOUT.as_secs(),
+        default_attempt_timeout_seconds: DEFAULT_ATTEMPT_TIMEOUT.as_secs(),
+        max_batch_bytes: MAX_BATCH_BYTES,
     }
 }

@@ -41,11 +41,16 @@ pub struct Options {
     pub follow_next_link: bool,
     /// Overall deadline of a run, from its start.
     pub timeout: Duration,
+    /// How long one HTTP attempt waits for its answer; a longer wait is a
+    /// lost answer (reads are sent again, writes end `OutcomeUnknown`).
+    pub attempt_timeout: Duration,
     /// Re-send POST and PATCH items when a batch may have reached the server but
     /// its answer was lost. Off by default: they may have run already.
     pub retry_non_idempotent: bool,
     /// Delays between retries that have no `Retry-After`.
     pub backoff: Backoff,
+    /// Where the run keeps its crash-safe journal ([`crate::journal`]), if anywhere.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// Options as a caller gives them, before they are checked: the fields of the
@@ -77,10 +82,14 @@ pub struct OptionsSpec {
     pub follow_next_link: Option<bool>,
     /// The run's deadline.
     pub timeout_seconds: Option<f64>,
+    /// The wait for one HTTP attempt's answer.
+    pub attempt_timeout_seconds: Option<f64>,
     /// Resend POST and PATCH after a lost answer.
     pub retry_non_idempotent: Option<bool>,
     /// Randomize backoff waits.
     pub jitter: Option<bool>,
+    /// The crash-safe journal's path.
+    pub journal: Option<String>,
 }
 
 /// `"auth": {...}`: where to get tokens instead of a static `"token"`.
@@ -143,8 +152,10 @@ impl Options {
             max_attempts: limits::DEFAULT_MAX_ATTEMPTS,
             follow_next_link: false,
             timeout: limits::DEFAULT_TIMEOUT,
+            attempt_timeout: limits::DEFAULT_ATTEMPT_TIMEOUT,
             retry_non_idempotent: false,
             backoff: Backoff::default(),
+            journal: None,
         }
     }
 
@@ -179,6 +190,11 @@ impl Options {
         if let Some(j) = spec.jitter {
             o.backoff.jitter = j;
         }
+        match spec.journal.as_deref().map(str::trim) {
+            Some("") => return Err(Error::InvalidOptions("journal is an empty path".into())),
+            Some(p) => o.journal = Some(p.into()),
+            None => {}
+        }
         Ok(o)
     }
 
@@ -206,13 +222,10 @@ impl Options {
             self.max_attempts = in_range("maxAttempts", n, lo.into(), hi.into())? as u32;
         }
         if let Some(s) = spec.timeout_seconds {
-            let max = limits::MAX_TIMEOUT.as_secs();
-            if !(s.is_finite() && s > 0.0 && s <= max as f64) {
-                return Err(Error::InvalidOptions(format!(
-                    "timeoutSeconds must be more than 0 and at most {max} (got {s})"
-                )));
-            }
-            self.timeout = Duration::from_secs_f64(s);
+            self.timeout = seconds("timeoutSeconds", s)?;
+        }
+        if let Some(s) = spec.attempt_timeout_seconds {
+            self.attempt_timeout = seconds("attemptTimeoutSeconds", s)?;
         }
         Ok(())
     }
@@ -266,6 +279,17 @@ impl Options {
     }
 }
 
+/// A number of seconds: more than 0, at most [`limits::MAX_TIMEOUT`].
+fn seconds(field: &str, s: f64) -> Result<Duration, Error> {
+    let max = limits::MAX_TIMEOUT.as_secs();
+    if !(s.is_finite() && s > 0.0 && s <= max as f64) {
+        return Err(Error::InvalidOptions(format!(
+            "{field} must be more than 0 and at most {max} (got {s})"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
 fn credential(token: Option<String>, auth: Option<AuthSpec>) -> Result<Option<Credential>, Error> {
     match (token, auth) {
         (Some(_), Some(_)) => Err(Error::InvalidOptions(
@@ -274,7 +298,11 @@ fn credential(token: Option<String>, auth: Option<AuthSpec>) -> Result<Option<Cr
         (Some(t), None) if t.trim().is_empty() => {
             Err(Error::InvalidOptions("token is empty".into()))
         }
-        (Some(t), None) => Ok(Some(Credential::Static(Secret::new(t.trim().to_string())))),
+        (Some(t), None) => {
+            let t = t.trim();
+            crate::secret::check_token(t).map_err(Error::InvalidOptions)?;
+            Ok(Some(Credential::Static(Secret::new(t.to_string()))))
+        }
         (None, Some(a)) => Ok(Some(a.credential()?)),
         (None, None) => Ok(None),
     }
@@ -424,6 +452,31 @@ mod tests {
         .unwrap();
         assert_eq!(o.batch_url().as_str(), "http://127.0.0.1:9/beta/$batch");
         assert_eq!(o.url_root(), "/beta");
+    }
+
+    #[test]
+    fn timeouts_and_tokens_are_checked() {
+        let o = Options::from_json(r#"{"api":"arm","attemptTimeoutSeconds":2.5}"#).unwrap();
+        assert_eq!(o.attempt_timeout, Duration::from_millis(2500));
+        assert_eq!(
+            Options::new(Api::Arm).attempt_timeout,
+            limits::DEFAULT_ATTEMPT_TIMEOUT
+        );
+        let e = Options::from_json(r#"{"api":"arm","attemptTimeoutSeconds":0}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("attemptTimeoutSeconds must be more than 0"),
+            "{e}"
+        );
+        for bad in [r"zq1\nzq2", "zq1 zq2", r"zq\u00e9q", r"zq\u0000q"] {
+            let json = format!(r#"{{"api":"arm","token":"{bad}"}}"#);
+            let e = Options::from_json(&json).unwrap_err().to_string();
+            assert!(e.contains("cannot be sent in an HTTP header"), "{bad}: {e}");
+            assert!(!e.contains("zq"), "the token is never echoed: {e}");
+        }
+        let e = Options::from_json(r#"{"api":"arm","token":"secretpart\nrest"}"#).unwrap_err();
+        assert!(e.to_string().contains("character 11 of 15"), "{e}");
+        assert!(Options::from_json(r#"{"api":"arm","token":"  eyJ.a-b_c.d~+/=  "}"#).is_ok());
     }
 
     #[test]

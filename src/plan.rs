@@ -4,31 +4,57 @@ use std::collections::VecDeque;
 
 use crate::limits::ARM_MAX_ITEMS_WITH_BODY;
 
-/// Takes the next batch off the front of `ready`, in order: at most `size`
-/// items, and at most [`ARM_MAX_ITEMS_WITH_BODY`] when any item has a body.
-/// `admit` may refuse an item (its throttle scope is paused); a refused item
-/// leaves the queue and is the caller's to keep.
+/// How large a batch may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Items.
+    pub items: usize,
+    /// Bytes of the batch request body (about: items' [`Size::bytes`] summed).
+    pub bytes: usize,
+}
+
+/// What one item adds to a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// It has a body.
+    pub body: bool,
+    /// About how many bytes it adds.
+    pub bytes: usize,
+}
+
+/// Bytes of the batch envelope around its items.
+const ENVELOPE_BYTES: usize = 32;
+
+/// Takes the next batch off the front of `ready`, in order: at most
+/// `limits.items` items and `limits.bytes` bytes (one item alone may be more:
+/// it goes by itself), and at most [`ARM_MAX_ITEMS_WITH_BODY`] when any item
+/// has a body. `admit` may refuse an item (its throttle scope is paused); a
+/// refused item leaves the queue and is the caller's to keep.
 pub fn next_batch(
     ready: &mut VecDeque<usize>,
-    size: usize,
-    has_body: impl Fn(usize) -> bool,
+    limits: Limits,
+    size: impl Fn(usize) -> Size,
     mut admit: impl FnMut(usize) -> bool,
 ) -> Vec<usize> {
-    let mut batch = Vec::with_capacity(size.min(ready.len()));
-    let mut any_body = false;
+    let mut batch = Vec::with_capacity(limits.items.min(ready.len()));
+    let (mut any_body, mut bytes) = (false, ENVELOPE_BYTES);
     while let Some(&next) = ready.front() {
-        if batch.len() >= size {
+        if batch.len() >= limits.items {
             break;
         }
-        let body = has_body(next);
-        if batch.len() >= ARM_MAX_ITEMS_WITH_BODY && (any_body || body) {
+        let s = size(next);
+        if batch.len() >= ARM_MAX_ITEMS_WITH_BODY && (any_body || s.body) {
+            break;
+        }
+        if !batch.is_empty() && bytes + s.bytes > limits.bytes {
             break;
         }
         ready.pop_front();
         if !admit(next) {
             continue;
         }
-        any_body |= body;
+        any_body |= s.body;
+        bytes += s.bytes;
         batch.push(next);
     }
     batch
@@ -42,24 +68,64 @@ mod tests {
         true
     }
 
+    fn items(n: usize) -> Limits {
+        Limits {
+            items: n,
+            bytes: usize::MAX,
+        }
+    }
+
+    fn no_body(_: usize) -> Size {
+        Size {
+            body: false,
+            bytes: 100,
+        }
+    }
+
+    fn body_at(i: usize) -> impl Fn(usize) -> Size {
+        move |j| Size {
+            body: j == i,
+            bytes: 100,
+        }
+    }
+
+    #[test]
+    fn cuts_by_bytes_too_and_sends_an_oversized_item_alone() {
+        let sizes = [400, 400, 400, 1500, 100, 100];
+        let size = |i: usize| Size {
+            body: true,
+            bytes: sizes[i],
+        };
+        let mut ready: VecDeque<usize> = (0..6).collect();
+        let limits = Limits {
+            items: 20,
+            bytes: 1000,
+        };
+        let got: Vec<Vec<usize>> =
+            std::iter::from_fn(|| Some(next_batch(&mut ready, limits, size, all)))
+                .take_while(|b| !b.is_empty())
+                .collect();
+        assert_eq!(got, [vec![0, 1], vec![2], vec![3], vec![4, 5]]);
+    }
+
     #[test]
     fn cuts_in_order_up_to_the_size() {
         let mut ready: VecDeque<usize> = (0..45).collect();
         let sizes: Vec<usize> =
-            std::iter::from_fn(|| Some(next_batch(&mut ready, 20, |_| false, all)))
+            std::iter::from_fn(|| Some(next_batch(&mut ready, items(20), no_body, all)))
                 .take_while(|b| !b.is_empty())
                 .map(|b| b.len())
                 .collect();
         assert_eq!(sizes, [20, 20, 5]);
         let mut ready: VecDeque<usize> = (0..3).collect();
-        assert_eq!(next_batch(&mut ready, 2, |_| false, all), [0, 1]);
+        assert_eq!(next_batch(&mut ready, items(2), no_body, all), [0, 1]);
     }
 
     #[test]
     fn refused_items_leave_the_queue_without_taking_a_place() {
         let mut ready: VecDeque<usize> = (0..10).collect();
         assert_eq!(
-            next_batch(&mut ready, 3, |_| false, |i| i % 2 == 0),
+            next_batch(&mut ready, items(3), no_body, |i| i % 2 == 0),
             [0, 2, 4]
         );
         assert_eq!(ready.front(), Some(&5));
@@ -69,12 +135,12 @@ mod tests {
     fn batches_with_bodies_stay_at_twenty() {
         let mut ready: VecDeque<usize> = (0..100).collect();
         assert_eq!(
-            next_batch(&mut ready, 100, |i| i == 30, all).len(),
+            next_batch(&mut ready, items(100), body_at(30), all).len(),
             30,
             "body item would be the 31st"
         );
-        let b = next_batch(&mut ready, 100, |i| i == 30, all);
+        let b = next_batch(&mut ready, items(100), body_at(30), all);
         assert_eq!((b.len(), b[0]), (20, 30));
-        assert_eq!(next_batch(&mut ready, 100, |_| false, all).len(), 50);
+        assert_eq!(next_batch(&mut ready, items(100), no_body, all).len(), 50);
     }
 }

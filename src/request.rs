@@ -11,8 +11,10 @@ use serde_json::{Map, Value};
 use crate::api::Api;
 use crate::error::Error;
 use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
+use crate::limits;
 use crate::options::Options;
 use crate::reference;
+use crate::result::ItemResult;
 
 /// One request to send through the batch endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +40,26 @@ pub struct Request {
     pub has_references: bool,
     /// The caller gave the id (others can only name requests by a given id).
     pub named: bool,
+    /// What an earlier run of the same input did with it ([`crate::journal`]).
+    pub past: Past,
+}
+
+/// What a request is, in 32 hex digits.
+pub type Digest = String;
+
+/// What an earlier run of the same input did with one request, as its
+/// [journal](crate::journal) says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Past {
+    /// The run keeps no journal.
+    #[default]
+    Unjournaled,
+    /// Never sent: send it (the digest goes with its records).
+    New(Digest),
+    /// Sent, no final result recorded: it may have run.
+    Sent(Digest),
+    /// Its final result, to hand out again instead of sending it.
+    Done(Box<ItemResult>),
 }
 
 const METHODS: [&str; 6] = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"];
@@ -56,6 +78,7 @@ impl Request {
             depends_on: vec![],
             has_references: false,
             named: true,
+            past: Past::default(),
         }
     }
 
@@ -63,6 +86,45 @@ impl Request {
     pub fn is_idempotent(&self) -> bool {
         matches!(self.method.as_str(), "GET" | "PUT" | "DELETE" | "HEAD")
     }
+
+    /// Whether it only reads (a send that may have run changed nothing).
+    pub fn is_read(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+
+    /// About how many bytes it adds to a batch request body: URL, headers,
+    /// body, and the item's own keys and punctuation.
+    pub fn wire_size(&self) -> usize {
+        const ITEM_KEYS: usize = 96;
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum();
+        let deps: usize = self.depends_on.iter().map(|d| d.len() + 8).sum();
+        ITEM_KEYS
+            + self.url.len()
+            + headers
+            + deps
+            + self.body.as_ref().map_or(0, json_len)
+            + self.header_details.as_ref().map_or(0, json_len)
+    }
+}
+
+/// The length of `v` as compact JSON, counted without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    serde_json::to_writer(&mut c, v).map_or(0, |_| c.0)
 }
 
 /// A request as a caller gives it, before it is checked: the fields of the C
@@ -98,15 +160,27 @@ pub struct RequestSpec {
 }
 
 impl RequestSpec {
-    /// Parses the JSON form of request number `index` (for messages).
+    /// Parses the JSON form of request number `index` (for messages). A
+    /// value of the wrong type names the request and the field.
     pub fn from_json(text: &str, index: usize) -> Result<RequestSpec, Error> {
-        serde_json::from_str(text).map_err(|e| {
-            Error::from_json(
-                e,
-                |m| Error::InvalidRequest(format!("request[{index}]: {m}")),
-                &format!("request[{index}]"),
-            )
-        })
+        let mut de = serde_json::Deserializer::from_str(text);
+        let spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            // Only on the error path: the id, to name the request by it.
+            let id = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(given_id_of);
+            spec_error(e, &At::new(index, id.as_deref()))
+        })?;
+        de.end()
+            .map_err(|e| Error::InvalidJson(format!("request[{index}]: not valid JSON: {e}")))?;
+        Ok(spec)
+    }
+
+    /// [`RequestSpec::from_json`], from JSON already parsed.
+    pub fn from_value(json: Value, index: usize) -> Result<RequestSpec, Error> {
+        let id = given_id_of(json.clone());
+        serde_path_to_error::deserialize(json)
+            .map_err(|e| spec_error(e, &At::new(index, id.as_deref())))
     }
 
     /// A GET of `url`.
@@ -176,6 +250,18 @@ impl RequestList {
         self.items
     }
 
+    /// Asks `f` about every request held, in order, with its index.
+    pub fn try_each_mut(
+        &mut self,
+        mut f: impl FnMut(usize, &mut Request) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let first = self.added - self.items.len();
+        for (k, r) in self.items.iter_mut().enumerate() {
+            f(first + k, r)?;
+        }
+        Ok(())
+    }
+
     /// Hands on the requests held so far, keeping the graph.
     pub fn take_all(&mut self) -> Vec<Request> {
         std::mem::take(&mut self.items)
@@ -189,13 +275,24 @@ impl RequestList {
     /// Checks that every `dependsOn` names a request that was added.
     /// Dependencies may be added in any order, so this runs before the start.
     pub fn check_dependencies(&self) -> Result<(), Error> {
-        match self.graph.unresolved().first() {
-            None => Ok(()),
-            Some((i, d)) => Err(At::new(*i, self.items.get(*i).map(|r| r.id.as_str())).bad(
-                "dependsOn",
-                format!("no request has the id \"{d}\" ({GIVEN_IDS_ONLY})"),
-            )),
-        }
+        let id_of = |i: usize| self.items.get(i).map(|r| r.id.clone());
+        self.unknown_dependency(id_of)
+            .map_or(Ok(()), |(_, e)| Err(e))
+    }
+
+    /// The first request whose `dependsOn` names no request added, by index,
+    /// with the error that says so; `id_of` names a request by its index
+    /// (for requests already handed on, which the list no longer holds).
+    pub fn unknown_dependency(
+        &self,
+        id_of: impl Fn(usize) -> Option<String>,
+    ) -> Option<(usize, Error)> {
+        let (i, d) = self.graph.unresolved().into_iter().next()?;
+        let e = At::new(i, id_of(i).as_deref()).bad(
+            "dependsOn",
+            format!("no request has the id \"{d}\" ({GIVEN_IDS_ONLY})"),
+        );
+        Some((i, e))
     }
 
     /// Parses one request from JSON and adds it; see [`RequestList::add`].
@@ -235,14 +332,7 @@ impl RequestList {
         let has_references = check_references(&url, &headers, &body, &depends_on, &at)?;
         let named = id.is_some();
         let id = self.unique_id(id, &at)?;
-        let given = named.then_some(id.as_str());
-        self.graph.add(given, &depends_on).map_err(|cycle| {
-            at.bad(
-                "dependsOn",
-                format!("makes a cycle: {}", cycle.join(" -> ")),
-            )
-        })?;
-        self.items.push(Request {
+        let request = Request {
             id,
             method,
             url,
@@ -253,7 +343,28 @@ impl RequestList {
             depends_on,
             has_references,
             named,
-        });
+            past: Past::default(),
+        };
+        let size = request.wire_size();
+        if size > limits::MAX_BATCH_BYTES {
+            return Err(at.bad(
+                if request.body.is_some() { "body" } else { "url" },
+                format!(
+                    "makes the request {size} bytes; a batch request can carry at most {} bytes, so this one cannot be sent through a batch",
+                    limits::MAX_BATCH_BYTES
+                ),
+            ));
+        }
+        let given = named.then_some(request.id.as_str());
+        self.graph
+            .add(given, &request.depends_on)
+            .map_err(|cycle| {
+                at.bad(
+                    "dependsOn",
+                    format!("makes a cycle: {}", cycle.join(" -> ")),
+                )
+            })?;
+        self.items.push(request);
         if !named {
             self.note_assigned(index, &self.items.last().expect("just pushed").id.clone());
         }
@@ -488,6 +599,28 @@ fn headers(
     Ok(out)
 }
 
+/// The id (or ARM's `name`) a request's JSON gives, if it is usable.
+fn given_id_of(v: Value) -> Option<String> {
+    let Value::Object(mut m) = v else { return None };
+    m.remove("id")
+        .or_else(|| m.remove("name"))
+        .and_then(scalar_id)
+}
+
+/// A request's JSON that does not fit [`RequestSpec`]: broken text, or which
+/// field holds what kind of wrong value.
+fn spec_error(e: serde_path_to_error::Error<serde_json::Error>, at: &At) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        Error::InvalidJson(format!("{}: not valid JSON: {inner}", at.text))
+    } else if path == "." || path.is_empty() || inner.to_string().starts_with("unknown field") {
+        Error::InvalidRequest(format!("{}: {inner}", at.text))
+    } else {
+        at.bad(&path, inner)
+    }
+}
+
 fn scalar_id(v: Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s),
@@ -550,6 +683,10 @@ mod tests {
             (r#"{"url":"/a","body":{"a":1}}"#, "GET request cannot have a body"),
             (r#"{"url":"/a","id":""}"#, "field \"id\""),
             (r#"not json"#, "request[1]: not valid JSON"),
+            (r#"{"url":5}"#, "request[1]: field \"url\": invalid type: integer `5`, expected a string"),
+            (r#"{"id":"q","url":"/a","dependsOn":"x"}"#, "request[1] (id \"q\"): field \"dependsOn\": invalid type: string \"x\", expected a sequence"),
+            (r#"{"name":7,"url":"/a","method":["GET"]}"#, "request[1] (id \"7\"): field \"method\": invalid type: sequence"),
+            (r#"{"url":"/a","followLinks":true}"#, "request[1]: unknown field `followLinks`"),
             (r#"{"id":"z","url":"/a","dependsOn":["z"]}"#, "cannot depend on itself"),
             (r#"{"id":"z","url":"/{{one.body.id}}"}"#, "field \"url\": the reference {{one.body.id}} reads request \"one\", which is not in dependsOn"),
             (r#"{"url":"/a","method":"POST","body":"aGk=","bodyEncoding":"base64"}"#, "ARM batch items carry JSON content only"),

@@ -33,6 +33,17 @@ pub mod codes {
     /// A `{{id.body.path}}` reference had no value (or its value made the url
     /// invalid), so the request was not sent.
     pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
+    /// The batch request was answered with a redirect (3xx); AzBatch never
+    /// follows one with the token. The message names where it pointed.
+    pub const REDIRECTED: &str = "Redirected";
+    /// The service pointed AzBatch at a host other than the endpoint (a
+    /// batch's `Location`); it was not called, the token stays home.
+    pub const FOREIGN_HOST: &str = "ForeignHost";
+    /// The pages fetched so far are in the body, but the listing goes on at
+    /// a `nextLink` AzBatch would not follow (another host).
+    pub const INCOMPLETE_LISTING: &str = "IncompleteListing";
+    /// The journal could not be written, so the request was not sent.
+    pub const JOURNAL_FAILED: &str = "JournalFailed";
 }
 
 /// `{"code","message"}`, the error part of a result.
@@ -74,6 +85,10 @@ pub struct ItemResult {
     /// `"base64"` when `body` is base64 of a non-JSON answer (Graph), else absent.
     #[serde(rename = "bodyEncoding", skip_serializing_if = "Option::is_none")]
     pub body_encoding: Option<&'static str>,
+    /// What AzBatch made of the answer, when it is not the plain answer (a
+    /// resent DELETE that found the resource gone); else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Position of the request in the order added.
     #[serde(skip)]
     pub index: usize,
@@ -96,6 +111,7 @@ impl ItemResult {
             pages: 0,
             error: Some(error),
             body_encoding: None,
+            note: None,
             index,
         }
     }

@@ -29,6 +29,19 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Refuses a token that cannot travel in an `Authorization` header (a line
+/// break or a non-ASCII character from a bad copy), naming where, never what.
+pub fn check_token(token: &str) -> Result<(), String> {
+    match token.bytes().position(|b| !(0x21..=0x7e).contains(&b)) {
+        None => Ok(()),
+        Some(at) => Err(format!(
+            "the token cannot be sent in an HTTP header: character {} of {} is a space, a control character or not ASCII (was it copied with a line break or quotes?)",
+            token[..at].chars().count() + 1,
+            token.chars().count()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

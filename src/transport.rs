@@ -88,13 +88,15 @@ pub struct ReqwestTransport {
 }
 
 impl ReqwestTransport {
-    /// A client for `concurrency` parallel batches.
-    pub fn new(concurrency: usize) -> Result<ReqwestTransport, String> {
+    /// A client for `concurrency` parallel batches. The engine gives each
+    /// attempt `attempt_timeout`; the client's own limit, a little longer,
+    /// bounds what the engine does not time (token fetches).
+    pub fn new(concurrency: usize, attempt_timeout: Duration) -> Result<ReqwestTransport, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("azbatch/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(300))
+            .timeout(attempt_timeout + Duration::from_secs(5))
             .pool_max_idle_per_host(concurrency)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

@@ -202,6 +202,66 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// Lifetimes and expiries no clock can hold (a JWT `exp` of 1e300 or 1e19, an
+/// `expires_on` of -1) are no expiry: the run goes on, nothing panics.
+#[test]
+fn odd_expiries_never_stop_the_engine() {
+    use base64::Engine as _;
+    for exp in ["1e300", "1e19", "-1"] {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"aud":"x","exp":{exp}}}"#));
+        let jwt = format!("eyJhbGciOiJub25lIn0.{payload}.sig");
+        let config = Config {
+            subscriptions: 3,
+            token: Some(jwt.clone()),
+            ..Config::default()
+        };
+        let emu = Emulator::start(config).unwrap();
+        let results = with_env(&[], || run_with_token(&emu, &jwt, 3));
+        assert_eq!(statuses(&results), [200; 3], "exp {exp}: {results:?}");
+    }
+    let emu = emulator(Config {
+        subscriptions: 3,
+        ..Config::default()
+    });
+    for expires_on in ["-1", "1e300", "\"99999999999999999999\""] {
+        let dir = temp_dir("az-odd");
+        let script = dir.join("az");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '{{\"accessToken\":\"{TOKEN}\",\"expires_on\":{expires_on}}}'\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let results = with_env(&[], || {
+            run(
+                &emu,
+                json!({"type": "azureCli", "azPath": script}),
+                json!({}),
+                2,
+            )
+        });
+        assert_eq!(
+            statuses(&results),
+            [200; 2],
+            "expires_on {expires_on}: {results:?}"
+        );
+    }
+}
+
+fn run_with_token(emu: &Emulator, token: &str, n: usize) -> Vec<ItemResult> {
+    let o = json!({"api": "arm", "endpoint": emu.url(), "token": token, "jitter": false});
+    let b = Job::new(Options::from_json(&o.to_string()).unwrap());
+    for i in 0..n {
+        b.add_json(&json!({"url": pim_url(i % 3)}).to_string())
+            .unwrap();
+    }
+    b.execute().unwrap().results
+}
+
 #[test]
 fn the_azure_cli_and_one_renewal_after_a_401() {
     let emu = emulator(Config {

@@ -88,6 +88,15 @@ namespace AzBatch
         public int TimeoutSec { get; set; }
 
         [Parameter]
+        public int AttemptTimeoutSec { get; set; }
+
+        [Parameter]
+        public SwitchParameter RetryNonIdempotent { get; set; }
+
+        [Parameter]
+        public string JournalPath { get; set; }
+
+        [Parameter]
         public SwitchParameter Raw { get; set; }
 
         private Batch batch;
@@ -173,6 +182,7 @@ namespace AzBatch
             if (Bound("ThrottleLimit")) Range("ThrottleLimit", ThrottleLimit, l.MinConcurrency, l.MaxConcurrency);
             if (Bound("MaxAttempts")) Range("MaxAttempts", MaxAttempts, l.MinAttempts, l.MaxAttempts);
             if (Bound("TimeoutSec")) Range("TimeoutSec", TimeoutSec, 1, l.MaxTimeoutSeconds);
+            if (Bound("AttemptTimeoutSec")) Range("AttemptTimeoutSec", AttemptTimeoutSec, 1, l.MaxTimeoutSeconds);
             if (Module.Info.Cloud(Environment) == null)
             {
                 throw Usage(string.Format("-Environment must be one of {0} (got '{1}').", string.Join(", ", Module.Info.CloudNames()), Environment));
@@ -272,7 +282,15 @@ namespace AzBatch
             if (Bound("ThrottleLimit")) o.Append(",\"concurrency\":").Append(ThrottleLimit.ToString(CultureInfo.InvariantCulture));
             if (Bound("MaxAttempts")) o.Append(",\"maxAttempts\":").Append(MaxAttempts.ToString(CultureInfo.InvariantCulture));
             if (Bound("TimeoutSec")) o.Append(",\"timeoutSeconds\":").Append(TimeoutSec.ToString(CultureInfo.InvariantCulture));
+            if (Bound("AttemptTimeoutSec")) o.Append(",\"attemptTimeoutSeconds\":").Append(AttemptTimeoutSec.ToString(CultureInfo.InvariantCulture));
             if (FollowNextLink.IsPresent) o.Append(",\"followNextLink\":true");
+            if (RetryNonIdempotent.IsPresent) o.Append(",\"retryNonIdempotent\":true");
+            if (JournalPath != null)
+            {
+                // Relative to the session's location, as PowerShell users expect.
+                o.Append(",\"journal\":");
+                JsonWriter.String(o, SessionState.Path.GetUnresolvedProviderPathFromPSPath(JournalPath));
+            }
             this.resource = resource;
             azToken = Tokens.AppendCredential(o, this, resource);
             o.Append('}');

@@ -34,6 +34,9 @@ namespace AzBatch
         public object Error { get; internal set; }
         /// <summary>"base64" when Body is base64 of non-JSON content, else null.</summary>
         public string BodyEncoding { get; internal set; }
+        /// <summary>What AzBatch made of the answer when it is not the plain
+        /// answer (a resent DELETE that found the resource gone), else null.</summary>
+        public string Note { get; internal set; }
 
         public override string ToString()
         {
@@ -68,6 +71,7 @@ namespace AzBatch
                     case "pages": r.Pages = Convert.ToInt32(p.Value, CultureInfo.InvariantCulture); break;
                     case "error": r.Error = p.Value; break;
                     case "bodyEncoding": r.BodyEncoding = p.Value as string; break;
+                    case "note": r.Note = p.Value as string; break;
                 }
             }
             r.Status = status;

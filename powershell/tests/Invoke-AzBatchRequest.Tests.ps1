@@ -238,6 +238,22 @@ Describe 'Writes, -WhatIf and tokens' {
         }
     }
 
+    It 'keeps a journal with -JournalPath: a rerun replays what finished and sends nothing again' {
+        $rg = "/subscriptions/$Sub0/resourcegroups/journaled?api-version=2021-04-01"
+        $reqs = @(@{ Id = 'put'; Method = 'PUT'; Url = $rg; Body = @{ location = 'westeurope' } }, @{ Id = 'get'; Url = $SubUrl })
+        $journal = Join-Path $TestDrive 'run.journal'
+        $first = $reqs | Invoke-AzBatchRequest @Common -JournalPath $journal
+        ($first | Where-Object Name -eq 'put').Status | Should -BeIn 200, 201
+        # Deleted behind the journal's back: a rerun that sent the PUT again would create it again.
+        $null = Invoke-AzBatchRequest -Request @{ Method = 'DELETE'; Url = $rg } @Common
+        $second = $reqs | Invoke-AzBatchRequest @Common -JournalPath $journal
+        @($second).Count | Should -Be 2
+        ($second | Where-Object Name -eq 'put').Status | Should -Be ($first | Where-Object Name -eq 'put').Status
+        (Invoke-AzBatchRequest -Request $rg @Common -ErrorAction SilentlyContinue).Status | Should -Be 404 -Because 'the PUT was replayed, not sent'
+        $other = @(@{ Id = 'put'; Method = 'PUT'; Url = $rg; Body = @{ location = 'norwayeast' } })
+        { $other | Invoke-AzBatchRequest @Common -JournalPath $journal -ErrorAction Stop } | Should -Throw '*different input*'
+    }
+
     It 'lists writes with -WhatIf, sends nothing and asks for no token' {
         $rg = "/subscriptions/$Sub0/resourcegroups/whatif?api-version=2021-04-01"
         $out = @{ Method = 'PUT'; Url = $rg; Body = @{ location = 'westeurope' } } |
@@ -550,6 +566,25 @@ Describe 'Progress, cancellation and long runs' {
         $seen.Count | Should -Be 3
         $seen[0] | Should -BeLessThan 3.0
         $seen[1] | Should -BeLessThan 5.0
+    }
+
+    It 'gives up an attempt after -AttemptTimeoutSec: reads go again, writes end OutcomeUnknown unless -RetryNonIdempotent' {
+        # Every answer of the slow emulator takes 1.5 s; an attempt may wait 1 s.
+        $sub = '/subscriptions/00000000-0000-4000-8000-000000000001'
+        $reqs = @(
+            @{ Id = 'read'; Url = "$sub`?api-version=2022-12-01" },
+            @{ Id = 'write'; Method = 'POST'; Url = "$sub/resourcegroups/rg/providers/Microsoft.Web/sites/s/restart?api-version=2022-03-01"; Body = @{} }
+        )
+        $results = $reqs | Invoke-AzBatchRequest -Endpoint $Slow.Url -AccessToken $Token -AttemptTimeoutSec 1 -MaxAttempts 2 -ErrorAction SilentlyContinue
+        $read = $results | Where-Object Name -eq 'read'
+        $write = $results | Where-Object Name -eq 'write'
+        ($read.Error.code, $read.Attempts) | Should -Be @('InvalidResponse', 2)
+        $read.Error.message | Should -Match 'no answer within 1 s'
+        ($write.Error.code, $write.Attempts) | Should -Be @('OutcomeUnknown', 1)
+        $write.Error.message | Should -Match '-RetryNonIdempotent'
+        $again = $reqs[1] | Invoke-AzBatchRequest -Endpoint $Slow.Url -AccessToken $Token -AttemptTimeoutSec 1 -MaxAttempts 2 -RetryNonIdempotent -ErrorAction SilentlyContinue
+        ($again.Error.code, $again.Attempts) | Should -Be @('InvalidResponse', 2)
+        { Invoke-AzBatchRequest -Request '/x' -Endpoint $Slow.Url -AccessToken $Token -AttemptTimeoutSec 0 } | Should -Throw '*AttemptTimeoutSec*'
     }
 
     It 'returns promptly when stopped mid-run (Ctrl+C), and completes its progress' {

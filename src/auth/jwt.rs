@@ -34,6 +34,19 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         );
         assert_eq!(expiry("opaque-token"), None);
+        // An exp no clock can hold is no expiry, never a panic.
+        for exp in [
+            "1e300",
+            "1e19",
+            "-1",
+            "0",
+            "18446744073709551616",
+            "\"soon\"",
+        ] {
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!(r#"{{"exp":{exp}}}"#));
+            assert_eq!(expiry(&format!("h.{payload}.s")), None, "exp {exp}");
+        }
         assert_eq!(expiry("a.!!!.c"), None);
     }
 }

@@ -35,11 +35,16 @@ fn epoch_seconds(v: &Value) -> Option<SystemTime> {
 }
 
 fn token_field(v: &Value, key: &str, source: &str) -> Result<Secret, AuthError> {
-    v.get(key)
+    let t = v
+        .get(key)
         .and_then(Value::as_str)
+        .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| Secret::new(t.to_string()))
-        .ok_or_else(|| AuthError::new(source, format!("the answer has no \"{key}\"")))
+        .ok_or_else(|| AuthError::new(source, format!("the answer has no \"{key}\"")))?;
+    crate::secret::check_token(t).map_err(|why| {
+        AuthError::new(source, format!("the answer's \"{key}\" is unusable: {why}"))
+    })?;
+    Ok(Secret::new(t.to_string()))
 }
 
 /// `az account get-access-token --resource R --output json`.
@@ -227,4 +232,28 @@ pub(super) async fn client_secret(
         .and_then(seconds)
         .and_then(|d| now.checked_add(d));
     Ok(Fetched { token, expires_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lifetimes_no_clock_can_hold_are_no_expiry() {
+        for v in [
+            json!(-1),
+            json!(1e300),
+            json!("-5"),
+            json!("1e19"),
+            json!(f64::MAX),
+            json!("x"),
+        ] {
+            let d = seconds(&v);
+            assert!(d.is_none() || epoch_seconds(&v).is_none(), "{v}");
+        }
+        assert_eq!(seconds(&json!(-1)), None);
+        assert_eq!(epoch_seconds(&json!(1e300)), None);
+        assert_eq!(seconds(&json!("3599")), Some(Duration::from_secs(3599)));
+    }
 }

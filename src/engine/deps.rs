@@ -57,6 +57,7 @@ pub(super) fn fill_references(
             .relative_url(&url)
             .map_err(|why| format!("the filled-in url {why}"))?;
     }
+    let url = crate::endpoint::encode_url(&url);
     let headers = r
         .headers
         .iter()

@@ -40,11 +40,27 @@ pub(super) struct Item {
     pub token_renewed: bool,
     /// Its bucket's mark when it was last sent (ARM), read with its answer.
     pub sent_mark: Option<u64>,
+    /// In a batch on the wire now.
+    pub on_wire: bool,
+    /// An earlier send may have run (its answer was lost) and it is being
+    /// sent again.
+    pub maybe_ran: bool,
+    /// Items in the batch it was last sent in.
+    pub batch_items: usize,
+    /// About how many bytes it adds to a batch request.
+    pub size: usize,
+    /// Its digest in the journal, when the run keeps one.
+    pub digest: Option<String>,
 }
 
 impl Item {
     pub fn new(request: Request, scope: String) -> Item {
         Item {
+            on_wire: false,
+            maybe_ran: false,
+            batch_items: 0,
+            size: request.wire_size(),
+            digest: None,
             next_page: None,
             request,
             scope,
@@ -64,15 +80,30 @@ impl Item {
         self.next_page.as_deref().unwrap_or(&self.request.url)
     }
 
-    /// The next page to fetch, when `body` links to one on the endpoint's origin.
-    /// A link elsewhere is not followed (the token would go with it).
-    pub fn next_link(&self, body: &Value, options: &Options) -> Option<String> {
-        let link = body.get(options.api.next_link_key())?.as_str()?;
-        let url = Url::parse(link).ok()?;
+    /// The next page to fetch, when `body` links to one: `Ok(None)` when it
+    /// links to none, `Err(why)` when the link cannot be followed (another
+    /// host: the token would go with it).
+    pub fn next_link(&self, body: &Value, options: &Options) -> Result<Option<String>, String> {
+        let key = options.api.next_link_key();
+        let Some(link) = body.get(key).and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let refused = |why: String| {
+            format!(
+                "the listing is incomplete: {} page(s) fetched, then its {key} {why}; the body holds the pages fetched and the link",
+                self.pages + 1
+            )
+        };
+        let url =
+            Url::parse(link).map_err(|e| refused(format!("\"{link}\" is not a URL ({e})")))?;
         if !options.is_same_origin(&url) {
-            return None;
+            return Err(refused(format!(
+                "points to {}, not the endpoint {}: AzBatch does not send the token there",
+                url.origin().ascii_serialization(),
+                options.endpoint.origin().ascii_serialization()
+            )));
         }
-        options.relative_url(link).ok()
+        options.relative_url(link).map(Some).map_err(refused)
     }
 
     /// Merges a page that links to another and moves on to `next`.
@@ -141,6 +172,7 @@ impl Item {
             attempts: self.attempts,
             pages: self.pages,
             body_encoding: base64.then_some("base64"),
+            note: None,
             index: 0,
         }
     }

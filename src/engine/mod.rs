@@ -29,6 +29,8 @@ use crate::auth::TokenSource;
 use crate::clock::Clock;
 use crate::decision::{decide, Action, Decision, Ending, Facts, Outcome};
 use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
+use crate::journal::{Journal, Past};
+use crate::limits;
 use crate::options::Options;
 use crate::plan;
 use crate::progress::Progress;
@@ -42,6 +44,10 @@ use deps::{failed_dependency, fill_references, Kept};
 use item::{Item, Slot};
 use scopes::Scopes;
 use send::{Ctx, Reply};
+
+/// How a caller allows resending writes, in each of AzBatch's faces.
+const ALLOW_RESEND: &str =
+    "allow that with --retry-non-idempotent, -RetryNonIdempotent, or the option retryNonIdempotent";
 
 /// Graph's header telling how much of the app's throttling limit is used.
 const THROTTLE_PERCENT: &str = "x-ms-throttle-limit-percentage";
@@ -105,8 +111,18 @@ impl Engine {
                 transport,
                 auth,
                 clock,
+                journal: None,
             }),
         }
+    }
+
+    /// This engine, recording what it sends and how each request ends in
+    /// `journal` (and reading each request's [`Past`] from it).
+    pub fn with_journal(mut self, journal: Option<Arc<Journal>>) -> Engine {
+        Arc::get_mut(&mut self.ctx)
+            .expect("an engine not yet running has its context alone")
+            .journal = journal;
+        self
     }
 
     /// Runs `requests` to completion (or cancellation, or the deadline). Each
@@ -195,6 +211,9 @@ impl Engine {
             codes::INTERNAL,
             "AzBatch stopped before this request could be sent",
         );
+        if let Some(j) = &self.ctx.journal {
+            let _ = j.sync();
+        }
         summary(&progress, started)
     }
 }
@@ -296,6 +315,9 @@ struct Run {
     batch_size: usize,
     /// No batch is sent before this: the service throttled the whole client.
     paused_until: Option<Instant>,
+    /// Bytes per batch request now: [`limits::MAX_BATCH_BYTES`], halved each
+    /// time the service answers a batch 413.
+    max_bytes: usize,
     in_flight_items: u64,
     sink: ResultSender,
     progress: Arc<Progress>,
@@ -317,6 +339,7 @@ impl Run {
             scopes: Scopes::new(batch_size, concurrency),
             batch_size,
             paused_until: None,
+            max_bytes: limits::MAX_BATCH_BYTES,
             in_flight_items: 0,
             sink,
             progress,
@@ -326,7 +349,8 @@ impl Run {
     /// Takes one more request: it is ready when what it depends on has
     /// succeeded, fails at once when any of it failed, and waits otherwise
     /// (also for requests not arrived yet).
-    fn add(&mut self, request: Request) {
+    fn add(&mut self, mut request: Request) {
+        let past = std::mem::take(&mut request.past);
         let given = request.named.then_some(request.id.as_str());
         let links = self.graph.push(given, &request.depends_on);
         let i = links.index;
@@ -356,8 +380,27 @@ impl Run {
             (id.cloned().unwrap_or_default(), status)
         });
         let ready = item.waiting == 0;
+        let resumed = match past {
+            Past::Unjournaled => None,
+            Past::New(d) => {
+                item.digest = Some(d);
+                None
+            }
+            Past::Sent(d) => {
+                item.digest = Some(d);
+                item.maybe_ran = true;
+                self.sent_before(&item)
+            }
+            Past::Done(r) => {
+                // Final before this run: its result again, not recorded again.
+                item.digest = None;
+                Some(*r)
+            }
+        };
         self.items.push(Slot::Live(Box::new(item)));
-        if let Some((id, status)) = failed {
+        if let Some(result) = resumed {
+            self.finish(i, result);
+        } else if let Some((id, status)) = failed {
             let result = failed_dependency(self.items[i].live_mut(), &id, status);
             self.finish(i, result);
         } else if ready {
@@ -365,6 +408,30 @@ impl Run {
                 self.finish(i, result);
             }
         }
+    }
+
+    /// An earlier run sent `item` and stopped before its answer: a write that
+    /// may not run twice ends here, `OutcomeUnknown`; anything else is sent.
+    fn sent_before(&self, item: &Item) -> Option<ItemResult> {
+        let r = &item.request;
+        if r.is_idempotent() || self.options().retry_non_idempotent {
+            return None;
+        }
+        let journal = self
+            .ctx
+            .journal
+            .as_ref()
+            .map_or("the journal".into(), |j| j.path().display().to_string());
+        let why = format!(
+            "an earlier run with the journal {journal} sent this request and stopped before its answer came back, so it may have run. {} is not idempotent so it was not sent again ({ALLOW_RESEND})",
+            r.method
+        );
+        Some(ItemResult::no_answer(
+            0,
+            &r.id,
+            0,
+            ErrorInfo::new(codes::OUTCOME_UNKNOWN, why),
+        ))
     }
 
     /// No more requests will arrive: whatever waits for an id that never came
@@ -510,8 +577,14 @@ impl Run {
         let (items, scopes) = (&self.items, &mut self.scopes);
         let batch = plan::next_batch(
             &mut self.ready,
-            self.batch_size,
-            |i| items[i].live().request.body.is_some(),
+            plan::Limits {
+                items: self.batch_size,
+                bytes: self.max_bytes,
+            },
+            |i| plan::Size {
+                body: items[i].live().request.body.is_some(),
+                bytes: items[i].live().size,
+            },
             |i| scopes.admit(&items[i].live().scope, i, now),
         );
         if batch.is_empty() {
@@ -528,18 +601,48 @@ impl Run {
             })
             .collect();
         let body = wire::encode(self.options().api, &outgoing);
+        let refused = self.journal_sent(&batch);
         for &i in &batch {
             let item = self.items[i].live_mut();
             item.attempts += 1;
             item.page_tries += 1;
+            item.on_wire = true;
+            item.batch_items = batch.len();
         }
         self.in_flight_items += batch.len() as u64;
         self.progress.batch_sent(batch.len() as u64);
         let ctx = self.ctx.clone();
         Some(Box::pin(async move {
-            let reply = ctx.send_batch(body).await;
+            let reply = match refused {
+                Some(why) => Reply::Refused {
+                    code: codes::JOURNAL_FAILED,
+                    may_have_run: false,
+                    why,
+                },
+                None => ctx.send_batch(body).await,
+            };
             (batch, reply)
         }))
+    }
+
+    /// Records in the journal that `batch` is about to leave; the reason not
+    /// to send it when that fails (a send the journal does not know of could
+    /// run twice after a crash).
+    fn journal_sent(&self, batch: &[usize]) -> Option<String> {
+        let journal = self.ctx.journal.as_ref()?;
+        let sent: Vec<(usize, &str)> = batch
+            .iter()
+            .filter_map(|&i| Some((i, self.items[i].live().digest.as_deref()?)))
+            .collect();
+        if sent.is_empty() {
+            return None;
+        }
+        journal.sent(&sent).err().map(|e| {
+            format!(
+                "not sent: the journal {} cannot be written ({e})",
+                journal.path().display()
+            )
+        })
     }
 
     /// Handles the reply to one batch: every item's outcome goes through the
@@ -548,9 +651,12 @@ impl Run {
         for &idx in &batch {
             let item = self.items[idx].live_mut();
             item.sent_mark = self.scopes.landed(&item.scope, idx);
+            item.on_wire = false;
         }
         self.in_flight_items -= batch.len() as u64;
-        self.progress.batch_landed(batch.len() as u64);
+        let reached = !matches!(reply, Reply::NotSent(_) | Reply::Auth(_));
+        self.progress
+            .batch_landed(batch.len() as u64, reached.into());
         match reply {
             Reply::Items(answers) => {
                 // The service took a whole batch: after an envelope 429 halved
@@ -579,6 +685,14 @@ impl Run {
                 self.for_each(batch, Outcome::NotSent, |_| Got::Why(why.clone()))
             }
             Reply::MaybeSent(why) => self.for_each(batch, Outcome::Lost, |_| Got::Why(why.clone())),
+            Reply::Refused {
+                code,
+                may_have_run,
+                why,
+            } => {
+                let outcome = Outcome::Refused { code, may_have_run };
+                self.for_each(batch, outcome, |_| Got::Why(why.clone()));
+            }
             Reply::Auth(e) => {
                 let outcome = Outcome::NoToken { expired: e.expired };
                 self.for_each(batch, outcome, |_| Got::Why(e.message.clone()));
@@ -606,21 +720,44 @@ impl Run {
         let Some(&first) = batch.first() else { return };
         let d = self.decide(first, outcome);
         self.apply_run_effects(&d);
+        if d.split_batch {
+            // Too large for the service: its items go again in halves.
+            let bytes: usize = batch.iter().map(|&i| self.items[i].live().size).sum();
+            self.max_bytes = self.max_bytes.min(bytes / 2).max(1);
+        }
         for idx in batch {
             let d = self.decide(idx, outcome);
             self.carry_out(idx, d, got(idx));
         }
     }
 
+    /// The answers of a batch, matched to its items by name. An item the
+    /// answer names twice has no answer it can trust (either could be
+    /// another's): like one the answer left out, its answer is lost.
     fn land_items(&mut self, batch: Vec<usize>, answers: Vec<ItemAnswer>) {
-        let mut by_name: HashMap<String, ItemAnswer> =
-            answers.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let mut by_name: HashMap<String, ItemAnswer> = HashMap::with_capacity(answers.len());
+        let mut twice: Vec<String> = vec![];
+        for a in answers {
+            if by_name.contains_key(&a.name) {
+                twice.push(a.name);
+            } else {
+                by_name.insert(a.name.clone(), a);
+            }
+        }
+        for name in &twice {
+            by_name.remove(name);
+        }
         for idx in batch {
-            match by_name.remove(&idx.to_string()) {
+            let name = idx.to_string();
+            match by_name.remove(&name) {
                 Some(answer) => self.answered(idx, answer),
                 None => {
                     let d = self.decide(idx, Outcome::Lost);
-                    let why = "the batch answer had no response for this request";
+                    let why = if twice.contains(&name) {
+                        "the batch answer was broken: it answered this request twice, so neither answer can be trusted"
+                    } else {
+                        "the batch answer had no response for this request"
+                    };
                     self.carry_out(idx, d, Got::Why(why.into()));
                 }
             }
@@ -676,6 +813,7 @@ impl Run {
                 idempotent: item.request.is_idempotent(),
                 retry_non_idempotent: o.retry_non_idempotent,
                 backoff: &o.backoff,
+                batch_items: item.batch_items.max(1),
             },
         )
     }
@@ -697,6 +835,9 @@ impl Run {
     fn carry_out(&mut self, idx: usize, d: Decision, got: Got) {
         if d.refund {
             self.items[idx].live_mut().forgive_last_try();
+        }
+        if d.maybe_ran {
+            self.items[idx].live_mut().maybe_ran = true;
         }
         match (d.action, got) {
             (Action::Retry(wait), _) => {
@@ -725,7 +866,7 @@ impl Run {
                 };
                 let message = match code {
                     codes::OUTCOME_UNKNOWN => format!(
-                        "{why}; the request may have run. {} is not idempotent so it was not sent again (set retryNonIdempotent to allow that)",
+                        "{why}; the request may have run. {} is not idempotent so it was not sent again ({ALLOW_RESEND})",
                         self.items[idx].live().request.method
                     ),
                     _ => why,
@@ -755,14 +896,30 @@ impl Run {
         let key = self.options().api.next_link_key();
         let follow = self.options().follow_next_link;
         let item = self.items[idx].live_mut();
+        let mut incomplete = None;
         if follow && ok && !base64 {
-            if let Some(next) = item.next_link(&body, &self.ctx.options) {
-                item.add_page(body, next, key);
-                self.ready.push_back(idx);
-                return;
+            match item.next_link(&body, &self.ctx.options) {
+                Ok(Some(next)) => {
+                    item.add_page(body, next, key);
+                    self.ready.push_back(idx);
+                    return;
+                }
+                Ok(None) => {}
+                Err(why) => incomplete = Some(why),
             }
         }
-        let result = item.finish_http(status, headers, body, base64, key);
+        let gone = status == 404 && item.maybe_ran && item.request.method == "DELETE";
+        let mut result = item.finish_http(status, headers, body, base64, key);
+        if let Some(why) = incomplete {
+            result.error = Some(ErrorInfo::new(codes::INCOMPLETE_LISTING, why));
+        }
+        if gone {
+            // The first send ran and its answer was lost: gone is what was asked.
+            result.status = 204;
+            result.error = None;
+            result.body = Value::Null;
+            result.note = Some("the first DELETE's answer was lost and the resend was answered 404: the resource is gone, as asked".into());
+        }
         self.finish(idx, result);
     }
 
@@ -785,6 +942,12 @@ impl Run {
                 unreachable!("checked above");
             };
             self.progress.finished(ok);
+            if let (Some(j), Some(d)) = (&self.ctx.journal, &item.digest) {
+                // A record that cannot be written leaves the request "sent" in
+                // the journal: a rerun resends a read, and ends a write
+                // OutcomeUnknown. Nothing is lost either way.
+                let _ = j.done(i, d, &result);
+            }
             if ok {
                 self.keep(i, &result, !item.dependents.is_empty(), item.request.named);
             }
@@ -829,18 +992,30 @@ impl Run {
 
     /// Ends the run early: drops the batches on the wire and finishes every
     /// unfinished item with `code`.
+    /// A write that was on the wire, or whose earlier answer was lost, may
+    /// have run: it ends `OutcomeUnknown`, saying why the run stopped.
     fn abandon(&mut self, in_flight: &mut InFlight, code: &str, message: &str) {
+        self.progress
+            .batch_landed(self.in_flight_items, in_flight.len() as u64);
         in_flight.clear();
         self.scopes.clear();
-        self.progress.batch_landed(self.in_flight_items);
         self.in_flight_items = 0;
         self.ready.clear();
         self.delayed.clear();
         for idx in 0..self.items.len() {
             if self.items[idx].outcome().is_none() {
-                let result = self.items[idx]
-                    .live_mut()
-                    .finish_without_answer(ErrorInfo::new(code, message));
+                let item = self.items[idx].live_mut();
+                let sent = item.on_wire || item.maybe_ran;
+                let error = if sent && !item.request.is_read() {
+                    let m = format!(
+                        "{message}, but it had been sent and may have run ({} is a write: check before sending it again)",
+                        item.request.method
+                    );
+                    ErrorInfo::new(codes::OUTCOME_UNKNOWN, m)
+                } else {
+                    ErrorInfo::new(code, message)
+                };
+                let result = item.finish_without_answer(error);
                 self.finish(idx, result);
             }
         }

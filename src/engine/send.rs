@@ -12,7 +12,9 @@ use crate::api::Api;
 use crate::auth::{AuthError, TokenSource};
 use crate::clock::Clock;
 use crate::decision::{on_unauthorized, poll_again, Unauthorized, MAX_POLL_WAIT};
+use crate::journal::Journal;
 use crate::options::Options;
+use crate::result::codes;
 use crate::retry::{is_retryable_status, retry_after};
 use crate::secret::Secret;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
@@ -38,6 +40,15 @@ pub(crate) enum Reply {
     MaybeSent(String),
     /// No usable token: nothing was sent.
     Auth(AuthError),
+    /// The answer pointed somewhere AzBatch will not go with the token.
+    Refused {
+        /// The error code of the refusal.
+        code: &'static str,
+        /// The service had accepted the batch, so its items may run.
+        may_have_run: bool,
+        /// What was refused, and where it pointed.
+        why: String,
+    },
     /// The service rejected the token (401) and a fresh one was fetched: the
     /// items may be sent once more.
     TokenRenewed { body: Value },
@@ -49,6 +60,8 @@ pub(crate) struct Ctx {
     pub transport: Arc<dyn Transport>,
     pub auth: Option<Arc<TokenSource>>,
     pub clock: Clock,
+    /// Where sends and final results are recorded, if anywhere.
+    pub journal: Option<Arc<Journal>>,
 }
 
 impl Ctx {
@@ -72,14 +85,20 @@ impl Ctx {
             Some(_) => vec![("Content-Type", "application/json".to_string())],
             None => vec![],
         };
-        self.transport
-            .send(HttpRequest {
-                headers,
-                body,
-                bearer: bearer.clone(),
-                ..HttpRequest::new(method, url)
-            })
-            .await
+        let send = self.transport.send(HttpRequest {
+            headers,
+            body,
+            bearer: bearer.clone(),
+            ..HttpRequest::new(method, url)
+        });
+        let limit = self.options.attempt_timeout;
+        match tokio::time::timeout(limit, send).await {
+            Ok(answer) => answer,
+            Err(_) => Err(TransportError::MaybeSent(format!(
+                "no answer within {} s (the attempt timeout)",
+                limit.as_secs_f64()
+            ))),
+        }
     }
 
     /// POSTs one batch and, when the service answers asynchronously, polls it.
@@ -151,6 +170,18 @@ impl Ctx {
                 ))
             }
         };
+        if !self.options.is_same_origin(&url) {
+            return Reply::Refused {
+                code: codes::FOREIGN_HOST,
+                may_have_run: true,
+                why: format!(
+                    "the service accepted the batch (HTTP {}) but its Location points to {}, not the endpoint {}; AzBatch does not send the token there, so the batch's answer is out of reach",
+                    accepted.status,
+                    url.origin().ascii_serialization(),
+                    self.options.endpoint.origin().ascii_serialization()
+                ),
+            };
+        }
         let mut wait = self.poll_wait(&accepted);
         let mut failures = 0;
         loop {
@@ -166,6 +197,9 @@ impl Ctx {
                 ),
                 Ok(r) if (200..300).contains(&r.status) => {
                     return final_answer(self.options.api, r)
+                }
+                Ok(r) if (300..400).contains(&r.status) => {
+                    return redirected(&r, "polling the batch", true)
                 }
                 Ok(r) => {
                     return Reply::MaybeSent(format!(
@@ -193,6 +227,21 @@ impl Ctx {
     }
 }
 
+/// A redirect: never followed (the token would go with it).
+fn redirected(r: &HttpResponse, what: &str, may_have_run: bool) -> Reply {
+    let to = r
+        .header("location")
+        .map_or("nowhere (no Location header)".to_string(), |l| l);
+    Reply::Refused {
+        code: codes::REDIRECTED,
+        may_have_run,
+        why: format!(
+            "{what} was answered HTTP {} pointing to {to}; AzBatch does not follow redirects (the token would go with it): check the endpoint",
+            r.status
+        ),
+    }
+}
+
 /// A final (non-202) answer to a batch request.
 fn final_answer(api: Api, r: HttpResponse) -> Reply {
     if (200..300).contains(&r.status) {
@@ -200,6 +249,9 @@ fn final_answer(api: Api, r: HttpResponse) -> Reply {
             Ok(items) => Reply::Items(items),
             Err(e) => Reply::MaybeSent(e),
         };
+    }
+    if (300..400).contains(&r.status) {
+        return redirected(&r, "the batch request", false);
     }
     let body = serde_json::from_slice(&r.body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&r.body).into_owned()));

@@ -476,7 +476,7 @@ async fn accepted_batches_are_polled_at_their_retry_after() {
 async fn a_location_on_another_host_is_never_called() {
     let (results, log, _) = run(
         options(),
-        vec![get("a", "/a")],
+        vec![get("a", "/a"), post("p")],
         Box::new(|_| {
             Ok(HttpResponse {
                 status: 202,
@@ -486,17 +486,15 @@ async fn a_location_on_another_host_is_never_called() {
         }),
     )
     .await;
-    assert!(
-        log.iter().all(|s| s.url.starts_with("https://arm.test/")),
-        "{log:?}"
+    // Final at once: neither polled nor sent again.
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((results[0].status, code(&results[0])), (0, "ForeignHost"));
+    assert!(message(&results[0]).contains("https://evil.test"));
+    assert_eq!(
+        code(&results[1]),
+        "OutcomeUnknown",
+        "the accepted write may run"
     );
-    assert_eq!(results[0].status, 0);
-    assert!(results[0]
-        .error
-        .as_ref()
-        .unwrap()
-        .message
-        .contains("evil.test"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -1399,4 +1397,323 @@ async fn reads_are_paced_by_the_subscription_buckets() {
         free_done < Duration::from_secs(1),
         "a scope with headroom is not held back: {free_done:?}"
     );
+}
+
+fn delete(id: &str) -> Request {
+    let mut r = Request::get(id, "/r?api-version=1");
+    r.method = "DELETE".into();
+    r
+}
+
+fn code(r: &ItemResult) -> &str {
+    r.error.as_ref().map_or("", |e| e.code.as_str())
+}
+
+fn message(r: &ItemResult) -> &str {
+    r.error.as_ref().map_or("", |e| e.message.as_str())
+}
+
+/// A batch answered with a redirect fails at once, naming the status and where
+/// it pointed; nothing goes there, nothing is resent.
+#[tokio::test(start_paused = true)]
+async fn a_redirected_batch_fails_naming_where_it_pointed() {
+    let (results, log, summary) = run(
+        options(),
+        vec![get("a", "/a"), post("p")],
+        Box::new(|_| {
+            Ok(HttpResponse {
+                status: 307,
+                headers: vec![("Location".into(), "https://login.test/elsewhere".into())],
+                body: vec![],
+            })
+        }),
+    )
+    .await;
+    assert_eq!(log.len(), 1, "never followed, never resent: {log:?}");
+    for r in &results {
+        assert_eq!(code(r), "Redirected", "{r:?}");
+        assert!(
+            message(r).contains("HTTP 307") && message(r).contains("https://login.test/elsewhere"),
+            "{r:?}"
+        );
+        assert!(!r.is_success());
+    }
+    assert_eq!(summary.failed, 2);
+}
+
+/// A `nextLink` to another host is not followed, and the result says the
+/// listing is incomplete, keeping the pages fetched.
+#[tokio::test(start_paused = true)]
+async fn a_refused_next_link_leaves_the_listing_incomplete() {
+    let mut o = options();
+    o.follow_next_link = true;
+    let (results, log, summary) = run(
+        o,
+        vec![get("list", "/things?api-version=1")],
+        Box::new(|s| {
+            answer(s.items.iter().map(|i| {
+                let body = match i["url"].as_str().unwrap() {
+                    "/things?api-version=1" => json!({"value":[1,2],"nextLink":"https://arm.test/things?api-version=1&$skiptoken=2"}),
+                    _ => json!({"value":[3],"nextLink":"https://evil.test/things?$skiptoken=3"}),
+                };
+                item(i, 200, json!({}), body)
+            }).collect())
+        }),
+    )
+    .await;
+    let r = &results[0];
+    assert_eq!(log.len(), 2);
+    assert_eq!((r.status, r.pages), (200, 2));
+    assert_eq!(
+        r.body["value"],
+        json!([1, 2, 3]),
+        "the pages fetched are kept"
+    );
+    assert_eq!(r.body["nextLink"], "https://evil.test/things?$skiptoken=3");
+    assert_eq!(code(r), "IncompleteListing");
+    assert!(
+        message(r).contains("https://evil.test") && message(r).contains("2 page(s)"),
+        "{r:?}"
+    );
+    assert_eq!(summary.failed, 1, "an incomplete listing is not a success");
+}
+
+/// A DELETE resent after its answer was lost, answered 404, did what was
+/// asked: a success with a note. A DELETE whose first answer is 404 is not.
+#[tokio::test(start_paused = true)]
+async fn a_resent_delete_that_finds_the_resource_gone_succeeded() {
+    let mut calls = 0;
+    let (results, _, _) = run(
+        options(),
+        vec![delete("d")],
+        Box::new(move |s| {
+            calls += 1;
+            match calls {
+                1 => Err(TransportError::MaybeSent("connection reset".into())),
+                _ => answer(vec![item(
+                    &s.items[0],
+                    404,
+                    json!({}),
+                    json!({"error":{"code":"ResourceNotFound","message":"gone"}}),
+                )]),
+            }
+        }),
+    )
+    .await;
+    let r = &results[0];
+    assert_eq!(
+        (r.status, r.attempts, r.error.clone()),
+        (204, 2, None),
+        "{r:?}"
+    );
+    assert!(r.note.as_deref().unwrap_or("").contains("404"), "{r:?}");
+    assert!(r.is_success());
+
+    let (results, _, _) = run(
+        options(),
+        vec![delete("d")],
+        Box::new(|s| {
+            answer(vec![item(
+                &s.items[0],
+                404,
+                json!({}),
+                json!({"error":{"code":"ResourceNotFound","message":"gone"}}),
+            )])
+        }),
+    )
+    .await;
+    assert_eq!(
+        (results[0].status, code(&results[0])),
+        (404, "ResourceNotFound")
+    );
+    assert_eq!(results[0].note, None);
+}
+
+/// When the deadline (or a cancel) ends a run, writes on the wire may have
+/// run: `OutcomeUnknown`; reads on the wire and requests never sent are
+/// plainly ended.
+#[tokio::test(start_paused = true)]
+async fn writes_on_the_wire_at_the_end_are_outcome_unknown() {
+    let mut o = options();
+    o.timeout = Duration::from_secs(10);
+    o.concurrency = 1;
+    o.batch_size = 3;
+    let reqs = vec![get("g", "/g"), post("p"), delete("d"), post("later")];
+    let (results, log, _) = run_slowly(o, reqs, Box::new(ok_all), Duration::from_secs(60)).await;
+    assert_eq!(
+        log.len(),
+        1,
+        "one batch on the wire, the fourth request waits"
+    );
+    let got: Vec<(&str, &str)> = results.iter().map(|r| (r.id.as_str(), code(r))).collect();
+    assert_eq!(
+        got,
+        [
+            ("g", "Timeout"),
+            ("p", "OutcomeUnknown"),
+            ("d", "OutcomeUnknown"),
+            ("later", "Timeout")
+        ]
+    );
+    assert!(
+        message(&results[1]).contains("may have run"),
+        "{:?}",
+        results[1]
+    );
+}
+
+/// An answer that names one request twice is broken: that request gets
+/// neither answer (a read is resent, a write ends `OutcomeUnknown`, both say
+/// why); the others keep their own.
+#[tokio::test(start_paused = true)]
+async fn an_answer_naming_a_request_twice_is_not_trusted() {
+    let mut calls = 0;
+    let (results, log, _) = run(
+        options(),
+        vec![get("g", "/g"), post("p"), get("h", "/h")],
+        Box::new(move |s| {
+            calls += 1;
+            if calls > 1 {
+                return ok_all(s);
+            }
+            let i = &s.items;
+            answer(vec![
+                item(&i[0], 200, json!({}), json!({"mine": "g"})),
+                item(&i[0], 200, json!({}), json!({"mine": "h"})),
+                item(&i[1], 201, json!({}), json!({"mine": "p"})),
+                item(&i[1], 201, json!({}), json!({"mine": "p"})),
+                item(&i[2], 200, json!({}), json!({"mine": "h"})),
+            ])
+        }),
+    )
+    .await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].items.len(), 1, "only the read named twice is resent");
+    assert_eq!((results[0].status, results[0].attempts), (200, 2));
+    assert_eq!(
+        results[0].body,
+        json!({"url": "/g"}),
+        "the answer of the resend"
+    );
+    assert_eq!(code(&results[1]), "OutcomeUnknown");
+    assert!(message(&results[1]).contains("twice"), "{:?}", results[1]);
+    assert_eq!(results[2].body, json!({"mine": "h"}));
+}
+
+/// An attempt that gets no answer within `attempt_timeout` is a lost answer:
+/// the read is sent again, the write ends `OutcomeUnknown`, and the run does
+/// not wait for the slow answer.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_without_an_answer_in_time_is_lost() {
+    let mut o = options();
+    o.attempt_timeout = Duration::from_secs(5);
+    o.max_attempts = 2;
+    let start = Instant::now();
+    let (results, log, _) = run_slowly(
+        o,
+        vec![get("g", "/g"), post("p")],
+        Box::new(ok_all),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (code(&results[0]), results[0].attempts),
+        ("InvalidResponse", 2)
+    );
+    assert!(
+        message(&results[0]).contains("no answer within 5 s"),
+        "{:?}",
+        results[0]
+    );
+    assert_eq!(
+        (code(&results[1]), results[1].attempts),
+        ("OutcomeUnknown", 1)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Batches are cut by bytes as well as by count, and a batch the service
+/// answers 413 is split and sent again, down to one item, whose 413 stands.
+#[tokio::test(start_paused = true)]
+async fn batches_are_cut_by_bytes_and_split_on_413() {
+    let big = |id: &str, kb: usize| {
+        let mut r = Request::get(id, "/u");
+        r.method = "PATCH".into();
+        r.body = Some(json!({ "blob": "x".repeat(kb * 1000) }));
+        r
+    };
+    let o = options();
+    let reqs = (0..5).map(|i| big(&i.to_string(), 1500)).collect();
+    let (results, log, _) = run(o.clone(), reqs, Box::new(ok_all)).await;
+    let sizes: Vec<usize> = log.iter().map(|s| s.items.len()).collect();
+    assert_eq!(sizes, [2, 2, 1], "1.5 MB each, 4 MB a batch");
+    assert!(results.iter().all(|r| r.status == 200));
+
+    // The service's limit is lower: it takes at most 2 items; item "lone" it
+    // never takes. Splits do not use up the attempts.
+    let mut o = o;
+    o.max_attempts = 2;
+    let mut reqs: Vec<Request> = (0..6).map(|i| big(&i.to_string(), 10)).collect();
+    reqs.push(big("lone", 100));
+    let (results, log, summary) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            let too_big = s.items.len() > 2
+                || s.items
+                    .iter()
+                    .any(|i| i["content"]["blob"].as_str().unwrap().len() > 50_000);
+            if too_big {
+                let body =
+                    json!({"error": {"code": "RequestEntityTooLarge", "message": "too large"}});
+                return Ok(HttpResponse {
+                    status: 413,
+                    headers: vec![],
+                    body: body.to_string().into_bytes(),
+                });
+            }
+            ok_all(s)
+        }),
+    )
+    .await;
+    let sizes: Vec<usize> = log.iter().map(|s| s.items.len()).collect();
+    assert_eq!(sizes[0], 7);
+    // Each split is a send (attempts), not a try of the retry budget.
+    assert!(
+        results[..6]
+            .iter()
+            .all(|r| r.status == 200 && r.attempts > 1),
+        "{results:?}"
+    );
+    assert_eq!(
+        (results[6].status, code(&results[6])),
+        (413, "RequestEntityTooLarge")
+    );
+    assert!(log.iter().all(|s| s.items.len() <= 7));
+    assert!(summary.retries > 0);
+}
+
+/// Batches that were never sent (no connection) are not counted.
+#[tokio::test(start_paused = true)]
+async fn the_summary_counts_only_batches_that_were_sent() {
+    let mut calls = 0;
+    let (_, log, summary) = run(
+        options(),
+        vec![get("g", "/g")],
+        Box::new(move |s| {
+            calls += 1;
+            if calls <= 2 {
+                Err(TransportError::NotSent("connection refused".into()))
+            } else {
+                ok_all(s)
+            }
+        }),
+    )
+    .await;
+    assert_eq!((log.len(), summary.batches), (3, 1));
 }

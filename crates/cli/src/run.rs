@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use azbatch::journal::Journal;
 use azbatch::limits;
 use azbatch::options::AuthSpec;
 use azbatch::request::RequestList;
@@ -67,12 +68,19 @@ pub struct Common {
     /// Deadline of the whole run in seconds.
     #[arg(long, value_name = "SECONDS", help = format!("Deadline of the whole run in seconds (default {})", limits::DEFAULT_TIMEOUT.as_secs()))]
     timeout: Option<f64>,
+    /// How long one HTTP attempt waits for its answer, in seconds.
+    #[arg(long, value_name = "SECONDS", help = format!("How long one HTTP attempt waits for its answer, in seconds (default {}); a longer wait is a lost answer: reads are sent again, writes end OutcomeUnknown", limits::DEFAULT_ATTEMPT_TIMEOUT.as_secs()))]
+    attempt_timeout: Option<f64>,
     /// Graph version: v1.0 or beta.
     #[arg(long)]
     graph_version: Option<String>,
     /// Send POST and PATCH requests again when a batch's answer was lost (they may run twice).
     #[arg(long)]
     retry_non_idempotent: bool,
+    /// Keep a crash-safe journal here: run the same command again after a crash
+    /// and only what has no final result is sent (the rest is printed again).
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
     /// Print results in input order (still as soon as each one's turn comes).
     #[arg(long)]
     ordered: bool,
@@ -128,9 +136,11 @@ impl Common {
             concurrency: self.concurrency,
             max_attempts: self.max_attempts,
             timeout_seconds: self.timeout,
+            attempt_timeout_seconds: self.attempt_timeout,
             graph_version: self.graph_version.clone(),
             follow_next_link: Some(self.follow_next_link),
             retry_non_idempotent: Some(self.retry_non_idempotent),
+            journal: self.journal.as_ref().map(|p| p.display().to_string()),
             ..OptionsSpec::default()
         })
         .map_err(|e| e.to_string())
@@ -198,7 +208,19 @@ pub fn run(args: RunArgs) -> i32 {
 /// Checks every request of a file as the run would, holding none of them.
 fn check(reader: impl BufRead, options: &Options) -> Result<usize, String> {
     let mut list = RequestList::default();
+    // The journal, if any, must belong to this input: checked before anything is sent.
+    let journal = match &options.journal {
+        Some(p) => Some(Journal::open(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    // Line and id of each request with a dependsOn, to name it if one is unknown.
+    let mut named = std::collections::HashMap::new();
     let n = input::read_each(reader, |r| {
+        if r.json.get("dependsOn").is_some() {
+            let id = r.json.get("id").or_else(|| r.json.get("name"));
+            let id = id.map(|v| v.as_str().map_or(v.to_string(), str::to_string));
+            named.insert(list.len(), (r.line, id));
+        }
         spec_of(r.json, list.len())
             .and_then(|spec| {
                 list.add(spec, options)
@@ -206,16 +228,23 @@ fn check(reader: impl BufRead, options: &Options) -> Result<usize, String> {
                     .map_err(|e| e.to_string())
             })
             .map_err(|e| format!("line {}: {e}", r.line))?;
-        list.take_last();
+        let request = list.take_last().expect("just added");
+        if let Some(j) = &journal {
+            j.past(list.len() - 1, &request)
+                .map_err(|e| format!("line {}: {e}", r.line))?;
+        }
         Ok(())
     })?;
-    list.check_dependencies().map_err(|e| e.to_string())?;
+    let id_of = |i: usize| named.get(&i).and_then(|(_, id)| id.clone());
+    if let Some((i, e)) = list.unknown_dependency(id_of) {
+        let line = named.get(&i).map_or(0, |(line, _)| *line);
+        return Err(format!("line {line}: {e}"));
+    }
     Ok(n)
 }
 
 fn spec_of(json: Value, index: usize) -> Result<RequestSpec, String> {
-    serde_json::from_value::<RequestSpec>(input::normalize(json))
-        .map_err(|e| format!("request[{index}]: {e}"))
+    RequestSpec::from_value(input::normalize(json), index).map_err(|e| e.to_string())
 }
 
 /// Adds one request read from the input, waiting while the run has enough to
@@ -260,6 +289,20 @@ pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
     stream(Arc::new(job), args.common.ordered)
 }
 
+/// Why the first authentication failure happened, for standard error: the
+/// token source's own words (which source, what it answered, what to do) or
+/// the service's refusal. Never holds a token: neither message is built
+/// from one.
+fn auth_reason(r: &ItemResult) -> String {
+    let e = r.error.as_ref();
+    let said = e.map_or(String::new(), |e| format!("{}: {}", e.code, e.message));
+    if r.status == 401 {
+        format!("the service refused the token (HTTP 401, {said}); check that it is for this endpoint and has not expired, or use --auth")
+    } else {
+        said
+    }
+}
+
 fn is_auth_failure(r: &ItemResult) -> bool {
     r.status == 401
         || r.error.as_ref().is_some_and(|e| {
@@ -273,7 +316,7 @@ fn stream(job: Arc<Job>, ordered: bool) -> i32 {
     let bar = std::io::stderr()
         .is_terminal()
         .then(|| progress_bar(job.clone()));
-    let mut auth_failed = false;
+    let mut auth_failed: Option<String> = None;
     let mut pending: BTreeMap<usize, String> = BTreeMap::new();
     let mut next_index = 0;
     let mut out = std::io::stdout().lock();
@@ -284,7 +327,9 @@ fn stream(job: Arc<Job>, ordered: bool) -> i32 {
             Ok(Next::Done) => break,
             Err(e) => return usage(e),
         };
-        auth_failed |= is_auth_failure(&r);
+        if auth_failed.is_none() && is_auth_failure(&r) {
+            auth_failed = Some(auth_reason(&r));
+        }
         let line = serde_json::to_string(&r).expect("results serialize");
         let ready: Vec<String> = if ordered {
             pending.insert(r.index, line);
@@ -317,7 +362,8 @@ fn stream(job: Arc<Job>, ordered: bool) -> i32 {
         s.batches,
         s.elapsed_ms as f64 / 1000.0
     );
-    if auth_failed {
+    if let Some(why) = auth_failed {
+        eprintln!("azbatch: authentication failed: {why}");
         exit::AUTH
     } else if s.failed > 0 {
         exit::FAILED

@@ -142,8 +142,16 @@ fn bad_input_names_the_line_and_field() {
             "line 1: request[0]: unknown field `methd`",
         ),
         (
-            "{\"id\":\"a\",\"url\":\"/a\",\"dependsOn\":[\"ghost\"]}\n",
-            "no request has the id \"ghost\"",
+            "{\"url\":\"/a\"}\n{\"id\":\"a\",\"url\":\"/a\",\"dependsOn\":[\"ghost\"]}\n",
+            "line 2: request[1] (id \"a\"): field \"dependsOn\": no request has the id \"ghost\"",
+        ),
+        (
+            "{\"url\":5}\n",
+            "line 1: request[0]: field \"url\": invalid type: integer `5`, expected a string",
+        ),
+        (
+            "{\"url\":\"/a\"}\n{\"id\":\"b\",\"url\":\"/a\",\"dependsOn\":\"x\"}\n",
+            "line 2: request[1] (id \"b\"): field \"dependsOn\": invalid type: string",
         ),
         ("", "no requests"),
     ];
@@ -179,7 +187,11 @@ fn bad_input_names_the_line_and_field() {
             "{input:?}: the lines before the bad one ran"
         );
     }
-    let out = azbatch(&base, cases[3].0, &[]);
+    let out = azbatch(
+        &base,
+        "{\"id\":\"a\",\"url\":\"/a\",\"dependsOn\":[\"ghost\"]}\n",
+        &[],
+    );
     assert_eq!(
         out.code, 1,
         "an unknown dependsOn read from a pipe fails its request"
@@ -188,6 +200,12 @@ fn bad_input_names_the_line_and_field() {
         .as_str()
         .unwrap()
         .contains("\"ghost\", which is not a request of this run"));
+}
+
+#[test]
+fn bad_options_exit_2() {
+    let emu = emulator(Config::default());
+    let endpoint = emu.url();
     let out = azbatch(&["run", "--batch-size"], "", &[]);
     assert_eq!(out.code, 2, "clap usage errors exit 2 too");
     let out = azbatch(
@@ -234,6 +252,12 @@ fn authentication_failures_exit_3() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(out.lines[0]["status"], 401);
     assert!(!out.stderr.contains("wrong-token-value"));
+    assert!(
+        out.stderr
+            .contains("authentication failed: the service refused the token (HTTP 401"),
+        "{}",
+        out.stderr
+    );
     let out = azbatch(
         &["run", "--endpoint", &emu.url(), "--auth", "managedIdentity"],
         &format!("\"{url}\""),
@@ -241,6 +265,15 @@ fn authentication_failures_exit_3() {
     );
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(out.lines[0]["error"]["code"], "AuthenticationFailed");
+    // The reason on standard error too: which source, what is missing.
+    assert!(
+        out.stderr
+            .contains("authentication failed: AuthenticationFailed: ")
+            && out.stderr.contains("managedIdentity")
+            && out.stderr.contains("IDENTITY_HEADER"),
+        "{}",
+        out.stderr
+    );
     assert!(out.lines[0]["error"]["message"]
         .as_str()
         .unwrap()

@@ -47,7 +47,8 @@ fn jwt_exp(token: &str) -> Option<SystemTime> {
         .ok()?
         .get("exp")?
         .as_f64()?;
-    Some(UNIX_EPOCH + Duration::from_secs_f64(exp))
+    // An `exp` no clock can hold (negative, huge) is no expiry, never a panic.
+    UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(exp).ok()?)
 }
 
 /// A JWT-shaped (unsigned) token for tests that expires at `exp`.
