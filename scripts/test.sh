@@ -69,9 +69,12 @@ cargo build --quiet -p azbatch-emulator
 AZBATCH_NO_SKIPS=1 AZBATCH_MODULE="$module" AZBATCH_PACKAGE="$package" AZBATCH_EMULATOR="$PWD/target/debug/azbatch-emulator" \
   scripts/pwsh -NoProfile -File powershell/tests/Run-Pester.ps1
 
-step "Rust unit and integration tests"
+step "Rust unit, property and integration tests (the kill test included)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast -E 'not binary(faults)'
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --no-fail-fast -- --skip the_fault_table
 fi
+
+step "the fault table: 20,000 ARM and Graph requests per row, one family of faults each"
+cargo test --quiet --test faults -- --nocapture

@@ -212,3 +212,48 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random `dependsOn` lists, added in random order: `add` refuses
+        /// exactly the requests that would close a cycle, and what it accepts
+        /// links every dependency (known now, or awaited until it arrives).
+        #[test]
+        fn refuses_exactly_the_cycles(edges in proptest::collection::vec(proptest::collection::vec(0usize..12, 0..4), 1..12)) {
+            let n = edges.len();
+            let mut g = DependencyGraph::default();
+            let mut accepted: Vec<Vec<usize>> = vec![];
+            let mut ids: Vec<usize> = vec![];
+            for (me, deps) in edges.iter().enumerate() {
+                let deps: Vec<usize> = deps.iter().copied().filter(|d| *d < n).collect();
+                let names: Vec<String> = deps.iter().map(|d| format!("r{d}")).collect();
+                // Would `me` close a cycle among the requests accepted so far?
+                let mut reach = deps.clone();
+                let mut cycle = false;
+                let mut k = 0;
+                while k < reach.len() {
+                    let x = reach[k];
+                    k += 1;
+                    if x == me { cycle = true; break; }
+                    if let Some(p) = ids.iter().position(|i| *i == x) {
+                        for y in &accepted[p] {
+                            if !reach.contains(y) { reach.push(*y); }
+                        }
+                    }
+                }
+                let got = g.add(Some(&format!("r{me}")), &names);
+                prop_assert_eq!(got.is_err(), cycle, "r{} -> {:?}", me, deps);
+                if let Ok(links) = got {
+                    let known = deps.iter().filter(|d| ids.contains(d)).count();
+                    prop_assert_eq!(links.known.len() + links.unknown, known + deps.iter().filter(|d| !ids.contains(d)).count());
+                    ids.push(me);
+                    accepted.push(deps);
+                }
+            }
+        }
+    }
+}

@@ -144,3 +144,38 @@ mod tests {
         assert_eq!(next_batch(&mut ready, items(100), no_body, all).len(), 50);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the sizes and limits: every item in exactly one batch, in
+        /// order; no batch over the count, over the bytes (unless it is one
+        /// item alone), or over 20 items once one has a body.
+        #[test]
+        fn every_item_once_in_order_within_the_limits(
+            items in proptest::collection::vec((any::<bool>(), 1usize..5_000), 0..300),
+            max_items in 1usize..60,
+            max_bytes in 100usize..20_000,
+        ) {
+            let size = |i: usize| Size { body: items[i].0, bytes: items[i].1 };
+            let limits = Limits { items: max_items, bytes: max_bytes };
+            let mut ready: VecDeque<usize> = (0..items.len()).collect();
+            let mut seen = vec![];
+            while !ready.is_empty() {
+                let b = next_batch(&mut ready, limits, size, |_| true);
+                prop_assert!(!b.is_empty(), "progress on every call");
+                prop_assert!(b.len() <= max_items);
+                if b.iter().any(|&i| items[i].0) {
+                    prop_assert!(b.len() <= ARM_MAX_ITEMS_WITH_BODY);
+                }
+                let bytes: usize = b.iter().map(|&i| items[i].1).sum::<usize>() + ENVELOPE_BYTES;
+                prop_assert!(b.len() == 1 || bytes <= max_bytes, "{b:?}: {bytes} bytes");
+                seen.extend(b);
+            }
+            prop_assert_eq!(seen, (0..items.len()).collect::<Vec<_>>());
+        }
+    }
+}

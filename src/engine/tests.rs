@@ -1717,3 +1717,64 @@ async fn the_summary_counts_only_batches_that_were_sent() {
     .await;
     assert_eq!((log.len(), summary.batches), (3, 1));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// A random dependency graph (each request may depend on earlier
+        /// ones): every request is sent exactly once, never in a batch that
+        /// leaves before the batches of its dependencies have been answered,
+        /// and every batch is within the count.
+        #[test]
+        fn never_before_its_dependencies(
+            deps in proptest::collection::vec(proptest::collection::vec(0usize..1000, 0..3), 1..80),
+            batch_size in 1usize..25,
+            concurrency in 1usize..6,
+        ) {
+            let mut o = graph_options();
+            o.batch_size = batch_size.min(20);
+            o.concurrency = concurrency;
+            let reqs: Vec<Value> = deps.iter().enumerate().map(|(i, d)| {
+                let on: Vec<String> = d.iter().filter(|_| i > 0).map(|x| format!("r{}", x % i)).collect();
+                json!({"id": format!("r{i}"), "url": format!("/users/{i}"), "dependsOn": on})
+            }).collect();
+            let requests = parse(&o, &reqs);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            let (results, log, _) = rt.block_on(run(o, requests, Box::new(graph_ok)));
+            prop_assert!(results.iter().all(|r| r.status == 200), "{results:?}");
+            // The batch (by position in the log) each request travelled in.
+            let mut batch_of = vec![usize::MAX; reqs.len()];
+            for (b, s) in log.iter().enumerate() {
+                prop_assert!(s.items.len() <= batch_size.min(20));
+                for item in &s.items {
+                    let i: usize = item["id"].as_str().unwrap().parse().unwrap();
+                    prop_assert_eq!(batch_of[i], usize::MAX, "sent once");
+                    batch_of[i] = b;
+                }
+            }
+            for (i, q) in reqs.iter().enumerate() {
+                for d in q["dependsOn"].as_array().unwrap() {
+                    let j: usize = d.as_str().unwrap()[1..].parse().unwrap();
+                    prop_assert!(batch_of[j] < batch_of[i], "r{i} went with or before its dependency r{j}");
+                }
+            }
+        }
+    }
+
+    /// Graph answers: every item 200.
+    fn graph_ok(s: &Sent) -> Result<HttpResponse, TransportError> {
+        let items: Vec<Value> = s
+            .items
+            .iter()
+            .map(|i| json!({"id": i["id"], "status": 200, "body": {}}))
+            .collect();
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: json!({"responses": items}).to_string().into_bytes(),
+        })
+    }
+}

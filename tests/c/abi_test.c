@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "azbatch.h"
 
@@ -250,6 +252,80 @@ static void test_cancel(void) {
     batch_free(b);
 }
 
+/* Several threads on one batch: two take results, one reads progress, one
+ * cancels mid-run; the main thread frees it once they are done. */
+struct shared {
+    AzBatch *b;
+    pthread_mutex_t lock;
+    int results, done_readers, bad_snapshots, snapshots;
+};
+
+static void *reader(void *arg) {
+    struct shared *s = arg;
+    for (;;) {
+        char *item = NULL;
+        int rc = batch_next(s->b, 50, &item);
+        if (rc == AZBATCH_DONE) break;
+        if (rc == AZBATCH_TIMEOUT) continue;
+        if (rc != AZBATCH_OK) { pthread_mutex_lock(&s->lock); s->results = -100000; pthread_mutex_unlock(&s->lock); break; }
+        batch_string_free(item);
+        pthread_mutex_lock(&s->lock);
+        s->results++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->done_readers++;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void *watcher(void *arg) {
+    struct shared *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int readers = s->done_readers;
+        pthread_mutex_unlock(&s->lock);
+        if (readers == 2) break;
+        AzBatchProgress p;
+        int rc = batch_progress(s->b, &p);
+        int ok = rc == AZBATCH_OK && p.completed == p.succeeded + p.failed && p.completed <= p.total;
+        pthread_mutex_lock(&s->lock);
+        s->snapshots++;
+        if (!ok) s->bad_snapshots++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return NULL;
+}
+
+static void *canceller(void *arg) {
+    struct shared *s = arg;
+    struct timespec t = {0, 300 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    batch_cancel(s->b);
+    batch_cancel(s->b);
+    return NULL;
+}
+
+static void test_threads(void) {
+    struct shared s = {0};
+    pthread_mutex_init(&s.lock, NULL);
+    s.b = new_batch(",\"batchSize\":5,\"concurrency\":2");
+    add_pim(s.b, 300, 10);
+    CHECK(batch_start(s.b, NULL) == AZBATCH_OK, "start");
+    pthread_t t[4];
+    pthread_create(&t[0], NULL, reader, &s);
+    pthread_create(&t[1], NULL, reader, &s);
+    pthread_create(&t[2], NULL, watcher, &s);
+    pthread_create(&t[3], NULL, canceller, &s);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    CHECK(s.results == 300, "every request exactly once across two readers: %d", s.results);
+    CHECK(s.snapshots > 0 && s.bad_snapshots == 0, "progress consistent: %d of %d snapshots disagreed", s.bad_snapshots, s.snapshots);
+    char *item = NULL;
+    CHECK(batch_next(s.b, 0, &item) == AZBATCH_DONE, "done stays done");
+    batch_free(s.b);
+    pthread_mutex_destroy(&s.lock);
+}
+
 static char graph_options[1024];
 static const char *run_tag = "run";
 
@@ -357,6 +433,7 @@ int main(int argc, char **argv) {
     test_open_input();
     test_unicode_roundtrip();
     test_cancel();
+    test_threads();
     test_graph_dependencies();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;

@@ -18,7 +18,7 @@ for _ in $(seq 100); do [ -s "$emu_out" ] && break; sleep 0.1; done
 endpoint=$(head -n1 "$emu_out")
 [ -n "$endpoint" ] || { echo "emulator did not start" >&2; exit 1; }
 
-cflags=(-std=c99 -Wall -Wextra -Werror -g -Iinclude tests/c/abi_test.c -L"$lib" -lazbatch -Wl,-rpath,"$root/$lib")
+cflags=(-std=c99 -D_POSIX_C_SOURCE=199309L -pthread -Wall -Wextra -Werror -g -Iinclude tests/c/abi_test.c -L"$lib" -lazbatch -Wl,-rpath,"$root/$lib")
 
 echo "== C ABI under AddressSanitizer + UBSan"
 gcc -fsanitize=address,undefined -fno-omit-frame-pointer "${cflags[@]}" -o "$out/abi_asan"

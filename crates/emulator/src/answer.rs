@@ -19,6 +19,8 @@ pub enum Answer {
     Reset,
     /// Start a 200 JSON answer and cut it off halfway.
     Truncated(Value),
+    /// An HTML page (what a proxy or a broken gateway sends).
+    Html(u16, &'static str),
 }
 
 impl Answer {
@@ -45,6 +47,7 @@ impl Answer {
             Answer::Json { status, .. } => *status,
             Answer::Reset => 0,
             Answer::Truncated(_) => 200,
+            Answer::Html(status, _) => *status,
         }
     }
 }
@@ -87,6 +90,13 @@ impl IntoResponse for Answer {
             Answer::Reset => {
                 let s = futures::stream::once(async { Err::<Bytes, _>(broken("injected reset")) });
                 Response::new(Body::from_stream(s))
+            }
+            Answer::Html(status, page) => {
+                let mut r = Response::new(Body::from(page));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("text/html"));
+                r
             }
             Answer::Truncated(body) => {
                 let bytes = serde_json::to_vec(&body).unwrap();

@@ -115,6 +115,12 @@ pub fn config(a: &Args) -> Result<Config, String> {
             "envelope503" => &mut faults.envelope_503,
             "reset" => &mut faults.reset,
             "truncate" => &mut faults.truncate,
+            "envelope413" => &mut faults.envelope_413,
+            "redirect" => &mut faults.redirect,
+            "garbage" => &mut faults.garbage,
+            "duplicateName" => &mut faults.duplicate_name,
+            "missingName" => &mut faults.missing_name,
+            "hang" => &mut faults.hang,
             "slow" => &mut faults.slow_batch,
             other => return Err(format!("--faults: unknown fault \"{other}\"")),
         };

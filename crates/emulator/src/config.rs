@@ -101,6 +101,22 @@ pub struct Faults {
     pub reset: f64,
     /// The items run, then the answer is cut off halfway.
     pub truncate: f64,
+    /// The batch answered 413 (nothing executed).
+    pub envelope_413: f64,
+    /// The batch answered 307 to another host (nothing executed).
+    pub redirect: f64,
+    /// The items run, then the answer is an HTML error page with status 200.
+    pub garbage: f64,
+    /// The items run, then the answer names one item twice (once with
+    /// another item's answer).
+    pub duplicate_name: f64,
+    /// The items run, then the answer leaves one item out.
+    pub missing_name: f64,
+    /// The items run, then no answer ever comes (the connection stays open).
+    pub hang: f64,
+    /// From `.0` after the start, for `.1`, every batch is answered with a
+    /// dropped connection: the service is down.
+    pub outage: Option<(Duration, Duration)>,
     /// The batch waits `slow_delay` before it starts.
     pub slow_batch: f64,
     /// Delay of a slow batch.
@@ -121,6 +137,13 @@ impl Default for Faults {
             envelope_503: 0.0,
             reset: 0.0,
             truncate: 0.0,
+            envelope_413: 0.0,
+            redirect: 0.0,
+            garbage: 0.0,
+            duplicate_name: 0.0,
+            missing_name: 0.0,
+            hang: 0.0,
+            outage: None,
             slow_batch: 0.0,
             slow_delay: Duration::from_secs(2),
             retry_after_secs: 1,

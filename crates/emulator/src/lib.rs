@@ -97,6 +97,11 @@ impl Emulator {
     pub fn batches(&self) -> Vec<BatchRecord> {
         self.service.batches.lock().unwrap().clone()
     }
+
+    /// Faults injected so far, by kind.
+    pub fn faults_injected(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.service.faults_injected()
+    }
 }
 
 impl Drop for Emulator {

@@ -48,6 +48,10 @@ pub struct Service {
     /// Outlook requests running now, per mailbox.
     mailboxes: Mutex<HashMap<String, usize>>,
     rng: Mutex<StdRng>,
+    /// Faults injected so far, by kind.
+    injected: Mutex<BTreeMap<&'static str, u64>>,
+    /// When the emulator started (outages are timed from it).
+    started: Instant,
     ops: Mutex<Vec<Op>>,
     pub(crate) batches: Mutex<Vec<BatchRecord>>,
     /// Tokens issued by the identity endpoints.
@@ -70,6 +74,8 @@ impl Service {
             graph_units: Mutex::new((config.graph_throttle.capacity, Instant::now())),
             mailboxes: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
+            injected: Mutex::new(BTreeMap::new()),
+            started: Instant::now(),
             ops: Mutex::new(Vec::new()),
             batches: Mutex::new(Vec::new()),
             issuer: Default::default(),
@@ -81,6 +87,38 @@ impl Service {
     /// Rolls the fault dice: true with probability `rate`.
     pub fn roll(&self, rate: f64) -> bool {
         rate > 0.0 && self.rng.lock().unwrap().random::<f64>() < rate
+    }
+
+    /// [`Service::roll`] for a fault of `kind`, counted when it hits.
+    pub fn inject(&self, kind: &'static str, rate: f64) -> bool {
+        let hit = self.roll(rate);
+        if hit {
+            self.injected(kind);
+        }
+        hit
+    }
+
+    /// Counts one fault of `kind`.
+    pub fn injected(&self, kind: &'static str) {
+        *self.injected.lock().unwrap().entry(kind).or_default() += 1;
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn faults_injected(&self) -> BTreeMap<&'static str, u64> {
+        self.injected.lock().unwrap().clone()
+    }
+
+    /// Whether the configured outage is going on now.
+    pub fn in_outage(&self) -> bool {
+        self.config.faults.outage.is_some_and(|(from, len)| {
+            let t = self.started.elapsed();
+            t >= from && t < from + len
+        })
+    }
+
+    /// A number below `n`, from the fault dice.
+    pub fn pick(&self, n: usize) -> usize {
+        self.rng.lock().unwrap().random_range(0..n.max(1))
     }
 
     fn latency(&self) -> Duration {
@@ -115,11 +153,15 @@ impl Service {
     /// `Err(seconds until there are enough)`.
     fn take_units(&self, cost: f64) -> Result<f64, f64> {
         let t = self.config.graph_throttle;
+        if !t.enabled {
+            // No throttling: nothing counted, and no header says otherwise.
+            return Ok(0.0);
+        }
         let mut g = self.graph_units.lock().unwrap();
         let now = Instant::now();
         g.0 = (g.0 + now.duration_since(g.1).as_secs_f64() * t.refill).min(t.capacity);
         g.1 = now;
-        if t.enabled && g.0 < cost {
+        if g.0 < cost {
             return Err((cost - g.0) / t.refill);
         }
         g.0 = (g.0 - cost).max(0.0);

@@ -96,11 +96,7 @@ async fn envelope(
         return accepted(&svc, &id, &version, base);
     }
     let answers = run_items(&svc, items, base).await;
-    let body = json!({ "responses": answers });
-    if svc.roll(svc.config.faults.truncate) {
-        return Answer::Truncated(body);
-    }
-    Answer::json(200, body)
+    faults::answer(&svc, json!({ "responses": answers }), "name").await
 }
 
 fn accepted(svc: &Service, id: &str, version: &str, base: &str) -> Answer {

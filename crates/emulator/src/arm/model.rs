@@ -105,6 +105,9 @@ impl ArmModel {
                         Reply::json(200, json!({ "value": v }))
                     }
                     (_, ["resourcegroups", _]) => self.resource_group(method, &sub, segs[3], body),
+                    ("POST", ["resourcegroups", _, "exporttemplate"]) => {
+                        self.export_template(&sub, segs[3])
+                    }
                     _ => not_found(path),
                 }
             }
@@ -150,6 +153,26 @@ impl ArmModel {
             ));
         }
         Reply::json(200, body)
+    }
+
+    /// `POST .../resourcegroups/{rg}/exportTemplate`: the group as a template
+    /// (an action: a POST that changes nothing, which a client still may not
+    /// send twice unasked).
+    fn export_template(&self, sub: &str, name: &str) -> Reply {
+        match self
+            .groups
+            .get(&(sub.to_string(), name.to_ascii_lowercase()))
+        {
+            Some(g) => Reply::json(
+                200,
+                json!({"template": {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "resources": [g]}}),
+            ),
+            None => cloud_error(
+                404,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{name}' could not be found."),
+            ),
+        }
     }
 
     fn resource_group(

@@ -58,11 +58,7 @@ async fn envelope(svc: Arc<Service>, body: &[u8], root: &str) -> Answer {
         Err(message) => return bad_request(&message),
     };
     let answers = run_items(&svc, items, root).await;
-    let body = json!({ "responses": answers });
-    if svc.roll(svc.config.faults.truncate) {
-        return Answer::Truncated(body);
-    }
-    Answer::json(200, body)
+    faults::answer(&svc, json!({ "responses": answers }), "id").await
 }
 
 /// Whether Graph runs these dependencies: each item depends on at most one
