@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, lints, Rust unit and integration
-# tests, the dependency rule for the library, the C ABI under AddressSanitizer
+# Every check, as CI runs it: formatting, lints, Rust unit, property and
+# integration tests (the journal's kill test too), the fault table, a short
+# fuzz run of every parser, the dependency rule for the library, the C ABI under AddressSanitizer
 # and valgrind, and the PowerShell module (PowerShell's parser, consistency
 # with the header, the interop class as C# 5 and on .NET, the Pester suite in
 # real PowerShell 7). Installs what a fresh machine lacks (valgrind, gcc and
@@ -13,6 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v gcc >/dev/null || need_apt+=(gcc)
+command -v g++ >/dev/null || need_apt+=(g++) # libFuzzer, for the fuzz targets
 command -v patchelf >/dev/null || need_apt+=(patchelf)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
@@ -78,3 +80,6 @@ fi
 
 step "the fault table: 20,000 ARM and Graph requests per row, one family of faults each"
 cargo test --quiet --test faults -- --nocapture
+
+step "fuzzing: every parser's cargo-fuzz target, 10 s each from the committed seeds"
+bash scripts/fuzz.sh 10

@@ -190,6 +190,12 @@ pub fn digest(r: &Request) -> Digest {
         .collect()
 }
 
+/// Checks a journal's bytes as [`Journal::open`] reads them: how many
+/// requests it records, or why it is refused (for fuzzing and tools).
+pub fn check(text: &[u8]) -> Result<usize, String> {
+    read(text).map(|(records, _)| records.len())
+}
+
 /// Reads a journal's text: the records by request, and how many bytes of
 /// it are whole lines (a torn last line is left out).
 fn read(text: &[u8]) -> Result<(HashMap<usize, Record>, usize), String> {
