@@ -6,7 +6,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|body: &[u8]| {
     if let Ok(items) = azbatch::wire::decode(azbatch::Api::Graph, body) {
         for i in &items {
-            let _ = (i.header("retry-after"), i.header("x-ms-throttle-limit-percentage"));
+            let _ = (
+                i.header("retry-after"),
+                i.header("x-ms-throttle-limit-percentage"),
+            );
         }
     }
 });
