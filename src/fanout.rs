@@ -12,7 +12,7 @@ use crate::api::Api;
 use crate::error::Error;
 use crate::options::Options;
 use crate::request::{At, RequestList, RequestSpec};
-use crate::result::ItemResult;
+use crate::result::{ItemResult, SubscriptionInfo};
 
 /// Where each subscription's id goes in a template's URL.
 pub const PLACEHOLDER: &str = "{subscriptionId}";
@@ -25,16 +25,37 @@ pub const LISTING_URL: &str = "/subscriptions?api-version=2022-12-01";
 pub struct Subscription {
     /// Its id (a GUID).
     pub id: String,
+    /// Its display name (empty when the listing has none).
+    pub name: String,
+    /// Its tenant (empty when the listing has none).
+    pub tenant_id: String,
+}
+
+impl Subscription {
+    /// What its requests' results say about it.
+    pub fn info(&self) -> SubscriptionInfo {
+        SubscriptionInfo {
+            subscription_id: self.id.clone(),
+            subscription_name: self.name.clone(),
+            tenant_id: self.tenant_id.clone(),
+        }
+    }
 }
 
 /// The subscriptions a successful listing names, in its order.
 pub fn subscriptions(listing: &ItemResult) -> Vec<Subscription> {
+    let text = |s: &Value, k: &str| s[k].as_str().unwrap_or_default().to_string();
     listing.body["value"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|s| s["subscriptionId"].as_str())
-        .map(|id| Subscription { id: id.to_string() })
+        .filter_map(|s| {
+            Some(Subscription {
+                id: s["subscriptionId"].as_str()?.to_string(),
+                name: text(s, "displayName"),
+                tenant_id: text(s, "tenantId"),
+            })
+        })
         .collect()
 }
 
@@ -75,6 +96,8 @@ pub fn check_template(
     check(spec).map_err(|(field, why)| at.bad(field, why))?;
     let stand_in = Subscription {
         id: "00000000-0000-0000-0000-000000000000".into(),
+        name: String::new(),
+        tenant_id: String::new(),
     };
     let probe = expand(spec, &[stand_in]).remove(0);
     RequestList::default()

@@ -182,14 +182,19 @@ impl Drive {
                     ));
                     continue;
                 }
-                for spec in fanout::expand(t, &subs) {
+                for (spec, s) in fanout::expand(t, &subs).into_iter().zip(&subs) {
                     let id = fanout::template_id(&spec);
-                    if let Err(e) = list.add(spec, &self.options) {
-                        refused.push((
+                    match list.add(spec, &self.options).map(|_| ()) {
+                        Ok(()) => {
+                            if let Some(r) = list.last_mut() {
+                                r.subscription = Some(Box::new(s.info()));
+                            }
+                        }
+                        Err(e) => refused.push((
                             id,
                             ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
                             None,
-                        ));
+                        )),
                     }
                 }
             }

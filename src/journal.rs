@@ -284,6 +284,13 @@ fn result_of(v: &Value) -> Option<ItemResult> {
         error,
         body_encoding: (text("bodyEncoding").as_deref() == Some("base64")).then_some("base64"),
         note: text("note"),
+        subscription: text("subscriptionId").map(|id| {
+            Box::new(crate::result::SubscriptionInfo {
+                subscription_id: id,
+                subscription_name: text("subscriptionName").unwrap_or_default(),
+                tenant_id: text("tenantId").unwrap_or_default(),
+            })
+        }),
         index: 0,
     })
 }

@@ -178,6 +178,7 @@ impl Options {
         if let Some(e) = &spec.endpoint {
             o.endpoint = parse_endpoint(e)?;
         }
+        check_endpoint_path(&o)?;
         o.set_numbers(&spec)?;
         o.credential = credential(spec.token, spec.auth)?;
         o.set_versions(spec.graph_version, spec.api_version)?;
@@ -276,6 +277,29 @@ impl Options {
                 path: &path,
             },
         )
+    }
+}
+
+/// An endpoint that already holds what AzBatch adds (Graph's version, ARM's
+/// `/batch`) would be called at `/v1.0/v1.0/$batch`: refused, with the fix.
+fn check_endpoint_path(o: &Options) -> Result<(), Error> {
+    let path = o.endpoint.path().trim_end_matches('/');
+    let last = path.rsplit('/').next().unwrap_or("");
+    let origin = o.endpoint.origin().ascii_serialization();
+    let held = match o.api {
+        Api::Graph => GRAPH_VERSIONS.iter().find(|v| last.eq_ignore_ascii_case(v)).map(|v| {
+            format!("the Graph version /{v}: give \"{origin}\" and pick the version with graphVersion (--graph-version, -GraphVersion)")
+        }),
+        Api::Arm => last.eq_ignore_ascii_case("batch").then(|| {
+            format!("/batch, which AzBatch adds itself: give \"{origin}\"")
+        }),
+    };
+    match held {
+        Some(fix) => Err(Error::InvalidOptions(format!(
+            "endpoint \"{}\" already ends with {fix}",
+            o.endpoint.as_str().trim_end_matches('/')
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -452,6 +476,31 @@ mod tests {
         .unwrap();
         assert_eq!(o.batch_url().as_str(), "http://127.0.0.1:9/beta/$batch");
         assert_eq!(o.url_root(), "/beta");
+    }
+
+    #[test]
+    fn an_endpoint_with_the_version_path_is_refused_with_the_fix() {
+        let e =
+            Options::from_json(r#"{"api":"graph","endpoint":"https://graph.microsoft.com/v1.0/"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains(
+                "already ends with the Graph version /v1.0: give \"https://graph.microsoft.com\""
+            ),
+            "{e}"
+        );
+        let e =
+            Options::from_json(r#"{"api":"arm","endpoint":"https://management.azure.com/batch"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("/batch, which AzBatch adds itself"), "{e}");
+        assert!(
+            Options::from_json(r#"{"api":"graph","endpoint":"http://127.0.0.1:9/graph"}"#).is_ok()
+        );
+        assert!(
+            Options::from_json(r#"{"api":"arm","endpoint":"http://127.0.0.1:9/v1.0"}"#).is_ok()
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Request {
     pub named: bool,
     /// What an earlier run of the same input did with it ([`crate::journal`]).
     pub past: Past,
+    /// The subscription it is sent to, when a `forEachSubscription` template made it.
+    pub subscription: Option<Box<crate::result::SubscriptionInfo>>,
 }
 
 /// What a request is, in 32 hex digits.
@@ -79,6 +81,7 @@ impl Request {
             has_references: false,
             named: true,
             past: Past::default(),
+            subscription: None,
         }
     }
 
@@ -267,6 +270,11 @@ impl RequestList {
         std::mem::take(&mut self.items)
     }
 
+    /// The request added last, to change (while it is held).
+    pub fn last_mut(&mut self) -> Option<&mut Request> {
+        self.items.last_mut()
+    }
+
     /// Hands on the request added last, keeping the graph.
     pub fn take_last(&mut self) -> Option<Request> {
         self.items.pop()
@@ -318,6 +326,7 @@ impl RequestList {
         let url = options
             .relative_url(&url)
             .map_err(|why| at.bad("url", why))?;
+        other_api(&url, options.api).map_err(|why| at.bad("url", why))?;
         let body = body(
             spec.body,
             spec.content,
@@ -344,6 +353,7 @@ impl RequestList {
             has_references,
             named,
             past: Past::default(),
+            subscription: None,
         };
         let size = request.wire_size();
         if size > limits::MAX_BATCH_BYTES {
@@ -599,6 +609,45 @@ fn headers(
     Ok(out)
 }
 
+/// Top-level Graph resources no ARM URL starts with.
+const GRAPH_ROOTS: [&str; 14] = [
+    "me",
+    "users",
+    "groups",
+    "applications",
+    "serviceprincipals",
+    "devices",
+    "directoryobjects",
+    "organization",
+    "sites",
+    "teams",
+    "chats",
+    "drives",
+    "identity",
+    "policies",
+];
+
+/// A URL that clearly belongs to the other API, found before anything is
+/// sent: the server would only answer 404 (or worse, something else).
+fn other_api(url: &str, api: Api) -> Result<(), String> {
+    let path = url.split('?').next().unwrap_or("");
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match api {
+        Api::Arm if GRAPH_ROOTS.iter().any(|r| first.eq_ignore_ascii_case(r)) => Err(format!(
+            "\"/{first}\" is a Microsoft Graph URL, but this run's api is arm: use api graph (--api graph, -Api Graph)"
+        )),
+        // Graph has /subscriptions too (change notifications), never with
+        // ARM's api-version or providers.
+        Api::Graph
+            if first.eq_ignore_ascii_case("subscriptions")
+                && (url.contains("api-version=") || path.to_ascii_lowercase().contains("/providers/") || path.to_ascii_lowercase().contains("/resourcegroups")) =>
+        {
+            Err("is an Azure Resource Manager URL, but this run's api is graph: use api arm (--api arm, -Api Arm)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The id (or ARM's `name`) a request's JSON gives, if it is usable.
 fn given_id_of(v: Value) -> Option<String> {
     let Value::Object(mut m) = v else { return None };
@@ -687,6 +736,8 @@ mod tests {
             (r#"{"id":"q","url":"/a","dependsOn":"x"}"#, "request[1] (id \"q\"): field \"dependsOn\": invalid type: string \"x\", expected a sequence"),
             (r#"{"name":7,"url":"/a","method":["GET"]}"#, "request[1] (id \"7\"): field \"method\": invalid type: sequence"),
             (r#"{"url":"/a","followLinks":true}"#, "request[1]: unknown field `followLinks`"),
+            (r#"{"url":"/users/x"}"#, "field \"url\": \"/users\" is a Microsoft Graph URL, but this run's api is arm: use api graph"),
+            (r#"{"url":"/me/messages"}"#, "use api graph (--api graph, -Api Graph)"),
             (r#"{"id":"z","url":"/a","dependsOn":["z"]}"#, "cannot depend on itself"),
             (r#"{"id":"z","url":"/{{one.body.id}}"}"#, "field \"url\": the reference {{one.body.id}} reads request \"one\", which is not in dependsOn"),
             (r#"{"url":"/a","method":"POST","body":"aGk=","bodyEncoding":"base64"}"#, "ARM batch items carry JSON content only"),
@@ -696,6 +747,31 @@ mod tests {
             assert!(e.contains(want), "{input}: {e}");
         }
         assert_eq!(l.len(), 1, "refused requests are not added");
+    }
+
+    #[test]
+    fn arm_urls_are_refused_in_a_graph_run() {
+        let mut l = RequestList::default();
+        let e = l
+            .add_json(
+                r#"{"url":"/subscriptions/s1/resourceGroups?api-version=2021-04-01"}"#,
+                &graph(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "is an Azure Resource Manager URL, but this run's api is graph: use api arm"
+            ),
+            "{e}"
+        );
+        // Graph's own /subscriptions (change notifications) are fine.
+        assert!(l
+            .add_json(
+                r#"{"url":"/subscriptions/7f105c7d-2dc5-4530-97cd-4e7ae6534c07"}"#,
+                &graph()
+            )
+            .is_ok());
     }
 
     #[test]

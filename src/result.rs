@@ -89,6 +89,10 @@ pub struct ItemResult {
     /// resent DELETE that found the resource gone); else absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The subscription a `forEachSubscription` request went to, as its
+    /// fields `subscriptionId`, `subscriptionName`, `tenantId`; else absent.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<Box<SubscriptionInfo>>,
     /// Position of the request in the order added.
     #[serde(skip)]
     pub index: usize,
@@ -112,9 +116,22 @@ impl ItemResult {
             error: Some(error),
             body_encoding: None,
             note: None,
+            subscription: None,
             index,
         }
     }
+}
+
+/// Which subscription a fanned-out request went to, as its listing named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionInfo {
+    /// Its id (a GUID).
+    pub subscription_id: String,
+    /// Its display name.
+    pub subscription_name: String,
+    /// The tenant it belongs to.
+    pub tenant_id: String,
 }
 
 /// The error of an HTTP answer: the service's `{"error":{"code","message"}}` when

@@ -37,6 +37,10 @@ namespace AzBatch
         /// <summary>What AzBatch made of the answer when it is not the plain
         /// answer (a resent DELETE that found the resource gone), else null.</summary>
         public string Note { get; internal set; }
+        /// <summary>For -ForEachSubscription: the subscription's id, name and tenant, else null.</summary>
+        public string SubscriptionId { get; internal set; }
+        public string SubscriptionName { get; internal set; }
+        public string TenantId { get; internal set; }
 
         public override string ToString()
         {
@@ -72,6 +76,9 @@ namespace AzBatch
                     case "error": r.Error = p.Value; break;
                     case "bodyEncoding": r.BodyEncoding = p.Value as string; break;
                     case "note": r.Note = p.Value as string; break;
+                    case "subscriptionId": r.SubscriptionId = p.Value as string; break;
+                    case "subscriptionName": r.SubscriptionName = p.Value as string; break;
+                    case "tenantId": r.TenantId = p.Value as string; break;
                 }
             }
             r.Status = status;

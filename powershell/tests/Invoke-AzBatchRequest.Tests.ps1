@@ -68,6 +68,11 @@ Describe 'Requests from the pipeline (ARM)' {
         $results[0].PSObject.TypeNames | Should -Contain 'AzBatch.Response'
         ($results.Name | Sort-Object) | Should -Be (0..5 | ForEach-Object { '00000000-0000-4000-8000-{0:D12}' -f $_ })
         @($results | ForEach-Object { $_.Body.value }).Count | Should -BeGreaterThan 5
+        $results | ForEach-Object {
+            $_.SubscriptionId | Should -Be $_.Name
+            $_.SubscriptionName | Should -Be ('Subscription {0}' -f [int]$_.Name.Substring(24))
+            $_.TenantId | Should -Be '72f988bf-0000-4000-8000-000000000000'
+        }
     }
 
     It 'takes strings and hashtables and follows next links' {

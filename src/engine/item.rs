@@ -173,6 +173,7 @@ impl Item {
             pages: self.pages,
             body_encoding: base64.then_some("base64"),
             note: None,
+            subscription: None,
             index: 0,
         }
     }

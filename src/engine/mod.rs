@@ -938,9 +938,12 @@ impl Run {
                 ok,
                 status: result.status,
             };
-            let Slot::Live(item) = std::mem::replace(&mut self.items[i], done) else {
+            let Slot::Live(mut item) = std::mem::replace(&mut self.items[i], done) else {
                 unreachable!("checked above");
             };
+            if let Some(sub) = item.request.subscription.take() {
+                result.subscription = Some(sub);
+            }
             self.progress.finished(ok);
             if let (Some(j), Some(d)) = (&self.ctx.journal, &item.digest) {
                 // A record that cannot be written leaves the request "sent" in

@@ -307,6 +307,12 @@ fn subscriptions_fans_out_over_every_subscription() {
         .map(|l| l["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, (0..7).map(sub).collect::<Vec<_>>());
+    // Each result names its subscription as the listing did, and its tenant.
+    for (i, l) in out.lines.iter().enumerate() {
+        assert_eq!(l["subscriptionId"], sub(i), "{l}");
+        assert_eq!(l["subscriptionName"], format!("Subscription {i}"), "{l}");
+        assert_eq!(l["tenantId"], "72f988bf-0000-4000-8000-000000000000", "{l}");
+    }
     let accounts: usize = out
         .lines
         .iter()
@@ -442,4 +448,129 @@ fn bench_prints_a_row_per_strategy() {
             }
         }
     }
+}
+
+#[test]
+fn version_help_completions_and_man() {
+    let out = Command::new(env!("CARGO_BIN_EXE_azbatch"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let v = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        v.starts_with("azbatch 0.1.0 (library 0.1.0, commit "),
+        "{v}"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let text = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_azbatch"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for sub in [
+        "run",
+        "subscriptions",
+        "demo",
+        "bench",
+        "emulator",
+        "completions",
+        "man",
+    ] {
+        let help = text(&[sub, "--help"]);
+        assert!(
+            help.contains("Example"),
+            "azbatch {sub} --help has examples:\n{help}"
+        );
+    }
+    // The exit codes, word for word in --help and the README.
+    let help = text(&["run", "--help"]);
+    let codes = help
+        .lines()
+        .find(|l| l.starts_with("Exit codes:"))
+        .expect("run --help lists the exit codes");
+    assert!(
+        readme.replace('\n', " ").contains(codes),
+        "README has: {codes}"
+    );
+    assert!(text(&["subscriptions", "--help"]).contains(codes));
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = text(&["completions", shell]);
+        assert!(
+            script.contains("azbatch")
+                && script.contains("subscriptions")
+                && script.contains("journal"),
+            "{shell}"
+        );
+    }
+    let man = text(&["man"]);
+    assert!(
+        man.contains(".TH azbatch 1")
+            && man.contains(".TH azbatch-run 1")
+            && man.contains("journal"),
+        "{}",
+        &man[..200]
+    );
+}
+
+#[test]
+fn urls_of_the_other_api_and_versioned_endpoints_are_refused_before_sending() {
+    let emu = emulator(Config::default());
+    let url = emu.url();
+    let out = azbatch(
+        &["run", "--endpoint", &url, "--token", TOKEN],
+        "{\"url\":\"/users/ada@contoso.com\"}\n",
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("line 1: request[0]: field \"url\": \"/users\" is a Microsoft Graph URL, but this run's api is arm: use api graph (--api graph"), "{}", out.stderr);
+    let arm_url = format!(
+        "{{\"url\":\"/subscriptions/{}/resourcegroups?api-version=2021-04-01\"}}\n",
+        sub(0)
+    );
+    let out = azbatch(
+        &[
+            "run",
+            "--api",
+            "graph",
+            "--endpoint",
+            &url,
+            "--token",
+            TOKEN,
+        ],
+        &arm_url,
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("is an Azure Resource Manager URL, but this run's api is graph: use api arm"),
+        "{}",
+        out.stderr
+    );
+    let versioned = format!("{url}/v1.0");
+    let out = azbatch(
+        &[
+            "run",
+            "--api",
+            "graph",
+            "--endpoint",
+            &versioned,
+            "--token",
+            TOKEN,
+        ],
+        "\"/me\"\n",
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("already ends with the Graph version /v1.0"),
+        "{}",
+        out.stderr
+    );
+    assert!(emu.batches().is_empty(), "nothing was sent");
 }
