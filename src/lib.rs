@@ -27,6 +27,7 @@ pub mod graph;
 pub mod job;
 pub mod journal;
 pub mod limits;
+pub mod log;
 pub mod options;
 pub mod plan;
 pub mod progress;

@@ -202,13 +202,27 @@ impl TokenSource {
                 sources::client_secret(&*self.http, &self.login, &self.resource, now).await
             }
         };
+        let source = match &self.credential {
+            Credential::Static(_) => "token",
+            Credential::AzureCli { .. } => "azureCli",
+            Credential::ManagedIdentity { .. } => "managedIdentity",
+            Credential::ClientSecret => "clientSecret",
+        };
         match fetched {
             Ok(f) => {
+                let lifetime = f.expires_at.and_then(|e| e.duration_since(now).ok());
+                // Which source and how long it lives; never the token.
+                tracing::info!(
+                    source,
+                    lifetime_s = lifetime.map(|d| d.as_secs()),
+                    "token fetched"
+                );
                 st.generation += 1;
                 st.current = Some((f.clone(), now));
                 Ok((f.token, st.generation))
             }
             Err(e) => {
+                tracing::warn!(source, why = %e.message, "no token");
                 // A source that cannot give a token now will not give one a
                 // moment later: fail the rest of the run fast.
                 st.failure = Some(e.clone());

@@ -567,6 +567,7 @@ impl Run {
 
     /// Holds new batches back until `wait` from now (the later of any two holds).
     fn pause(&mut self, wait: Duration) {
+        tracing::info!(wait_ms = wait.as_millis() as u64, "every batch held");
         let until = Instant::now() + wait;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
@@ -601,6 +602,12 @@ impl Run {
             })
             .collect();
         let body = wire::encode(self.options().api, &outgoing);
+        tracing::debug!(
+            items = batch.len(),
+            bytes = body.len(),
+            in_flight = self.in_flight_items,
+            "batch sent"
+        );
         let refused = self.journal_sent(&batch);
         for &i in &batch {
             let item = self.items[i].live_mut();
@@ -655,6 +662,7 @@ impl Run {
         }
         self.in_flight_items -= batch.len() as u64;
         let reached = !matches!(reply, Reply::NotSent(_) | Reply::Auth(_));
+        tracing::debug!(items = batch.len(), answer = reply.kind(), "batch answered");
         self.progress
             .batch_landed(batch.len() as u64, reached.into());
         match reply {
@@ -792,6 +800,11 @@ impl Run {
         }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;
+            tracing::info!(
+                scope = key.as_str(),
+                wait_ms = pause.as_millis() as u64,
+                "scope paused"
+            );
             self.scopes.throttled(key, pause, Instant::now());
         }
         let got = Got::Answer {
@@ -805,7 +818,7 @@ impl Run {
 
     fn decide(&self, idx: usize, outcome: Outcome) -> Decision {
         let (o, item) = (self.options(), self.items[idx].live());
-        decide(
+        let d = decide(
             outcome,
             &Facts {
                 tries: item.page_tries,
@@ -815,7 +828,12 @@ impl Run {
                 backoff: &o.backoff,
                 batch_items: item.batch_items.max(1),
             },
-        )
+        );
+        if let Action::Retry(wait) = d.action {
+            let id = item.request.id.as_str();
+            tracing::info!(id, attempt = item.attempts, wait_ms = wait.as_millis() as u64, why = ?outcome, "retry scheduled");
+        }
+        d
     }
 
     /// What a decision asks of the whole run.
@@ -900,6 +918,7 @@ impl Run {
         if follow && ok && !base64 {
             match item.next_link(&body, &self.ctx.options) {
                 Ok(Some(next)) => {
+                    tracing::debug!(id = item.request.id.as_str(), "next page followed");
                     item.add_page(body, next, key);
                     self.ready.push_back(idx);
                     return;

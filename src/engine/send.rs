@@ -54,6 +54,21 @@ pub(crate) enum Reply {
     TokenRenewed { body: Value },
 }
 
+impl Reply {
+    /// What kind of reply it is, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reply::Items(_) => "items",
+            Reply::Envelope { .. } => "envelope error",
+            Reply::NotSent(_) => "not sent",
+            Reply::MaybeSent(_) => "lost",
+            Reply::Auth(_) => "no token",
+            Reply::Refused { .. } => "refused",
+            Reply::TokenRenewed { .. } => "token renewed",
+        }
+    }
+}
+
 /// What every batch of a run shares.
 pub(crate) struct Ctx {
     pub options: Arc<Options>,

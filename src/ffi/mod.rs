@@ -128,6 +128,7 @@ pub unsafe extern "C" fn batch_new(
     error_out: *mut *mut c_char,
 ) -> AzBatchStatus {
     status_of(guard("batch_new", error_out, || {
+        crate::log::init_from_env();
         required(batch_out, "batch_out")?;
         let text = str_arg(options_json, "options_json")?;
         let options = Options::from_json(text)?;

@@ -84,6 +84,13 @@ pub struct Common {
     /// Print results in input order (still as soon as each one's turn comes).
     #[arg(long)]
     ordered: bool,
+    /// Log to standard error what AzBatch does: -v batches' fates, retries and
+    /// pauses; -vv every batch sent and answered (never a token or secret).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
 }
 
 /// `azbatch run`.
@@ -117,7 +124,22 @@ fn usage(message: impl std::fmt::Display) -> i32 {
 }
 
 impl Common {
+    /// Starts logging as asked: `-v`/`-vv`, else `AZBATCH_LOG`.
+    fn logging(&self) {
+        let json = self.log_format == "json";
+        match self.verbose {
+            0 => {
+                if let Ok(filter) = std::env::var("AZBATCH_LOG") {
+                    azbatch::log::init(&filter, json);
+                }
+            }
+            1 => azbatch::log::init("azbatch=info", json),
+            _ => azbatch::log::init("azbatch=debug", json),
+        }
+    }
+
     fn options(&self) -> Result<Options, String> {
+        self.logging();
         let auth = match (&self.token, &self.auth) {
             (Some(_), _) => None,
             (None, kind) => Some(AuthSpec {

@@ -574,3 +574,110 @@ fn urls_of_the_other_api_and_versioned_endpoints_are_refused_before_sending() {
     );
     assert!(emu.batches().is_empty(), "nothing was sent");
 }
+
+/// Every log line of a run: no secret, and what its verbosity promises.
+fn check_logs(out: &Out, every_batch: bool) {
+    let logs: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("azbatch:"))
+        .collect();
+    for secret in [TOKEN, "emulator-client-secret", "eyJ"] {
+        assert!(
+            logs.iter().all(|l| !l.contains(secret)),
+            "a log line holds a secret: {secret}"
+        );
+    }
+    let has = |what: &str| logs.iter().any(|l| l.contains(what));
+    assert!(
+        has("token fetched") && has("retry scheduled") && has("scope paused"),
+        "{}",
+        out.stderr
+    );
+    if every_batch {
+        assert!(
+            has("batch sent") && has("batch answered"),
+            "-vv logs every batch"
+        );
+    } else {
+        assert!(!has("batch sent"), "-v does not log every batch");
+        for l in &logs {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+            assert!(v["level"].is_string() && v["message"].is_string(), "{l}");
+        }
+        assert!(has("\"source\":\"clientSecret\""), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn logs_say_what_happens_and_never_a_secret() {
+    let emu = emulator(Config {
+        subscriptions: 3,
+        faults: azbatch_emulator::Faults {
+            item_429: 0.3,
+            seed: 3,
+            ..Default::default()
+        },
+        ..Config::default()
+    });
+    let input: String = (0..30)
+        .map(|i| {
+            format!(
+                "\"/subscriptions/{}?api-version=2022-12-01&n={i}\"\n",
+                sub(i % 3)
+            )
+        })
+        .collect();
+    // A static token, then a client secret through the login host.
+    let url = emu.url();
+    let runs = [
+        (
+            vec!["run", "-vv", "--endpoint", &url, "--token", TOKEN],
+            vec![],
+        ),
+        (
+            vec![
+                "run",
+                "-v",
+                "--log-format",
+                "json",
+                "--endpoint",
+                &url,
+                "--auth",
+                "clientSecret",
+            ],
+            vec![
+                ("AZURE_TENANT_ID", "tenant"),
+                ("AZURE_CLIENT_ID", "app"),
+                ("AZURE_CLIENT_SECRET", "emulator-client-secret"),
+                ("AZURE_AUTHORITY_HOST", url.as_str()),
+            ],
+        ),
+    ];
+    for (args, env) in runs {
+        let out = azbatch(&args, &input, &env);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        check_logs(&out, args.contains(&"-vv"));
+    }
+    // Quiet unless asked; AZBATCH_LOG asks as the C ABI and the module do.
+    let out = azbatch(&["run", "--endpoint", &url, "--token", TOKEN], &input, &[]);
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| !l.starts_with("azbatch:"))
+            .count(),
+        0,
+        "{}",
+        out.stderr
+    );
+    let out = azbatch(
+        &["run", "--endpoint", &url, "--token", TOKEN],
+        &input,
+        &[("AZBATCH_LOG", "info")],
+    );
+    assert!(
+        out.stderr.contains("retry scheduled") && !out.stderr.contains(TOKEN),
+        "{}",
+        out.stderr
+    );
+}
