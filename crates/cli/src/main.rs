@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod input;
+mod output;
 mod run;
 
 use clap::{CommandFactory, Parser, Subcommand};

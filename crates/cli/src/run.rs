@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::input;
+use crate::output::{Format, Output};
 
 /// Exit codes.
 pub mod exit {
@@ -88,6 +89,14 @@ pub struct Common {
     /// pauses; -vv every batch sent and answered (never a token or secret).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// How results are printed: JSON lines (the default, streamed), a JSON
+    /// array, CSV, or a table (printed once every result is in).
+    #[arg(long, value_enum, default_value = "jsonl")]
+    output: Format,
+    /// Fields to print, comma-separated dotted paths: id,status,body.value.0.id
+    /// (CSV and table default: id,status,error.code,attempts,error.message).
+    #[arg(long, value_name = "FIELDS")]
+    select: Option<String>,
     /// Log lines as text or as JSON objects.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
@@ -218,7 +227,7 @@ pub fn run(args: RunArgs) -> i32 {
         let _ = producer.close_input();
         read
     });
-    let code = stream(job, args.common.ordered);
+    let code = stream(job, &args.common);
     match feeder.join() {
         Ok(Ok(0)) => usage(format!("{name}: no requests")),
         Ok(Ok(_)) => code,
@@ -308,7 +317,7 @@ pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
     if let Err(e) = job.start() {
         return usage(format!("the subscriptions: {e}"));
     }
-    stream(Arc::new(job), args.common.ordered)
+    stream(Arc::new(job), &args.common)
 }
 
 /// Why the first authentication failure happened, for standard error: the
@@ -333,13 +342,15 @@ fn is_auth_failure(r: &ItemResult) -> bool {
 }
 
 /// Prints each result of the started job as one JSON line as it finishes.
-fn stream(job: Arc<Job>, ordered: bool) -> i32 {
+fn stream(job: Arc<Job>, common: &Common) -> i32 {
+    let ordered = common.ordered;
+    let mut output = Output::new(common.output, common.select.as_deref());
     cancel_on_ctrl_c(job.clone());
     let bar = std::io::stderr()
         .is_terminal()
         .then(|| progress_bar(job.clone()));
     let mut auth_failed: Option<String> = None;
-    let mut pending: BTreeMap<usize, String> = BTreeMap::new();
+    let mut pending: BTreeMap<usize, ItemResult> = BTreeMap::new();
     let mut next_index = 0;
     let mut out = std::io::stdout().lock();
     loop {
@@ -352,9 +363,8 @@ fn stream(job: Arc<Job>, ordered: bool) -> i32 {
         if auth_failed.is_none() && is_auth_failure(&r) {
             auth_failed = Some(auth_reason(&r));
         }
-        let line = serde_json::to_string(&r).expect("results serialize");
-        let ready: Vec<String> = if ordered {
-            pending.insert(r.index, line);
+        let ready: Vec<ItemResult> = if ordered {
+            pending.insert(r.index, r);
             let mut lines = vec![];
             while let Some(l) = pending.remove(&next_index) {
                 lines.push(l);
@@ -362,15 +372,17 @@ fn stream(job: Arc<Job>, ordered: bool) -> i32 {
             }
             lines
         } else {
-            vec![line]
+            vec![r]
         };
-        for l in ready {
-            if writeln!(out, "{l}").and_then(|_| out.flush()).is_err() {
+        for r in ready {
+            let bytes = output.result(&r);
+            if !bytes.is_empty() && out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
                 // The reader went away (a closed pipe): stop sending, stay quiet.
                 job.cancel();
             }
         }
     }
+    let _ = out.write_all(&output.end()).and_then(|_| out.flush());
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -681,3 +681,64 @@ fn logs_say_what_happens_and_never_a_secret() {
         out.stderr
     );
 }
+
+#[test]
+fn csv_table_and_json_show_the_same_results() {
+    let emu = emulator(Config {
+        subscriptions: 3,
+        ..Config::default()
+    });
+    let url = emu.url();
+    let input: String = (0..4)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"s{i}\",\"url\":\"/subscriptions/{}?api-version=2022-12-01\"}}\n",
+                sub(i)
+            )
+        })
+        .collect();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--endpoint", &url, "--token", TOKEN, "--ordered"];
+        args.extend_from_slice(extra);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbatch"));
+        cmd.args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("AZBATCH_TOKEN");
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    let select = "id,status,body.displayName,error.code";
+    let csv = run(&["--output", "csv", "--select", select]);
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some(select));
+    let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert_eq!(rows[0], ["s0", "200", "Subscription 0", ""]);
+    assert_eq!(rows[3], ["s3", "404", "", "SubscriptionNotFound"]);
+    let table = run(&["--output", "table", "--select", select]);
+    for (row, line) in rows.iter().zip(
+        table
+            .lines()
+            .filter(|l| l.starts_with("│ s") && !l.contains("status")),
+    ) {
+        for cell in row.iter().filter(|c| !c.is_empty()) {
+            assert!(line.contains(cell), "{cell} in {line}\n{table}");
+        }
+    }
+    let json: Value = serde_json::from_str(&run(&["--output", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
+    assert_eq!(json[3]["error"]["code"], "SubscriptionNotFound");
+    let picked = run(&["--select", "id,status"]);
+    assert_eq!(
+        picked.lines().next(),
+        Some("{\"id\":\"s0\",\"status\":200}")
+    );
+}
