@@ -244,6 +244,12 @@ fn drain(incoming: &mut Option<mpsc::Receiver<Request>>, run: &mut Run) -> bool 
     false
 }
 
+/// The throttle scope a request falls in, as the engine paces it:
+/// `subscription-reads/{id}`, `tenant-writes`, `app`, `mailbox/{user}`.
+pub fn throttle_scope(api: crate::api::Api, method: &str, url: &str) -> String {
+    scopes::key(api, method, url)
+}
+
 /// The token source the options ask for.
 pub fn token_source(
     options: &Options,

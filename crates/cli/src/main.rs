@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod dry_run;
 mod input;
 mod output;
 mod run;

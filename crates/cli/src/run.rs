@@ -109,6 +109,10 @@ pub struct RunArgs {
     common: Common,
     /// Requests: a JSON array, or one JSON request per line; '-' or nothing reads standard input.
     input: Option<PathBuf>,
+    /// Read and check every request, print the plan (dependency waves, batches,
+    /// each item's method, URL and throttle scope) and send nothing (no token is asked for).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// `azbatch subscriptions`.
@@ -201,6 +205,13 @@ pub fn run(args: RunArgs) -> i32 {
             None => Ok(Box::new(BufReader::new(std::io::stdin()))),
         }
     };
+    if args.dry_run {
+        // Before the file check: a dry run opens no journal either.
+        return match open() {
+            Ok(r) => dry_run(r, &options, &name),
+            Err(e) => usage(e),
+        };
+    }
     if path.is_some() {
         match open().and_then(|r| check(r, &options)) {
             Ok(0) => return usage(format!("{name}: no requests")),
@@ -233,6 +244,32 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(Ok(_)) => code,
         Ok(Err(e)) => usage(format!("{name}: {e}")),
         Err(_) => usage(format!("{name}: reading the requests failed")),
+    }
+}
+
+/// `--dry-run`: every request read and checked (all held: it is a plan), the
+/// plan printed, nothing sent.
+fn dry_run(reader: impl BufRead, options: &Options, name: &str) -> i32 {
+    let mut list = RequestList::default();
+    let read = input::read_each(reader, |r| {
+        let spec = spec_of(r.json, list.len()).map_err(|e| format!("line {}: {e}", r.line))?;
+        list.add(spec, options)
+            .map(|_| ())
+            .map_err(|e| format!("line {}: {e}", r.line))
+    });
+    match read {
+        Ok(0) => return usage(format!("{name}: no requests")),
+        Ok(_) => {}
+        Err(e) => return usage(format!("{name}: {e}")),
+    }
+    if let Err(e) = list.check_dependencies() {
+        return usage(format!("{name}: {e}"));
+    }
+    let requests = list.into_vec();
+    let mut out = std::io::stdout().lock();
+    match crate::dry_run::print(&requests, options, &mut out) {
+        Ok(()) => exit::OK,
+        Err(_) => exit::OK, // a closed pipe: the reader has what it wanted
     }
 }
 

@@ -742,3 +742,101 @@ fn csv_table_and_json_show_the_same_results() {
         Some("{\"id\":\"s0\",\"status\":200}")
     );
 }
+
+/// 25 resource groups: a PUT of each, then a GET after it.
+fn dry_run_input() -> String {
+    let mut input = String::new();
+    for i in 0..25 {
+        let rg = format!(
+            "/subscriptions/{}/resourcegroups/rg{i}?api-version=2021-04-01",
+            sub(i % 3)
+        );
+        input += &format!("{{\"id\":\"put{i}\",\"method\":\"PUT\",\"url\":\"{rg}\",\"body\":{{\"location\":\"westeurope\"}}}}\n");
+        input += &format!("{{\"id\":\"get{i}\",\"url\":\"{rg}\",\"dependsOn\":[\"put{i}\"]}}\n");
+    }
+    input
+}
+
+/// `azbatch` with `stdin`: its exit code and standard output as text.
+fn run_raw(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbatch"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("AZBATCH_TOKEN")
+        .envs(env.iter().copied());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_sends_nothing() {
+    let emu = emulator(Config {
+        subscriptions: 3,
+        ..Config::default()
+    });
+    let url = emu.url();
+    let journal =
+        std::env::temp_dir().join(format!("azbatch-dry-run-{}.journal", std::process::id()));
+    let input = dry_run_input();
+    let identity = format!("{url}/msi/token");
+    let raw = |args: &[&str], env: &[(&str, &str)]| run_raw(args, &input, env);
+    let (code, plan) = raw(
+        &[
+            "run",
+            "--dry-run",
+            "--endpoint",
+            &url,
+            "--auth",
+            "managedIdentity",
+            "--journal",
+            journal.to_str().unwrap(),
+        ],
+        &[
+            ("IDENTITY_ENDPOINT", &identity),
+            ("IDENTITY_HEADER", "emulator-identity-header"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{plan}");
+    assert!(
+        emu.batches().is_empty() && emu.tokens_issued() == 0,
+        "nothing sent, no token asked for"
+    );
+    assert!(!journal.exists(), "a dry run writes no journal");
+    assert!(
+        plan.starts_with(
+            "azbatch dry run: 50 requests, 2 dependency wave(s), 4 batch(es) of at most 20"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("wave 2 (25 requests, after the wave before succeeded)"),
+        "{plan}"
+    );
+    assert!(plan.contains(&format!("PUT    /subscriptions/{}/resourcegroups/rg0?api-version=2021-04-01  [subscription-writes/{}] id put0", sub(0), sub(0))), "{plan}");
+    assert!(
+        plan.contains(&format!("subscription-reads/{}: 9 request(s)", sub(0))),
+        "{plan}"
+    );
+    assert!(emu.batches().is_empty());
+    // A bad request is still refused, with its line.
+    let out = azbatch(
+        &["run", "--dry-run", "--endpoint", &url, "--token", TOKEN],
+        "{\"url\":\"/users\"}\n",
+        &[],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("line 1: request[0]: field \"url\""),
+        "{}",
+        out.stderr
+    );
+}

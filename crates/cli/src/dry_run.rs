@@ -1,0 +1,117 @@
+//! `--dry-run`: every request read and checked as the run would, then the
+//! plan printed (dependency waves, the batches of each wave with their items'
+//! methods and URLs, the throttle scope of each item) and nothing sent, no
+//! token asked for. Batches are cut as the engine cuts them (count, bytes,
+//! ARM's 20 with bodies); a real run may cut differently when throttling or
+//! retries reorder the work.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
+
+use azbatch::engine::throttle_scope;
+use azbatch::plan::{self, Limits, Size};
+use azbatch::{limits, Options, Request};
+
+/// Prints the plan of `requests` to `out`.
+pub fn print(requests: &[Request], options: &Options, out: &mut impl Write) -> std::io::Result<()> {
+    let waves = waves(requests);
+    let deepest = waves.iter().copied().max().map_or(0, |w| w + 1);
+    let mut by_wave: Vec<VecDeque<usize>> = vec![VecDeque::new(); deepest];
+    for (i, w) in waves.iter().enumerate() {
+        by_wave[*w].push_back(i);
+    }
+    let limits = Limits {
+        items: options.batch_size,
+        bytes: limits::MAX_BATCH_BYTES,
+    };
+    let size = |i: usize| Size {
+        body: requests[i].body.is_some(),
+        bytes: requests[i].wire_size(),
+    };
+    let mut scopes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut text = vec![];
+    let mut batches = 0;
+    for (w, mut ready) in by_wave.into_iter().enumerate() {
+        writeln!(
+            text,
+            "wave {} ({} requests{})",
+            w + 1,
+            ready.len(),
+            if w == 0 {
+                ""
+            } else {
+                ", after the wave before succeeded"
+            }
+        )?;
+        while !ready.is_empty() {
+            let batch = plan::next_batch(&mut ready, limits, size, |_| true);
+            batches += 1;
+            let bytes: usize = batch.iter().map(|&i| requests[i].wire_size()).sum();
+            writeln!(
+                text,
+                "  batch {batches}: {} requests, about {bytes} bytes",
+                batch.len()
+            )?;
+            for &i in &batch {
+                let r = &requests[i];
+                let scope = throttle_scope(options.api, &r.method, &r.url);
+                writeln!(
+                    text,
+                    "    {:<6} {}  [{}] id {}",
+                    r.method, r.url, scope, r.id
+                )?;
+                *scopes.entry(scope).or_default() += 1;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "azbatch dry run: {} requests, {} dependency wave(s), {batches} batch(es) of at most {} to {}; nothing sent, no token asked for",
+        requests.len(),
+        deepest,
+        options.batch_size,
+        options.batch_url()
+    )?;
+    out.write_all(&text)?;
+    writeln!(out, "throttle scopes:")?;
+    for (scope, n) in scopes {
+        writeln!(out, "  {scope}: {n} request(s)")?;
+    }
+    Ok(())
+}
+
+/// Each request's wave: 0 without dependencies, else one more than the
+/// deepest of the requests it depends on (names are case-insensitive).
+fn waves(requests: &[Request]) -> Vec<usize> {
+    let index: HashMap<String, usize> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.named)
+        .map(|(i, r)| (r.id.to_lowercase(), i))
+        .collect();
+    let mut wave: Vec<Option<usize>> = vec![None; requests.len()];
+    fn depth(
+        i: usize,
+        rs: &[Request],
+        index: &HashMap<String, usize>,
+        wave: &mut Vec<Option<usize>>,
+    ) -> usize {
+        if let Some(w) = wave[i] {
+            return w;
+        }
+        // Checked acyclic before the plan is made; a guard all the same.
+        wave[i] = Some(0);
+        let w = rs[i]
+            .depends_on
+            .iter()
+            .filter_map(|d| index.get(&d.to_lowercase()))
+            .map(|&j| depth(j, rs, index, wave) + 1)
+            .max()
+            .unwrap_or(0);
+        wave[i] = Some(w);
+        w
+    }
+    (0..requests.len())
+        .map(|i| depth(i, requests, &index, &mut wave))
+        .collect()
+}
