@@ -31,6 +31,9 @@ pub struct ProgressSnapshot {
     pub throttled: u64,
     /// Batch requests that reached the service (or may have) and came back.
     pub batches: u64,
+    /// Results handed out again from the journal (final before this run;
+    /// counted in `completed` and `succeeded` or `failed` too).
+    pub replayed: u64,
 }
 
 impl Progress {
@@ -49,6 +52,9 @@ impl Progress {
         } else {
             c.failed += 1;
         }
+    }
+    pub(crate) fn replayed(&self) {
+        self.counts().replayed += 1;
     }
     pub(crate) fn retried(&self, n: u64) {
         self.counts().retries += n;

@@ -163,6 +163,8 @@ pub struct Summary {
     pub failed: u64,
     /// Sends beyond each item's first.
     pub retries: u64,
+    /// Results replayed from the journal, not sent in this run.
+    pub replayed: u64,
     /// Batch requests sent.
     pub batches: u64,
     /// Wall time of the run.

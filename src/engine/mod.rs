@@ -225,6 +225,7 @@ fn summary(progress: &Progress, started: Instant) -> Summary {
         succeeded: p.succeeded,
         failed: p.failed,
         retries: p.retries,
+        replayed: p.replayed,
         batches: p.batches,
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
@@ -400,6 +401,7 @@ impl Run {
             Past::Done(r) => {
                 // Final before this run: its result again, not recorded again.
                 item.digest = None;
+                self.progress.replayed();
                 Some(*r)
             }
         };

@@ -446,6 +446,7 @@ mod tests {
             in_flight: 6,
             throttled: 7,
             batches: 8,
+            replayed: 9,
         };
         let p = AzBatchProgress::from(s);
         let got = [

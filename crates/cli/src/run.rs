@@ -424,8 +424,16 @@ fn stream(job: Arc<Job>, common: &Common) -> i32 {
         bar.finish_and_clear();
     }
     let s = job.summary().unwrap_or_default();
+    let replayed = if s.replayed > 0 {
+        format!(
+            " ({} replayed from the journal, not sent again)",
+            s.replayed
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "azbatch: {} requests: {} succeeded, {} failed, {} retries, {} batches, {:.2} s",
+        "azbatch: {} requests: {} succeeded, {} failed{replayed}, {} retries, {} batches, {:.2} s",
         s.total,
         s.succeeded,
         s.failed,

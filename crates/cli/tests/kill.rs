@@ -100,7 +100,16 @@ fn killed_again_and_again_nothing_is_lost_doubled_or_run_twice() {
         let out = child.wait_with_output().unwrap();
         killed_with_output += usize::from(!out.stdout.is_empty());
     }
-    let out = azbatch(&emu, &input, &journal).output().unwrap();
+    let out = azbatch(&emu, &input, &journal)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let summary = String::from_utf8(out.stderr.clone()).unwrap();
+    // The summary counts what this run did apart from what it replayed.
+    assert!(
+        summary.contains("replayed from the journal, not sent again"),
+        "{summary}"
+    );
     let results: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
