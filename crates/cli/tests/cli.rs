@@ -700,20 +700,7 @@ fn csv_table_and_json_show_the_same_results() {
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "--endpoint", &url, "--token", TOKEN, "--ordered"];
         args.extend_from_slice(extra);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbatch"));
-        cmd.args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env_remove("AZBATCH_TOKEN");
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        run_raw(&args, &input, &[]).1
     };
     let select = "id,status,body.displayName,error.code";
     let csv = run(&["--output", "csv", "--select", select]);
