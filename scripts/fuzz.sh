@@ -4,14 +4,21 @@
 # target: executions, corpus size, findings. Exits non-zero on a finding (the
 # input is saved under fuzz/artifacts/<target>/).
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+#        scripts/fuzz.sh --build   (only install cargo-fuzz if missing and build)
 # AZBATCH_FUZZ_RELEASE=1 builds optimized (faster runs; CI's short run builds
 # the debug profile, which compiles in half the time and checks overflows).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/fuzz"
+command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
+if [ "${1:-}" = --build ]; then
+  profile=(--dev)
+  [ "${AZBATCH_FUZZ_RELEASE:-}" = 1 ] && profile=(-O)
+  RUSTC_BOOTSTRAP=1 cargo fuzz build "${profile[@]}"
+  exit
+fi
 seconds=${1:-10}
 shift || true
-command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
 # cargo-fuzz passes nightly flags (sanitizer, coverage); this lets the stable compiler take them.
 export RUSTC_BOOTSTRAP=1
 targets=("$@")

@@ -575,7 +575,8 @@ impl Run {
 
     /// Holds new batches back until `wait` from now (the later of any two holds).
     fn pause(&mut self, wait: Duration) {
-        tracing::info!(wait_ms = wait.as_millis() as u64, "every batch held");
+        let until = httpdate::fmt_http_date(self.ctx.clock.now() + wait);
+        tracing::info!(wait_ms = wait.as_millis() as u64, until, "every batch held");
         let until = Instant::now() + wait;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
@@ -808,9 +809,11 @@ impl Run {
         }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;
+            let until = httpdate::fmt_http_date(self.ctx.clock.now() + pause);
             tracing::info!(
                 scope = key.as_str(),
                 wait_ms = pause.as_millis() as u64,
+                until,
                 "scope paused"
             );
             self.scopes.throttled(key, pause, Instant::now());

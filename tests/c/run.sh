@@ -29,3 +29,11 @@ echo "== C ABI under valgrind"
 gcc "${cflags[@]}" -o "$out/abi_plain"
 valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --show-leak-kinds=definite,indirect "$out/abi_plain" "$endpoint" c-abi-token valgrind
+
+echo "== C ABI logs with AZBATCH_LOG (and never the token)"
+log=$(mktemp)
+AZBATCH_LOG=info "$out/abi_plain" "$endpoint" c-abi-token logs >/dev/null 2>"$log"
+grep -q "token fetched" "$log" || { echo "AZBATCH_LOG=info logged nothing" >&2; exit 1; }
+if grep -q "c-abi-token" "$log"; then echo "a log line holds the token" >&2; exit 1; fi
+echo "$(wc -l <"$log") log lines, no token"
+rm -f "$log"
