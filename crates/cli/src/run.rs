@@ -97,6 +97,10 @@ pub struct Common {
     /// (CSV and table default: id,status,error.code,attempts,error.message).
     #[arg(long, value_name = "FIELDS")]
     select: Option<String>,
+    /// Check everything, print the plan (dependency waves, batches, each item's
+    /// method, URL and throttle scope) and send nothing; no token is asked for.
+    #[arg(long)]
+    dry_run: bool,
     /// Log lines as text or as JSON objects.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
@@ -109,10 +113,6 @@ pub struct RunArgs {
     common: Common,
     /// Requests: a JSON array, or one JSON request per line; '-' or nothing reads standard input.
     input: Option<PathBuf>,
-    /// Read and check every request, print the plan (dependency waves, batches,
-    /// each item's method, URL and throttle scope) and send nothing (no token is asked for).
-    #[arg(long)]
-    dry_run: bool,
 }
 
 /// `azbatch subscriptions`.
@@ -205,7 +205,7 @@ pub fn run(args: RunArgs) -> i32 {
             None => Ok(Box::new(BufReader::new(std::io::stdin()))),
         }
     };
-    if args.dry_run {
+    if args.common.dry_run {
         // Before the file check: a dry run opens no journal either.
         return match open() {
             Ok(r) => dry_run(r, &options, &name),
@@ -348,8 +348,28 @@ pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
         for_each_subscription: Some(true),
         ..RequestSpec::get(args.url)
     };
+    let shown = format!(
+        "{} {}",
+        template
+            .method
+            .as_deref()
+            .unwrap_or("GET")
+            .to_ascii_uppercase(),
+        template.url.as_deref().unwrap_or("")
+    );
     if let Err(e) = job.add(template) {
         return usage(e);
+    }
+    if args.common.dry_run {
+        // The subscriptions are known only from the listing, which needs a token.
+        println!(
+            "azbatch dry run: {shown}\n  sent once in every subscription the token can see, listed when the run starts ({}, every page), in batches of at most {} to {}\n  throttle scopes: one per subscription ({}/{{subscriptionId}})\nnothing sent, no token asked for",
+            azbatch::fanout::LISTING_URL,
+            job.options().batch_size,
+            job.options().batch_url(),
+            azbatch::engine::throttle_scope(job.options().api, shown.split(' ').next().unwrap_or("GET"), "/subscriptions/x").trim_end_matches("/x"),
+        );
+        return exit::OK;
     }
     if let Err(e) = job.start() {
         return usage(format!("the subscriptions: {e}"));

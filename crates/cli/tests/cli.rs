@@ -827,3 +827,38 @@ fn a_dry_run_prints_the_plan_and_sends_nothing() {
         out.stderr
     );
 }
+
+#[test]
+fn a_dry_run_of_the_fan_out_asks_no_token() {
+    let emu = emulator(Config {
+        subscriptions: 3,
+        ..Config::default()
+    });
+    let url = emu.url();
+    let identity = format!("{url}/msi/token");
+    // The fan-out too: the template is checked, the listing not made.
+    let (code, plan) = run_raw(
+        &[
+            "subscriptions",
+            "--dry-run",
+            "--endpoint",
+            &url,
+            "--auth",
+            "managedIdentity",
+            "--url",
+            "/subscriptions/{subscriptionId}/resourcegroups?api-version=2021-04-01",
+        ],
+        "",
+        &[
+            ("IDENTITY_ENDPOINT", &identity),
+            ("IDENTITY_HEADER", "emulator-identity-header"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{plan}");
+    assert!(
+        plan.contains("sent once in every subscription")
+            && plan.contains("subscription-reads/{subscriptionId}"),
+        "{plan}"
+    );
+    assert!(emu.batches().is_empty() && emu.tokens_issued() == 0);
+}
