@@ -140,14 +140,20 @@ impl Journal {
 
     /// Records a request's final result (on disk with the next sync).
     pub fn done(&self, index: usize, digest: &str, result: &ItemResult) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(&json!({"done": index, "digest": digest}))
-            .expect("JSON serializes");
-        // The result is written as is, not copied into a Value first.
-        line.pop();
-        line.push_str(",\"result\":");
-        line.push_str(&serde_json::to_string(result).expect("results serialize"));
-        line.push_str("}\n");
-        self.lock().write_all(line.as_bytes())
+        #[derive(serde::Serialize)]
+        struct Done<'a> {
+            done: usize,
+            digest: &'a str,
+            result: &'a ItemResult,
+        }
+        let record = Done {
+            done: index,
+            digest,
+            result,
+        };
+        let mut line = serde_json::to_vec(&record).expect("results serialize");
+        line.push(b'\n');
+        self.lock().write_all(&line)
     }
 
     /// Puts everything recorded so far on disk.
@@ -177,12 +183,13 @@ pub fn digest(r: &Request) -> Digest {
         h.update(d.as_bytes());
         h.update([2]);
     }
+    // JSON parts are hashed as they serialize, without building the text.
     if let Some(b) = &r.body {
-        h.update(b.to_string().as_bytes());
+        serde_json::to_writer(&mut h, b).expect("hashing cannot fail");
     }
     h.update([u8::from(r.body_base64)]);
     if let Some(d) = &r.header_details {
-        h.update(d.to_string().as_bytes());
+        serde_json::to_writer(&mut h, d).expect("hashing cannot fail");
     }
     h.finalize()[..16]
         .iter()

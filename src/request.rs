@@ -171,7 +171,7 @@ impl RequestSpec {
             // Only on the error path: the id, to name the request by it.
             let id = serde_json::from_str::<Value>(text)
                 .ok()
-                .and_then(given_id_of);
+                .and_then(|v| given_id_of(&v));
             spec_error(e, &At::new(index, id.as_deref()))
         })?;
         de.end()
@@ -181,7 +181,7 @@ impl RequestSpec {
 
     /// [`RequestSpec::from_json`], from JSON already parsed.
     pub fn from_value(json: Value, index: usize) -> Result<RequestSpec, Error> {
-        let id = given_id_of(json.clone());
+        let id = given_id_of(&json);
         serde_path_to_error::deserialize(json)
             .map_err(|e| spec_error(e, &At::new(index, id.as_deref())))
     }
@@ -637,10 +637,11 @@ fn other_api(url: &str, api: Api) -> Result<(), String> {
             "\"/{first}\" is a Microsoft Graph URL, but this run's api is arm: use api graph (--api graph, -Api Graph)"
         )),
         // Graph has /subscriptions too (change notifications), never with
-        // ARM's api-version or providers.
-        Api::Graph
-            if first.eq_ignore_ascii_case("subscriptions")
-                && (url.contains("api-version=") || path.to_ascii_lowercase().contains("/providers/") || path.to_ascii_lowercase().contains("/resourcegroups")) =>
+        // ARM's api-version, providers or resource groups.
+        Api::Graph if first.eq_ignore_ascii_case("subscriptions") && {
+            let lower = path.to_ascii_lowercase();
+            url.contains("api-version=") || lower.contains("/providers/") || lower.contains("/resourcegroups")
+        } =>
         {
             Err("is an Azure Resource Manager URL, but this run's api is graph: use api arm (--api arm, -Api Arm)".into())
         }
@@ -649,10 +650,10 @@ fn other_api(url: &str, api: Api) -> Result<(), String> {
 }
 
 /// The id (or ARM's `name`) a request's JSON gives, if it is usable.
-fn given_id_of(v: Value) -> Option<String> {
-    let Value::Object(mut m) = v else { return None };
-    m.remove("id")
-        .or_else(|| m.remove("name"))
+fn given_id_of(v: &Value) -> Option<String> {
+    v.get("id")
+        .or_else(|| v.get("name"))
+        .cloned()
         .and_then(scalar_id)
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use azbatch::journal::{digest, Journal, Past};
 use azbatch::request::RequestList;
-use azbatch::{ErrorInfo, ItemResult, Job, Options};
+use azbatch::{ErrorInfo, ItemResult, Options};
 use azbatch_emulator::graph::model::user_id;
 use azbatch_emulator::Config;
 use common::*;
@@ -231,6 +231,5 @@ fn a_journal_of_other_input_is_refused_before_anything_is_sent() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("line 2 is damaged"), "{e}");
-    let _ = Job::new;
     std::fs::remove_file(&path).unwrap();
 }

@@ -294,6 +294,15 @@ enum Got {
     Why(String),
 }
 
+impl std::fmt::Display for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Got::Answer { status, .. } => write!(f, "HTTP {status}"),
+            Got::Why(why) => f.write_str(why),
+        }
+    }
+}
+
 /// The mutable state of one run.
 struct Run {
     ctx: Arc<Ctx>,
@@ -575,8 +584,12 @@ impl Run {
 
     /// Holds new batches back until `wait` from now (the later of any two holds).
     fn pause(&mut self, wait: Duration) {
-        let until = httpdate::fmt_http_date(self.ctx.clock.now() + wait);
-        tracing::info!(wait_ms = wait.as_millis() as u64, until, "every batch held");
+        // Field values are worked out only when the event is logged.
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            until = %httpdate::fmt_http_date(self.ctx.clock.now() + wait),
+            "every batch held"
+        );
         let until = Instant::now() + wait;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
@@ -809,11 +822,10 @@ impl Run {
         }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;
-            let until = httpdate::fmt_http_date(self.ctx.clock.now() + pause);
             tracing::info!(
                 scope = key.as_str(),
                 wait_ms = pause.as_millis() as u64,
-                until,
+                until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
                 "scope paused"
             );
             self.scopes.throttled(key, pause, Instant::now());
@@ -829,7 +841,7 @@ impl Run {
 
     fn decide(&self, idx: usize, outcome: Outcome) -> Decision {
         let (o, item) = (self.options(), self.items[idx].live());
-        let d = decide(
+        decide(
             outcome,
             &Facts {
                 tries: item.page_tries,
@@ -839,12 +851,7 @@ impl Run {
                 backoff: &o.backoff,
                 batch_items: item.batch_items.max(1),
             },
-        );
-        if let Action::Retry(wait) = d.action {
-            let id = item.request.id.as_str();
-            tracing::info!(id, attempt = item.attempts, wait_ms = wait.as_millis() as u64, why = ?outcome, "retry scheduled");
-        }
-        d
+        )
     }
 
     /// What a decision asks of the whole run.
@@ -869,7 +876,15 @@ impl Run {
             self.items[idx].live_mut().maybe_ran = true;
         }
         match (d.action, got) {
-            (Action::Retry(wait), _) => {
+            (Action::Retry(wait), got) => {
+                let item = self.items[idx].live();
+                tracing::info!(
+                    id = item.request.id.as_str(),
+                    attempt = item.attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    why = %got,
+                    "retry scheduled"
+                );
                 self.progress.retried(1);
                 self.delayed.push(Reverse((Instant::now() + wait, idx)));
             }

@@ -246,7 +246,7 @@ impl Ctx {
 fn redirected(r: &HttpResponse, what: &str, may_have_run: bool) -> Reply {
     let to = r
         .header("location")
-        .map_or("nowhere (no Location header)".to_string(), |l| l);
+        .unwrap_or_else(|| "nowhere (no Location header)".into());
     Reply::Refused {
         code: codes::REDIRECTED,
         may_have_run,
