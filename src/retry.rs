@@ -53,25 +53,6 @@ fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(MAX_RETRY_AFTER)
 }
 
-/// How long to hold new batches when Graph says how much of the app's
-/// throttling limit it has used: `x-ms-throttle-limit-percentage`, which
-/// Microsoft's throttling guidance describes as a value from 0.8 to 1.8, sent
-/// only above 0.8 (it is a fraction, not a percentage). From 0.8 the app's
-/// scope is already cut to half of what it has in flight and stops growing
-/// ([`crate::engine`]); only at 0.95 and above is everything held as well: 25 ms
-/// per hundredth above 0.8 (375 ms at 0.95), up to half a second at the limit
-/// (1.0) and beyond. Measured on the emulator's resource units (2,000 PATCHes,
-/// 50-150 ms per call): holding from 0.8 on gave 1-3% 429s but took 1.3x the
-/// ideal; no hold, 6-9% in 1.04x; from 0.95, 2% in 1.14x.
-pub fn slow_down(used: f64) -> Option<Duration> {
-    if !used.is_finite() || used < 0.95 {
-        return None;
-    }
-    Some(Duration::from_millis(
-        (((used - 0.8) * 2500.0).round() as u64).clamp(25, 500),
-    ))
-}
-
 /// Exponential backoff with optional jitter, for retries without `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -172,16 +153,6 @@ mod tests {
         for (headers, want) in table {
             assert_eq!(retry_after(lookup(&headers), now), want, "{headers:?}");
         }
-    }
-
-    #[test]
-    fn holds_everything_only_near_the_limit() {
-        assert_eq!(slow_down(0.8), None);
-        assert_eq!(slow_down(0.94), None);
-        assert_eq!(slow_down(0.95), Some(Duration::from_millis(375)));
-        assert_eq!(slow_down(1.0), Some(Duration::from_millis(500)));
-        assert_eq!(slow_down(1.8), Some(Duration::from_millis(500)));
-        assert_eq!(slow_down(f64::NAN), None);
     }
 
     #[test]

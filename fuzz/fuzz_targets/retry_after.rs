@@ -18,7 +18,4 @@ fuzz_target!(|text: &str| {
     if let Some(w) = azbatch::retry::retry_after(get, now) {
         assert!(w <= azbatch::limits::MAX_RETRY_AFTER);
     }
-    let _ = a
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(azbatch::retry::slow_down);
 });

@@ -1,8 +1,11 @@
-//! ARM's token buckets as the client sees them: one per throttle scope and
-//! kind of operation, seeded from Microsoft's documented sizes and refill
-//! rates and corrected by the `x-ms-ratelimit-remaining-*` header of every
-//! answer. A request leaves only when its bucket holds a token, so a 429 is
-//! the rare fallback rather than the signal that paces the run.
+//! The services' token buckets as the client sees them. ARM: one per
+//! throttle scope and kind of operation, seeded from Microsoft's documented
+//! sizes and refill rates and corrected by the `x-ms-ratelimit-remaining-*`
+//! header of every answer. Graph: the app's resource units, charged what
+//! `x-ms-resource-unit` says each request costs and corrected by
+//! `x-ms-throttle-limit-percentage`. A request leaves only when its bucket
+//! holds what it costs, so a 429 is the rare fallback rather than the signal
+//! that paces the run.
 //!
 //! The documented buckets (Azure Resource Manager request limits, 2024
 //! regional throttling): per subscription and per tenant, per principal,
@@ -45,32 +48,72 @@ impl Kind {
     }
 }
 
+/// Graph's identity and access limit per app and tenant, as Microsoft
+/// documents it: 3,500, 5,000 or 8,000 resource units per 10 seconds by the
+/// tenant's size. The model starts from the smallest and grows when the
+/// service shows more.
+const GRAPH_UNITS: (f64, f64) = (3500.0, 350.0);
+
+/// Graph sends `x-ms-throttle-limit-percentage` only from this fraction of the limit used.
+pub(super) const GRAPH_SIGNAL_FROM: f64 = 0.8;
+
+/// How much a Graph model grows at a time when the service shows it is larger.
+const GROWTH: f64 = 1.1;
+
 #[derive(Debug, Clone)]
 pub(super) struct Bucket {
+    /// Units left (requests for ARM, resource units for Graph); below zero
+    /// when more was spent than the model had (a cost learned late).
     tokens: f64,
     capacity: f64,
     refill: f64,
     at: Instant,
-    /// Requests taken from this bucket so far.
-    sent: u64,
+    /// Units taken from this bucket so far.
+    sent: f64,
+    /// Whether the bucket holds requests back. A Graph bucket counts from
+    /// the start but holds nothing until the service shows it counts
+    /// resource units (most of Graph does not).
+    active: bool,
+    /// `sent` when the model last grew: it grows once per round trip.
+    grown_at: f64,
 }
 
 impl Bucket {
     /// A full bucket of `kind`, as a run that has sent nothing assumes.
     pub fn new(kind: Kind, now: Instant) -> Bucket {
-        let (capacity, refill) = kind.seed();
+        Bucket::full(kind.seed(), true, now)
+    }
+
+    /// Graph's resource units for the app, not yet holding anything.
+    pub fn graph(now: Instant) -> Bucket {
+        Bucket::full(GRAPH_UNITS, false, now)
+    }
+
+    fn full((capacity, refill): (f64, f64), active: bool, now: Instant) -> Bucket {
         Bucket {
             tokens: capacity,
             capacity,
             refill,
             at: now,
-            sent: 0,
+            sent: 0.0,
+            active,
+            grown_at: 0.0,
         }
     }
 
-    /// How many requests have been taken from the bucket: the mark of the
-    /// one taken last, for [`Bucket::observe`].
-    pub fn sent(&self) -> u64 {
+    /// Whether the bucket holds requests back.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// The service showed that it counts what this bucket models.
+    pub fn activate(&mut self) {
+        self.active = true;
+    }
+
+    /// How many units have been taken from the bucket: the mark of the
+    /// request taken last, for [`Bucket::observe`].
+    pub fn sent(&self) -> f64 {
         self.sent
     }
 
@@ -80,34 +123,41 @@ impl Bucket {
         self.at = self.at.max(now);
     }
 
-    /// Takes a token for one request, if there is one.
-    pub fn take(&mut self, now: Instant) -> bool {
+    /// Takes `cost` units for one request, if the bucket has them (an
+    /// inactive bucket always does: it only counts).
+    pub fn take(&mut self, cost: f64, now: Instant) -> bool {
         self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.sent += 1;
-            true
-        } else {
-            false
+        if self.active && self.tokens < cost {
+            return false;
         }
+        self.tokens -= cost;
+        self.sent += cost;
+        true
     }
 
-    /// Whole tokens in the bucket now.
-    pub fn available(&mut self, now: Instant) -> usize {
+    /// Units in the bucket now.
+    pub fn available(&mut self, now: Instant) -> f64 {
         self.refill(now);
-        self.tokens as usize
+        self.tokens
+    }
+
+    /// A request charged `charged` units cost `actual` (Graph's
+    /// `x-ms-resource-unit`): the difference is given back or taken.
+    pub fn correct(&mut self, charged: f64, actual: f64) {
+        self.tokens += charged - actual;
+        self.sent += actual - charged;
     }
 
     /// The answer to the request marked `mark` (see [`Bucket::sent`]) said
-    /// `remaining` calls are left. The requests taken after it will each take
-    /// one too, so the bucket holds `remaining` less those, or fewer: answers
-    /// come back in any order and batches sent together may be served in
-    /// another, so an answer can only lower the model's count (another client
-    /// of the same principal, a smaller bucket), never raise it, unless it
-    /// shows a bucket larger than the model's.
-    pub fn observe(&mut self, remaining: f64, mark: u64, now: Instant) {
+    /// `remaining` units are left. The requests taken after it will take
+    /// theirs too, so the bucket holds `remaining` less those, or fewer:
+    /// answers come back in any order and batches sent together may be
+    /// served in another, so an answer can only lower the model's count
+    /// (another client of the same principal, a smaller bucket), never raise
+    /// it, unless it shows a bucket larger than the model's.
+    pub fn observe(&mut self, remaining: f64, mark: f64, now: Instant) {
         self.refill(now);
-        let estimate = (remaining - self.sent.saturating_sub(mark) as f64).max(0.0);
+        let estimate = (remaining - (self.sent - mark).max(0.0)).max(0.0);
         if remaining > self.capacity {
             self.capacity = remaining;
             self.tokens = estimate;
@@ -116,15 +166,40 @@ impl Bucket {
         }
     }
 
+    /// Graph said the app has used `used` of its limit (a fraction, sent
+    /// from 0.8 on) when it served the request marked `mark`: what is left
+    /// is the rest of the model's capacity.
+    pub fn observe_used(&mut self, used: f64, mark: f64, now: Instant) {
+        let remaining = (1.0 - used).max(0.0) * self.capacity;
+        self.observe(remaining, mark, now);
+    }
+
+    /// Graph answered the request marked `mark` without saying how much of
+    /// the limit is used: less than 0.8. When the model had it nearer its
+    /// end than that, the service's bucket is larger: the model grows by a
+    /// tenth, at most once per round trip.
+    pub fn below_signal(&mut self, mark: f64, now: Instant) {
+        self.refill(now);
+        let left_at_mark = self.tokens + (self.sent - mark).max(0.0);
+        if left_at_mark >= (1.0 - GRAPH_SIGNAL_FROM) * self.capacity || mark <= self.grown_at {
+            return;
+        }
+        let more = self.capacity * (GROWTH - 1.0);
+        self.capacity += more;
+        self.refill *= GROWTH;
+        self.tokens += more;
+        self.grown_at = self.sent;
+    }
+
     /// The service throttled this bucket: it is empty.
     pub fn empty(&mut self, now: Instant) {
         self.refill(now);
-        self.tokens = 0.0;
+        self.tokens = self.tokens.min(0.0);
     }
 
-    /// When the bucket will hold `want` tokens (at least one, at most full).
-    pub fn ready_at(&self, want: usize) -> Instant {
-        let want = (want as f64).clamp(1.0, self.capacity.max(1.0));
+    /// When the bucket will hold `want` units (at least one, at most full).
+    pub fn ready_at(&self, want: f64) -> Instant {
+        let want = want.clamp(1.0, self.capacity.max(1.0));
         let missing = (want - self.tokens).max(0.0);
         // A millisecond more, so that rounding never wakes the run a hair early.
         self.at + Duration::from_secs_f64(missing / self.refill) + Duration::from_millis(1)
@@ -139,34 +214,38 @@ mod tests {
     fn empties_refills_and_believes_the_service() {
         let t0 = Instant::now();
         let mut b = Bucket::new(Kind::of("GET"), t0);
-        assert!((0..250).all(|_| b.take(t0)), "250 reads at once");
-        assert!(!b.take(t0), "then none");
-        assert_eq!(b.ready_at(1), t0 + Duration::from_millis(41), "25 a second");
-        assert_eq!(b.ready_at(20), t0 + Duration::from_millis(801));
+        assert!((0..250).all(|_| b.take(1.0, t0)), "250 reads at once");
+        assert!(!b.take(1.0, t0), "then none");
+        assert_eq!(
+            b.ready_at(1.0),
+            t0 + Duration::from_millis(41),
+            "25 a second"
+        );
+        assert_eq!(b.ready_at(20.0), t0 + Duration::from_millis(801));
         let t1 = t0 + Duration::from_secs(1);
-        assert!((0..25).all(|_| b.take(t1)) && !b.take(t1));
-        assert_eq!(b.sent(), 275);
+        assert!((0..25).all(|_| b.take(1.0, t1)) && !b.take(1.0, t1));
+        assert_eq!(b.sent(), 275.0);
         let t2 = t1 + Duration::from_secs(4);
-        assert_eq!(b.available(t2), 100, "refilled");
-        b.observe(70.0, 245, t2);
+        assert_eq!(b.available(t2), 100.0, "refilled");
+        b.observe(70.0, 245.0, t2);
         assert!(
-            (0..40).all(|_| b.take(t2)),
+            (0..40).all(|_| b.take(1.0, t2)),
             "what the service has left, less the 30 sent after"
         );
-        assert!(!b.take(t2));
-        b.observe(200.0, 240, t2);
-        assert!(!b.take(t2), "an answer never raises the count");
+        assert!(!b.take(1.0, t2));
+        b.observe(200.0, 240.0, t2);
+        assert!(!b.take(1.0, t2), "an answer never raises the count");
         b.observe(1000.0, b.sent(), t2);
         assert!(
-            (0..1000).all(|_| b.take(t2)),
+            (0..1000).all(|_| b.take(1.0, t2)),
             "a larger bucket than documented"
         );
         b.empty(t2);
-        assert!(!b.take(t2));
+        assert!(!b.take(1.0, t2));
         let mut w = Bucket::new(Kind::of("DELETE"), t0);
-        assert!((0..200).all(|_| w.take(t0)) && !w.take(t0));
+        assert!((0..200).all(|_| w.take(1.0, t0)) && !w.take(1.0, t0));
         assert_eq!(
-            w.ready_at(5),
+            w.ready_at(5.0),
             t0 + Duration::from_millis(501),
             "10 a second"
         );

@@ -38,8 +38,8 @@ pub(super) struct Item {
     merged: Option<Value>,
     /// Sent once more after a 401, with a freshly fetched token.
     pub token_renewed: bool,
-    /// Its bucket's mark when it was last sent (ARM), read with its answer.
-    pub sent_mark: Option<u64>,
+    /// Where it stood in its scope's bucket when it was last sent, read with its answer.
+    pub sent_mark: Option<super::scopes::Mark>,
     /// In a batch on the wire now.
     pub on_wire: bool,
     /// An earlier send may have run (its answer was lost) and it is being

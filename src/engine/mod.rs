@@ -37,12 +37,12 @@ use crate::progress::Progress;
 use crate::queue::ResultSender;
 use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
-use crate::retry::{retry_after, slow_down};
+use crate::retry::retry_after;
 use crate::transport::Transport;
 use crate::wire::{self, ItemAnswer, Outgoing};
 use deps::{failed_dependency, fill_references, Kept};
 use item::{Item, Slot};
-use scopes::Scopes;
+use scopes::{Scopes, Units};
 use send::{Ctx, Reply};
 
 /// How a caller allows resending writes, in each of AzBatch's faces.
@@ -51,6 +51,8 @@ const ALLOW_RESEND: &str =
 
 /// Graph's header telling how much of the app's throttling limit is used.
 const THROTTLE_PERCENT: &str = "x-ms-throttle-limit-percentage";
+/// Graph's header with what a request cost of the app's resource units.
+const RESOURCE_UNIT: &str = "x-ms-resource-unit";
 
 /// Everything a run needs besides its requests.
 pub struct Engine {
@@ -608,7 +610,10 @@ impl Run {
                 body: items[i].live().request.body.is_some(),
                 bytes: items[i].live().size,
             },
-            |i| scopes.admit(&items[i].live().scope, i, now),
+            |i| {
+                let item = items[i].live();
+                scopes.admit(&item.scope, i, item.request.is_read(), now)
+            },
         );
         if batch.is_empty() {
             return None;
@@ -796,16 +801,6 @@ impl Run {
 
     /// One item's own answer.
     fn answered(&mut self, idx: usize, answer: ItemAnswer) {
-        let used: Option<f64> = answer
-            .header(THROTTLE_PERCENT)
-            .and_then(|p| p.trim().parse().ok());
-        if let Some(used) = used {
-            self.scopes
-                .near_limit(&self.items[idx].live().scope, used, Instant::now());
-        }
-        if let Some(wait) = used.and_then(slow_down) {
-            self.pause(wait);
-        }
         let outcome = Outcome::Item {
             status: answer.status,
             retry_after: retry_after(|k| answer.header(k), self.ctx.clock.now()),
@@ -819,6 +814,21 @@ impl Run {
             .and_then(|v| v.trim().parse::<f64>().ok());
         if let (Some(n), Some(mark)) = (remaining, item.sent_mark) {
             self.scopes.observe(key, n, mark, Instant::now());
+        }
+        if let Some(mark) = item.sent_mark.filter(|_| answer.status != 429) {
+            let number = |h| {
+                answer
+                    .header(h)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+            };
+            let units = Units {
+                cost: number(RESOURCE_UNIT),
+                used: number(THROTTLE_PERCENT),
+            };
+            let read = item.request.is_read();
+            self.scopes
+                .observe_units(key, read, units, mark, Instant::now());
         }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;
@@ -934,8 +944,7 @@ impl Run {
     ) {
         let ok = (200..300).contains(&status);
         if ok {
-            self.scopes
-                .succeeded(&self.items[idx].live().scope, Instant::now());
+            self.scopes.succeeded(&self.items[idx].live().scope);
         }
         let key = self.options().api.next_link_key();
         let follow = self.options().follow_next_link;

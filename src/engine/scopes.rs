@@ -1,10 +1,11 @@
 //! Throttle scopes: the unit a service throttles by. ARM counts per
 //! subscription (calls outside one count for the tenant) and kind of call
 //! (reads, writes, deletes), each with its token bucket ([`Bucket`]); Graph
-//! counts per app, so one scope holds every Graph request, except that
-//! Outlook takes at most four requests at once per mailbox.
+//! counts per app, so one scope holds every Graph request, with the app's
+//! resource units as its bucket, except that Outlook takes at most four
+//! requests at once per mailbox.
 //!
-//! A request waits here while its scope cannot take it: its bucket is empty,
+//! A request waits here while its scope cannot take it: its bucket lacks what it costs,
 //! the scope is paused after a 429 (until its `Retry-After`), or it has as
 //! many in flight as its window allows. After a pause a scope restarts with
 //! one batch's worth in flight and grows by one for every success (doubling
@@ -121,8 +122,26 @@ pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
 
 const UNLIMITED: usize = usize::MAX;
 
-/// How long a "near the limit" signal holds the window's growth.
-const NEAR: Duration = Duration::from_millis(250);
+/// Graph's scope for everything but mailboxes.
+const APP: &str = "app";
+
+/// Where a request stood in its bucket when it was sent, read with its answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Mark {
+    /// The bucket's units sent, this request's included.
+    at: f64,
+    /// What the request was charged.
+    charged: f64,
+}
+
+/// What a Graph answer said of the app's resource units.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Units {
+    /// `x-ms-resource-unit`: what the request cost.
+    pub cost: Option<f64>,
+    /// `x-ms-throttle-limit-percentage`: the fraction of the limit used.
+    pub used: Option<f64>,
+}
 
 struct Scope {
     until: Option<Instant>,
@@ -130,12 +149,14 @@ struct Scope {
     /// The widest the window gets: unlimited, or Outlook's four.
     max_window: usize,
     in_flight: usize,
-    held: VecDeque<usize>,
-    /// ARM's bucket for this scope; none for Graph.
+    /// Requests waiting, and whether each is a read.
+    held: VecDeque<(usize, bool)>,
+    /// The scope's bucket: ARM's, or the Graph app's resource units; none
+    /// for a mailbox.
     bucket: Option<Bucket>,
-    /// The service said the scope is near its limit: the window does not
-    /// grow until then, and was cut at most once meanwhile.
-    near_until: Option<Instant>,
+    /// What a read and a write cost from the bucket: one, or for Graph what
+    /// `x-ms-resource-unit` said last.
+    costs: [f64; 2],
 }
 
 impl Scope {
@@ -146,21 +167,40 @@ impl Scope {
             .min(self.held.len())
     }
 
-    /// How many held requests may go now: room in the window, and tokens
+    fn cost(&self, read: bool) -> f64 {
+        self.costs[usize::from(!read)]
+    }
+
+    /// What the first `n` held requests cost.
+    fn cost_of_first(&self, n: usize) -> f64 {
+        self.held.iter().take(n).map(|&(_, r)| self.cost(r)).sum()
+    }
+
+    /// The bucket, when it holds requests back.
+    fn holding_bucket(&mut self) -> Option<&mut Bucket> {
+        self.bucket.as_mut().filter(|b| b.active())
+    }
+
+    /// How many held requests may go now: room in the window, and units
     /// for a batch's worth (or all that is held) rather than one at a time.
     fn can_release(&mut self, restart: usize, now: Instant) -> usize {
         let room = self.room();
-        match &mut self.bucket {
-            None => room,
-            Some(b) => {
-                let have = b.available(now);
-                if have < room.min(restart) {
-                    0
-                } else {
-                    have.min(room)
-                }
-            }
+        let want = self.cost_of_first(room.min(restart));
+        let Some(have) = self.holding_bucket().map(|b| b.available(now)) else {
+            return room;
+        };
+        if have < want {
+            return 0;
         }
+        let (mut n, mut spent) = (0, 0.0);
+        for &(_, read) in self.held.iter().take(room) {
+            spent += self.cost(read);
+            if spent > have {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 }
 
@@ -172,9 +212,8 @@ pub(super) struct Scopes {
     released: HashSet<usize>,
     /// Requests held, in all scopes.
     held: usize,
-    /// For each request in flight in an ARM scope, its bucket's mark when it
-    /// was taken (how many had been sent then).
-    marks: HashMap<usize, u64>,
+    /// For each request in flight in a scope with a bucket, where it stood.
+    marks: HashMap<usize, Mark>,
     /// Window after a pause: one batch.
     restart: usize,
     /// A window this large is as good as none.
@@ -201,43 +240,48 @@ impl Scopes {
             } else {
                 UNLIMITED
             };
+            let bucket = match arm_bucket(key) {
+                Some((kind, _)) => Some(Bucket::new(kind, now)),
+                None => (key == APP).then(|| Bucket::graph(now)),
+            };
             Scope {
                 until: None,
                 window: max_window,
                 max_window,
                 in_flight: 0,
                 held: VecDeque::new(),
-                bucket: arm_bucket(key).map(|(kind, _)| Bucket::new(kind, now)),
-                near_until: None,
+                bucket,
+                costs: [1.0, 1.0],
             }
         })
     }
 
-    /// Whether request `idx` of scope `key` may be sent now. When it may not,
-    /// it is held until its scope can take it.
-    pub fn admit(&mut self, key: &str, idx: usize, now: Instant) -> bool {
+    /// Whether request `idx` of scope `key` (a read or not) may be sent now.
+    /// When it may not, it is held until its scope can take it.
+    pub fn admit(&mut self, key: &str, idx: usize, read: bool, now: Instant) -> bool {
         if self.released.remove(&idx) {
             return true;
         }
         let s = self.scope(key, now);
         let paused = s.until.is_some_and(|t| t > now);
         let blocked = paused || s.in_flight >= s.window || !s.held.is_empty();
-        if blocked || !s.bucket.as_mut().is_none_or(|b| b.take(now)) {
-            s.held.push_back(idx);
+        let cost = s.cost(read);
+        if blocked || !s.bucket.as_mut().is_none_or(|b| b.take(cost, now)) {
+            s.held.push_back((idx, read));
             self.held += 1;
             self.waiting.insert(key.to_string());
             return false;
         }
         s.in_flight += 1;
-        if let Some(mark) = s.bucket.as_ref().map(Bucket::sent) {
-            self.marks.insert(idx, mark);
+        if let Some(at) = s.bucket.as_ref().map(Bucket::sent) {
+            self.marks.insert(idx, Mark { at, charged: cost });
         }
         true
     }
 
-    /// Request `idx` of scope `key` came back (whatever its answer); its
-    /// bucket's mark, for [`Scopes::observe`].
-    pub fn landed(&mut self, key: &str, idx: usize) -> Option<u64> {
+    /// Request `idx` of scope `key` came back (whatever its answer); where
+    /// it stood in its bucket, for [`Scopes::observe`] and [`Scopes::observe_units`].
+    pub fn landed(&mut self, key: &str, idx: usize) -> Option<Mark> {
         if let Some(s) = self.map.get_mut(key) {
             s.in_flight = s.in_flight.saturating_sub(1);
         }
@@ -246,9 +290,42 @@ impl Scopes {
 
     /// The answer to a request of scope `key`, sent at `mark`, said
     /// `remaining` calls are left.
-    pub fn observe(&mut self, key: &str, remaining: f64, mark: u64, now: Instant) {
+    pub fn observe(&mut self, key: &str, remaining: f64, mark: Mark, now: Instant) {
         if let Some(b) = self.map.get_mut(key).and_then(|s| s.bucket.as_mut()) {
-            b.observe(remaining, mark, now);
+            b.observe(remaining, mark.at, now);
+        }
+    }
+
+    /// Graph answered a request (a read or not) of scope `key`, sent at
+    /// `mark`, saying what it cost (`x-ms-resource-unit`) and how much of the
+    /// app's limit is used (`x-ms-throttle-limit-percentage`, a fraction
+    /// sent from 0.8 on). Either shows that the service counts resource
+    /// units, and from then on the app's bucket holds requests back.
+    pub fn observe_units(
+        &mut self,
+        key: &str,
+        read: bool,
+        answer: Units,
+        mark: Mark,
+        now: Instant,
+    ) {
+        let Some(s) = self.map.get_mut(key) else {
+            return;
+        };
+        let Some(b) = s.bucket.as_mut().filter(|_| key == APP) else {
+            return;
+        };
+        if answer.cost.is_none() && answer.used.is_none() {
+            return;
+        }
+        b.activate();
+        if let Some(cost) = answer.cost {
+            b.correct(mark.charged, cost);
+            s.costs[usize::from(!read)] = cost;
+        }
+        match answer.used {
+            Some(used) => b.observe_used(used, mark.at, now),
+            None => b.below_signal(mark.at, now),
         }
     }
 
@@ -264,34 +341,12 @@ impl Scopes {
         }
     }
 
-    /// The service said scope `key` has used `used` of its limit (Graph's
-    /// `x-ms-throttle-limit-percentage`, a fraction sent from 0.8 on): before
-    /// its 429s start, the scope's window is cut to half of what is in flight
-    /// (once per `NEAR`), and does not grow while the service keeps saying so.
-    pub fn near_limit(&mut self, key: &str, used: f64, now: Instant) {
-        let restart = self.restart;
-        let Some(s) = self.map.get_mut(key) else {
-            return;
-        };
-        if used.is_nan() || used < 0.8 {
-            return;
-        }
-        if s.near_until.is_none_or(|t| t <= now) {
-            let cut = (s.in_flight.min(s.window) / 2).max(restart);
-            s.window = s.window.min(cut);
-        }
-        s.near_until = Some(now + NEAR);
-    }
-
     /// A request of scope `key` succeeded.
-    pub fn succeeded(&mut self, key: &str, now: Instant) {
+    pub fn succeeded(&mut self, key: &str) {
         let open = self.open;
         let Some(s) = self.map.get_mut(key) else {
             return;
         };
-        if s.near_until.is_some_and(|t| t > now) {
-            return;
-        }
         if s.window < s.max_window {
             s.window += 1;
             if s.window >= open {
@@ -310,10 +365,14 @@ impl Scopes {
                 continue;
             }
             for _ in 0..s.can_release(self.restart, now) {
-                let Some(idx) = s.held.pop_front() else { break };
+                let Some((idx, read)) = s.held.pop_front() else {
+                    break;
+                };
+                let cost = s.cost(read);
                 if let Some(b) = &mut s.bucket {
-                    b.take(now);
-                    self.marks.insert(idx, b.sent());
+                    b.take(cost, now);
+                    let at = b.sent();
+                    self.marks.insert(idx, Mark { at, charged: cost });
                 }
                 self.held -= 1;
                 s.in_flight += 1;
@@ -341,11 +400,12 @@ impl Scopes {
             .filter_map(|k| {
                 let s = &self.map[k];
                 let room = s.room();
+                let want = s.cost_of_first(room.min(restart));
                 let refilled = s
                     .bucket
                     .as_ref()
-                    .filter(|_| room > 0)
-                    .map(|b| b.ready_at(room.min(restart)));
+                    .filter(|b| room > 0 && b.active())
+                    .map(|b| b.ready_at(want));
                 match (s.until.filter(|t| *t > now), refilled) {
                     (Some(p), Some(r)) => Some(p.max(r)),
                     (p, r) => p.or(r),
@@ -363,6 +423,15 @@ impl Scopes {
     /// How many requests are held, in all scopes.
     pub fn held(&self) -> usize {
         self.held
+    }
+
+    #[cfg(test)]
+    fn clear_held_for_test(&mut self) {
+        for s in self.map.values_mut() {
+            s.held.clear();
+        }
+        self.waiting.clear();
+        self.held = 0;
     }
 
     /// Forgets everything (the run ended early).
@@ -425,15 +494,15 @@ mod tests {
         let mut s = Scopes::new(20, 8);
         let (hot, other) = ("subscription-deletes/hot", "subscription-deletes/other");
         assert!(
-            (0..200).all(|i| s.admit(hot, i, t0)),
+            (0..200).all(|i| s.admit(hot, i, true, t0)),
             "a full bucket: 200 deletes"
         );
         assert!(
-            !s.admit(hot, 200, t0) && !s.admit(hot, 201, t0),
+            !s.admit(hot, 200, true, t0) && !s.admit(hot, 201, true, t0),
             "then they wait"
         );
         assert!(
-            s.admit(other, 300, t0),
+            s.admit(other, 300, true, t0),
             "other scopes have their own bucket"
         );
         assert_eq!(
@@ -448,7 +517,7 @@ mod tests {
         );
         assert_eq!(s.release(t0 + Duration::from_millis(201)), [200, 201]);
         for i in 202..260 {
-            assert!(!s.admit(hot, i, t0 + Duration::from_millis(201)));
+            assert!(!s.admit(hot, i, true, t0 + Duration::from_millis(201)));
         }
         let t1 = t0 + Duration::from_millis(201);
         assert_eq!(
@@ -458,7 +527,7 @@ mod tests {
         );
         // The first 200 come back; when the model has refilled a batch's
         // worth, the service says it has only 5 left (another client used the rest).
-        let marks: Vec<u64> = (0..200).filter_map(|i| s.landed(hot, i)).collect();
+        let marks: Vec<Mark> = (0..200).filter_map(|i| s.landed(hot, i)).collect();
         assert_eq!(marks.len(), 200);
         let t2 = t1 + Duration::from_millis(2000);
         s.observe(hot, 5.0, marks[199], t2);
@@ -481,30 +550,89 @@ mod tests {
     }
 
     #[test]
-    fn near_its_limit_a_scope_is_cut_to_half_and_stops_growing() {
+    fn graph_resource_units_pace_the_app_once_the_service_counts_them() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut s = Scopes::new(20, 8);
-        assert!((0..100).all(|i| s.admit("app", i, t0)));
-        s.near_limit("app", 0.85, t0);
-        assert!(!s.admit("app", 100, t0), "cut to half of the 100 in flight");
-        (0..60).for_each(|i| {
+        // Nothing said yet: the app's requests go however many there are.
+        assert!((0..4000).all(|i| s.admit("app", i, false, t0)));
+        let unit = |cost, used| Units {
+            cost: Some(cost),
+            used,
+        };
+        // Request 0 cost 3 (not the 1 it was charged) and the app had used
+        // 0.9 of its limit when it was served. The model, 3,500 units full,
+        // has counted 4,002: 502 short, 505 with the next request's 3.
+        let mark = s.landed("app", 0).expect("the app scope has a bucket");
+        s.observe_units("app", false, unit(3.0, Some(0.9)), mark, t0);
+        assert!(
+            !s.admit("app", 4000, false, t0),
+            "the bucket holds them now"
+        );
+        assert!(
+            s.admit("mailbox/a", 9000, true, t0),
+            "mailboxes are not in it"
+        );
+        assert!(s.admit("other", 9001, true, t0), "nor other scopes");
+        assert_eq!(s.release(ms(1000)), Vec::<usize>::new(), "350 a second");
+        let woken = s.next_wake(t0).expect("a refill to wait for");
+        let woke = woken.saturating_duration_since(t0).as_millis();
+        assert_eq!(woke, 1443, "505 units at 350 a second, and a millisecond");
+        let t1 = woken;
+        assert_eq!(
+            s.release(t1),
+            (4000..4001).collect::<Vec<_>>(),
+            "one held, 3 units"
+        );
+        (1..4000).for_each(|i| {
             s.landed("app", i);
         });
-        assert_eq!(s.release(t0), [100], "40 in flight, 50 allowed");
-        s.near_limit("app", 0.9, ms(10));
-        (0..30).for_each(|_| s.succeeded("app", ms(100)));
+        for i in 4001..4021 {
+            assert!(!s.admit("app", i, false, t1), "queued behind the bucket");
+        }
+        let t2 = s.next_wake(t1).expect("a batch's worth: 60 units");
+        let wait = t2.saturating_duration_since(t1).as_millis();
         assert!(
-            (101..110).all(|i| s.admit("app", i, ms(100))),
-            "still 50: one cut per signal, no growth"
+            (170..=175).contains(&wait),
+            "60 units at 350 a second: {wait} ms"
         );
-        assert!(!s.admit("app", 110, ms(100)));
-        s.near_limit("app", 0.5, ms(200));
-        s.succeeded("app", ms(400));
-        assert_eq!(
-            s.release(ms(400)),
-            [110],
-            "grows again once the service stops saying so"
+        assert_eq!(s.release(t2).len(), 20);
+    }
+
+    #[test]
+    fn a_graph_model_grows_when_the_service_shows_a_larger_limit() {
+        let t0 = Instant::now();
+        let mut s = Scopes::new(20, 8);
+        let cost = Units {
+            cost: Some(1.0),
+            used: None,
+        };
+        // The service counts units but says nothing of the limit: less than 0.8 used.
+        assert!(s.admit("app", 0, true, t0));
+        let m = s.landed("app", 0).unwrap();
+        s.observe_units("app", true, cost, m, t0);
+        let mut sent = 1;
+        let mut rounds = 0;
+        // Round trips of 500 reads: each answered below the signal.
+        while sent < 8000 && rounds < 40 {
+            let start = sent;
+            while s.admit("app", sent, true, t0) {
+                sent += 1;
+            }
+            s.clear_held_for_test();
+            let marks: Vec<Mark> = (start..sent).filter_map(|i| s.landed("app", i)).collect();
+            for m in marks {
+                s.observe_units("app", true, cost, m, t0);
+            }
+            rounds += 1;
+        }
+        assert!(
+            sent >= 8000,
+            "8,000 sent without a wait after {rounds} round trips: {sent}"
+        );
+        assert!(
+            rounds > 3,
+            "grown a tenth at a time, once a round trip: {rounds}"
         );
     }
 
@@ -512,16 +640,19 @@ mod tests {
     fn outlook_takes_four_at_once_per_mailbox() {
         let t0 = Instant::now();
         let mut s = Scopes::new(20, 8);
-        assert!((0..4).all(|i| s.admit("mailbox/a", i, t0)));
-        assert!(!s.admit("mailbox/a", 4, t0), "a fifth waits");
-        assert!(s.admit("mailbox/b", 5, t0), "another mailbox does not");
+        assert!((0..4).all(|i| s.admit("mailbox/a", i, true, t0)));
+        assert!(!s.admit("mailbox/a", 4, true, t0), "a fifth waits");
+        assert!(
+            s.admit("mailbox/b", 5, true, t0),
+            "another mailbox does not"
+        );
         s.landed("mailbox/a", 0);
         for _ in 0..100 {
-            s.succeeded("mailbox/a", t0);
+            s.succeeded("mailbox/a");
         }
         assert_eq!(s.release(t0), [4], "one back, one out");
         assert!(
-            !s.admit("mailbox/a", 6, t0),
+            !s.admit("mailbox/a", 6, true, t0),
             "never more than four, however many succeed"
         );
     }
@@ -530,14 +661,14 @@ mod tests {
     fn a_throttled_scope_waits_then_restarts_small_and_grows() {
         let t0 = Instant::now();
         let mut s = Scopes::new(2, 2);
-        assert!(s.admit("a", 0, t0) && s.admit("b", 1, t0));
+        assert!(s.admit("a", 0, true, t0) && s.admit("b", 1, true, t0));
         s.landed("a", 0);
         s.throttled("a", Duration::from_secs(1), t0);
         assert!(
-            !s.admit("a", 2, t0) && !s.admit("a", 3, t0) && !s.admit("a", 4, t0),
+            !s.admit("a", 2, true, t0) && !s.admit("a", 3, true, t0) && !s.admit("a", 4, true, t0),
             "paused"
         );
-        assert!(s.admit("b", 5, t0), "other scopes go on");
+        assert!(s.admit("b", 5, true, t0), "other scopes go on");
         assert_eq!(s.held(), 3);
         assert_eq!(s.release(t0), Vec::<usize>::new());
         assert_eq!(s.next_wake(t0), Some(t0 + Duration::from_secs(1)));
@@ -550,19 +681,19 @@ mod tests {
             "a pause that ended is no reason to wake"
         );
         assert!(
-            s.admit("a", 2, t1) && s.admit("a", 3, t1),
+            s.admit("a", 2, true, t1) && s.admit("a", 3, true, t1),
             "released ones go without asking twice"
         );
-        assert!(!s.admit("a", 6, t1), "queued behind the held ones");
+        assert!(!s.admit("a", 6, true, t1), "queued behind the held ones");
         s.landed("a", 0);
-        s.succeeded("a", t1);
+        s.succeeded("a");
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
         assert!(!s.holding() && s.held() == 0);
         for _ in 0..8 {
-            s.succeeded("a", t1);
+            s.succeeded("a");
         }
         for i in 10..30 {
-            assert!(s.admit("a", i, t1), "open again");
+            assert!(s.admit("a", i, true, t1), "open again");
         }
     }
 }

@@ -220,7 +220,15 @@ impl Service {
             self.log(method, path, r.status, in_batch);
             return r;
         };
-        let reply = match self.take_units(cost) {
+        // Resource units are the directory's (identity and access) limit;
+        // Outlook counts its own way and sends neither header.
+        let counted = mailbox_of(&path).is_none() && t.enabled;
+        let taken = if counted {
+            self.take_units(cost)
+        } else {
+            Ok(0.0)
+        };
+        let reply = match taken {
             Err(wait) => {
                 let mut r = error(
                     429,
@@ -242,6 +250,11 @@ impl Service {
                     .lock()
                     .unwrap()
                     .handle(method, &path, &query, body, bytes, root);
+                if counted {
+                    // What the request cost, on every answer that counted.
+                    r.headers
+                        .push(("x-ms-resource-unit".into(), format!("{cost}")));
+                }
                 // As Graph sends it: the fraction of the limit used, only above 0.8.
                 if percent >= 80.0 {
                     r.headers.push((
@@ -319,7 +332,7 @@ impl Service {
 pub const OUTLOOK_CONCURRENCY: usize = 4;
 
 /// The mailbox a Graph path reaches: `/users/{id}/messages`, `/me/events`, ...
-fn mailbox_of(path: &str) -> Option<String> {
+pub fn mailbox_of(path: &str) -> Option<String> {
     const OUTLOOK: [&str; 10] = [
         "messages",
         "mailfolders",

@@ -146,11 +146,24 @@ async fn resource_units_run_out_with_decimal_retry_after() {
         ..Config::default()
     })
     .unwrap();
-    let reqs: Vec<Value> = (0..12).map(|i| get(&i.to_string(), &[])).collect();
+    let mut reqs: Vec<Value> = (0..12).map(|i| get(&i.to_string(), &[])).collect();
+    // Outlook counts its own way: a mailbox's requests take no units.
+    reqs.extend((0..3).map(|i| json!({"id": format!("mail{i}"), "method": "GET", "url": format!("/users/{}/events", user_id(i))})));
     let (_, b) = batch(&emu, &json!({"requests": reqs})).await;
     let rs = b["responses"].as_array().unwrap();
     let throttled: Vec<&Value> = rs.iter().filter(|r| r["status"] == 429).collect();
     assert_eq!(throttled.len(), 2, "10 units for 12 reads");
+    for r in rs {
+        let (mail, ok) = (
+            r["id"].as_str().unwrap().starts_with("mail"),
+            r["status"] == 200,
+        );
+        let unit = r["headers"]["x-ms-resource-unit"].as_str();
+        assert_eq!(mail, r["status"] == 200 && unit.is_none(), "{r}");
+        if ok && !mail {
+            assert_eq!(unit, Some("1"), "what a read cost: {r}");
+        }
+    }
     let wait = throttled[0]["headers"]["Retry-After"].as_str().unwrap();
     assert!(
         wait.contains('.') && wait.parse::<f64>().unwrap() > 0.0,

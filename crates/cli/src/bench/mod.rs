@@ -45,6 +45,9 @@ pub struct Args {
     /// Multiplies every workload's request count (0.01 for a quick look).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Run AzBatch's rows only (a quick look after a change).
+    #[arg(long)]
+    azbatch_only: bool,
 }
 
 /// One row of the table.
@@ -218,44 +221,52 @@ fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
     let (lo, hi) = (w.latency.min.as_secs_f64(), w.latency.max.as_secs_f64());
     let mean = lo + (hi - lo) * BATCH as f64 / (BATCH as f64 + 1.0);
     let rounds = w.urls.len().div_ceil(CONCURRENCY * BATCH) as f64;
-    if w.chains > 0 {
-        // Two waves (the new users, then what names them), all writes.
-        let g = GraphThrottle::default();
-        let units = (7 * w.chains) as f64 * g.write_cost;
-        let rounds =
-            w.chains.div_ceil(CONCURRENCY * BATCH) + (6 * w.chains).div_ceil(CONCURRENCY * BATCH);
-        return Some((rounds as f64 * mean).max((units - g.capacity).max(0.0) / g.refill));
-    }
     if w.graph {
-        let g = GraphThrottle::default();
-        let cost = if w.method == "GET" {
-            g.read_cost
-        } else {
-            g.write_cost
-        };
-        let units = w.urls.len() as f64 * cost;
-        // Outlook: each mailbox's requests four at a time.
-        let mut per_mailbox: std::collections::HashMap<&str, usize> = Default::default();
-        for u in &w.urls {
-            if u.contains("/events") {
-                *per_mailbox
-                    .entry(u.split('/').nth(2).unwrap_or(""))
-                    .or_default() += 1;
-            }
-        }
-        let mailbox = per_mailbox
-            .values()
-            .max()
-            .map_or(0.0, |n| n.div_ceil(4) as f64 * mean);
-        return Some(
-            (rounds * mean)
-                .max((units - g.capacity).max(0.0) / g.refill)
-                .max(mailbox),
-        );
+        return Some(graph_ideal(w, mean));
     }
     let per_sub = w.urls.len().div_ceil(w.subscriptions) as f64;
     let bucket = (per_sub - throttle.read_capacity).max(0.0) / throttle.read_refill;
     Some((rounds * mean).max(bucket)).filter(|i| *i > 0.0)
+}
+
+/// The Graph workloads' ideal: rounds of batches (two waves for the chains:
+/// the new users, then what names them), the resource units of what the
+/// directory counts (Outlook's requests are not among them), and each
+/// mailbox's requests four at a time.
+fn graph_ideal(w: &Workload, mean: f64) -> f64 {
+    let g = GraphThrottle::default();
+    let per_round = CONCURRENCY * BATCH;
+    let chain_requests: Vec<Value> = (0..w.chains)
+        .flat_map(crate::demo::onboarding_requests)
+        .collect();
+    let mut requests: Vec<(&str, &str)> = chain_requests
+        .iter()
+        .map(|r| {
+            let method = r["method"].as_str().unwrap_or("GET");
+            (method, r["url"].as_str().unwrap_or(""))
+        })
+        .collect();
+    requests.extend(w.urls.iter().map(|u| (w.method, u.as_str())));
+    let rounds = match w.chains {
+        0 => requests.len().div_ceil(per_round),
+        n => n.div_ceil(per_round) + (requests.len() - n).div_ceil(per_round),
+    };
+    let mut units = 0.0;
+    let mut per_mailbox: std::collections::HashMap<String, usize> = Default::default();
+    for (method, url) in &requests {
+        let path = url.split('?').next().unwrap_or(url);
+        match azbatch_emulator::service::mailbox_of(path) {
+            Some(m) => *per_mailbox.entry(m).or_default() += 1,
+            None if *method == "GET" => units += g.read_cost,
+            None => units += g.write_cost,
+        }
+    }
+    let mailbox = per_mailbox.values().max().map_or(0.0, |n| {
+        n.div_ceil(azbatch_emulator::service::OUTLOOK_CONCURRENCY) as f64 * mean
+    });
+    (rounds as f64 * mean)
+        .max((units - g.capacity).max(0.0) / g.refill)
+        .max(mailbox)
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -267,7 +278,7 @@ pub async fn run(args: Args) -> Result<()> {
         if !args.json {
             eprintln!("{}", w.name);
         }
-        rows.extend(workload_rows(&w).await?);
+        rows.extend(workload_rows(&w, args.azbatch_only).await?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -277,7 +288,7 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
+async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
     let throttle = Throttle::default();
     let emu = restart(w, throttle)?;
     let ideal = ideal(w, &throttle);
@@ -296,15 +307,15 @@ async fn workload_rows(w: &Workload) -> Result<Vec<Row>> {
             note,
         })
     };
-    if w.chains > 0 {
+    if azbatch_only || !w.baselines {
+        let m = azbatch_child(&emu, w)?;
+        row("AzBatch", m, None);
+    } else if w.chains > 0 {
         chain_rows(w, emu, &mut row).await?;
     } else if w.graph {
         graph_rows(w, emu, &mut row).await?;
-    } else if w.baselines {
-        arm_rows(w, emu, &mut row).await?;
     } else {
-        let m = azbatch_child(&emu, w)?;
-        row("AzBatch", m, None);
+        arm_rows(w, emu, &mut row).await?;
     }
     Ok(rows)
 }
