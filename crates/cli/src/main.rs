@@ -64,6 +64,9 @@ enum Command {
         after_help = "Examples:\n  azbatch bench\n  azbatch bench --only a,e --scale 0.1 --json > bench.json"
     )]
     Bench(bench::Args),
+    /// The benchmark's child that runs the library alone.
+    #[command(hide = true)]
+    BenchLibrary(bench::library::Args),
     /// Run the local emulator until interrupted, printing its address.
     #[command(
         after_help = "Example:\n  azbatch emulator --subscriptions 200 --latency-ms 150 --faults item429=0.05 --seed 7"
@@ -122,6 +125,13 @@ fn main() {
             }
         },
         Command::Bench(args) => match tokio_runtime().block_on(bench::run(args)) {
+            Ok(()) => run::exit::OK,
+            Err(e) => {
+                eprintln!("azbatch: {e:#}");
+                run::exit::FAILED
+            }
+        },
+        Command::BenchLibrary(args) => match bench::library::run(args) {
             Ok(()) => run::exit::OK,
             Err(e) => {
                 eprintln!("azbatch: {e:#}");

@@ -16,6 +16,7 @@ use azbatch_emulator::{Config, Emulator, GraphThrottle, Latency, Throttle};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub mod library;
 mod sdk;
 
 const TOKEN: &str = "bench-token";
@@ -88,14 +89,15 @@ struct Workload {
 }
 
 fn reads(n: usize, subscriptions: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            format!(
-                "/subscriptions/{}/resourceGroups?api-version=2021-04-01&n={i}",
-                subscription_id(i % subscriptions)
-            )
-        })
-        .collect()
+    (0..n).map(|i| read_url(i, subscriptions)).collect()
+}
+
+/// Read number `i` of a workload over `subscriptions`.
+fn read_url(i: usize, subscriptions: usize) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups?api-version=2021-04-01&n={i}",
+        subscription_id(i % subscriptions)
+    )
 }
 
 impl Workload {
@@ -217,25 +219,34 @@ impl Workload {
 /// slowest of its items, since a batch is answered when all of them are), or
 /// what the service's limits allow, whichever is longer.
 fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
-    // The expected slowest of BATCH latencies spread evenly from min to max.
-    let (lo, hi) = (w.latency.min.as_secs_f64(), w.latency.max.as_secs_f64());
-    let mean = lo + (hi - lo) * BATCH as f64 / (BATCH as f64 + 1.0);
-    let rounds = w.urls.len().div_ceil(CONCURRENCY * BATCH) as f64;
     if w.graph {
-        return Some(graph_ideal(w, mean));
+        return Some(graph_ideal(w));
     }
     let per_sub = w.urls.len().div_ceil(w.subscriptions) as f64;
     let bucket = (per_sub - throttle.read_capacity).max(0.0) / throttle.read_refill;
-    Some((rounds * mean).max(bucket)).filter(|i| *i > 0.0)
+    Some(latency_bound(w, w.urls.len()).max(bucket)).filter(|i| *i > 0.0)
+}
+
+/// The time `n` requests sent together take: one round ends with the slowest
+/// of its items; more rounds follow one another, each as long as a batch.
+fn latency_bound(w: &Workload, n: usize) -> f64 {
+    let (lo, hi) = (w.latency.min.as_secs_f64(), w.latency.max.as_secs_f64());
+    // The expected slowest of k latencies spread evenly from lo to hi.
+    let slowest = |k: usize| lo + (hi - lo) * k as f64 / (k as f64 + 1.0);
+    let per_round = CONCURRENCY * BATCH;
+    match n {
+        0 => 0.0,
+        n if n <= per_round => slowest(n),
+        n => n.div_ceil(per_round) as f64 * slowest(BATCH),
+    }
 }
 
 /// The Graph workloads' ideal: rounds of batches (two waves for the chains:
 /// the new users, then what names them), the resource units of what the
 /// directory counts (Outlook's requests are not among them), and each
 /// mailbox's requests four at a time.
-fn graph_ideal(w: &Workload, mean: f64) -> f64 {
+fn graph_ideal(w: &Workload) -> f64 {
     let g = GraphThrottle::default();
-    let per_round = CONCURRENCY * BATCH;
     let chain_requests: Vec<Value> = (0..w.chains)
         .flat_map(crate::demo::onboarding_requests)
         .collect();
@@ -247,9 +258,9 @@ fn graph_ideal(w: &Workload, mean: f64) -> f64 {
         })
         .collect();
     requests.extend(w.urls.iter().map(|u| (w.method, u.as_str())));
-    let rounds = match w.chains {
-        0 => requests.len().div_ceil(per_round),
-        n => n.div_ceil(per_round) + (requests.len() - n).div_ceil(per_round),
+    let latency = match w.chains {
+        0 => latency_bound(w, requests.len()),
+        n => latency_bound(w, n) + latency_bound(w, requests.len() - n),
     };
     let mut units = 0.0;
     let mut per_mailbox: std::collections::HashMap<String, usize> = Default::default();
@@ -261,10 +272,12 @@ fn graph_ideal(w: &Workload, mean: f64) -> f64 {
             None => units += g.write_cost,
         }
     }
+    // Each mailbox's rounds of four, each as long as a batch.
     let mailbox = per_mailbox.values().max().map_or(0.0, |n| {
-        n.div_ceil(azbatch_emulator::service::OUTLOOK_CONCURRENCY) as f64 * mean
+        let rounds = n.div_ceil(azbatch_emulator::service::OUTLOOK_CONCURRENCY);
+        rounds as f64 * latency_bound(w, BATCH)
     });
-    (rounds as f64 * mean)
+    latency
         .max((units - g.capacity).max(0.0) / g.refill)
         .max(mailbox)
 }
@@ -307,7 +320,20 @@ async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
             note,
         })
     };
-    if azbatch_only || !w.baselines {
+    if !w.baselines {
+        let m = azbatch_child(&emu, w)?;
+        let per_request = |m: &Measured| {
+            m.cpu_seconds
+                .map(|c| format!("{:.1} us of CPU per request", c * 1e6 / w.urls.len() as f64))
+        };
+        let note = per_request(&m).map(|c| format!("azbatch run, JSON in and out: {c}"));
+        row("AzBatch", m, note);
+        let emu = restart(w, throttle)?;
+        let m = library_child(&emu, w)?;
+        let note = per_request(&m)
+            .map(|c| format!("the library alone (requests made in memory, results dropped): {c}"));
+        row("AzBatch library", m, note);
+    } else if azbatch_only {
         let m = azbatch_child(&emu, w)?;
         row("AzBatch", m, None);
     } else if w.chains > 0 {
@@ -738,6 +764,54 @@ async fn sequential_batches(
         }
     }
     Ok(failed)
+}
+
+/// The library alone in a child process: `w`'s reads made in memory, the
+/// results taken and dropped.
+fn library_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
+    let exe = std::env::current_exe()?;
+    let before = emu.ops().len();
+    let t = Instant::now();
+    let mut child = std::process::Command::new(exe)
+        .args(library::child_args(
+            &emu.url(),
+            TOKEN,
+            w.urls.len(),
+            w.subscriptions,
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    let mut out = child.stdout.take().context("the child's output")?;
+    let printed = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut out, &mut text).map(|_| text)
+    });
+    let peak = watch_peak(child.id());
+    let mut usage = wait_with_usage(&mut child)?;
+    usage.peak_rss_mb = peak.join().ok().flatten();
+    let seconds = t.elapsed().as_secs_f64();
+    let printed = printed
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
+    if printed.trim() != w.urls.len().to_string() {
+        bail!(
+            "the library run gave {} results for {} requests",
+            printed.trim(),
+            w.urls.len()
+        );
+    }
+    let ops = emu.ops();
+    let new = &ops[before..];
+    Ok(Measured {
+        ran: true,
+        seconds,
+        attempts: new.len(),
+        throttled: new.iter().filter(|o| o.status == 429).count(),
+        failed: usage.failed,
+        peak_rss_mb: usage.peak_rss_mb,
+        cpu_seconds: usage.cpu_seconds,
+    })
 }
 
 /// AzBatch as a user runs it: `azbatch run` in a process of its own, requests
