@@ -57,6 +57,9 @@ const GRAPH_UNITS: (f64, f64) = (3500.0, 350.0);
 /// Graph sends `x-ms-throttle-limit-percentage` only from this fraction of the limit used.
 pub(super) const GRAPH_SIGNAL_FROM: f64 = 0.8;
 
+/// The longest a bucket makes a request wait for its refill.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
 /// How much a Graph model grows at a time when the service shows it is larger.
 const GROWTH: f64 = 1.1;
 
@@ -202,7 +205,8 @@ impl Bucket {
         let want = want.clamp(1.0, self.capacity.max(1.0));
         let missing = (want - self.tokens).max(0.0);
         // A millisecond more, so that rounding never wakes the run a hair early.
-        self.at + Duration::from_secs_f64(missing / self.refill) + Duration::from_millis(1)
+        let wait = Duration::try_from_secs_f64(missing / self.refill).unwrap_or(LONGEST_WAIT);
+        self.at + wait.min(LONGEST_WAIT) + Duration::from_millis(1)
     }
 }
 

@@ -122,6 +122,9 @@ pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
 
 const UNLIMITED: usize = usize::MAX;
 
+/// The most a Graph request is charged, whatever `x-ms-resource-unit` says.
+const MAX_COST: f64 = 100.0;
+
 /// Graph's scope for everything but mailboxes.
 const APP: &str = "app";
 
@@ -319,13 +322,19 @@ impl Scopes {
             return;
         }
         b.activate();
+        let mut at = mark.at;
         if let Some(cost) = answer.cost {
+            // Graph documents costs from 1 to a few units; a value beyond
+            // that is not believed further than a hundred.
+            let cost = cost.clamp(1.0, MAX_COST);
             b.correct(mark.charged, cost);
             s.costs[usize::from(!read)] = cost;
+            // The request's own correction is not something sent after it.
+            at += cost - mark.charged;
         }
         match answer.used {
-            Some(used) => b.observe_used(used, mark.at, now),
-            None => b.below_signal(mark.at, now),
+            Some(used) => b.observe_used(used, at, now),
+            None => b.below_signal(at, now),
         }
     }
 
@@ -597,6 +606,33 @@ mod tests {
             "60 units at 350 a second: {wait} ms"
         );
         assert_eq!(s.release(t2).len(), 20);
+    }
+
+    #[test]
+    fn odd_resource_units_are_kept_within_reason() {
+        let t0 = Instant::now();
+        let units = |cost, used| Units {
+            cost: Some(cost),
+            used,
+        };
+        let mut s = Scopes::new(20, 8);
+        assert!(s.admit("app", 0, false, t0));
+        let m = s.landed("app", 0).unwrap();
+        s.observe_units("app", false, units(1e300, Some(0.9)), m, t0);
+        assert!(
+            (1..4).all(|i| s.admit("app", i, false, t0)) && !s.admit("app", 4, false, t0),
+            "350 units left, a write charged 100 at most"
+        );
+        let wake = s.next_wake(t0).expect("a refill");
+        assert!(wake <= t0 + Duration::from_secs(1), "{wake:?}");
+        let mut z = Scopes::new(20, 8);
+        assert!(z.admit("app", 0, true, t0));
+        let m = z.landed("app", 0).unwrap();
+        z.observe_units("app", true, units(0.0, None), m, t0);
+        assert!(
+            (1..3500).all(|i| z.admit("app", i, true, t0)) && !z.admit("app", 3500, true, t0),
+            "no request costs less than one unit"
+        );
     }
 
     #[test]

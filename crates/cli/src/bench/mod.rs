@@ -769,31 +769,18 @@ async fn sequential_batches(
 /// The library alone in a child process: `w`'s reads made in memory, the
 /// results taken and dropped.
 fn library_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
-    let exe = std::env::current_exe()?;
-    let before = emu.ops().len();
-    let t = Instant::now();
-    let mut child = std::process::Command::new(exe)
-        .args(library::child_args(
-            &emu.url(),
-            TOKEN,
-            w.urls.len(),
-            w.subscriptions,
-        ))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()?;
-    let mut out = child.stdout.take().context("the child's output")?;
-    let printed = std::thread::spawn(move || {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(library::child_args(
+        &emu.url(),
+        TOKEN,
+        w.urls.len(),
+        w.subscriptions,
+    ))
+    .stderr(std::process::Stdio::inherit());
+    let (m, printed) = timed_child(emu, cmd, |mut out| {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut out, &mut text).map(|_| text)
-    });
-    let peak = watch_peak(child.id());
-    let mut usage = wait_with_usage(&mut child)?;
-    usage.peak_rss_mb = peak.join().ok().flatten();
-    let seconds = t.elapsed().as_secs_f64();
-    let printed = printed
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
+    })?;
     if printed.trim() != w.urls.len().to_string() {
         bail!(
             "the library run gave {} results for {} requests",
@@ -801,9 +788,32 @@ fn library_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
             w.urls.len()
         );
     }
+    Ok(m)
+}
+
+/// Runs `cmd` with its output read by `read` on a thread of its own: its
+/// time, its peak memory and CPU from the kernel, and what the emulator saw
+/// meanwhile.
+fn timed_child<T: Send + 'static>(
+    emu: &Emulator,
+    mut cmd: std::process::Command,
+    read: impl FnOnce(std::process::ChildStdout) -> std::io::Result<T> + Send + 'static,
+) -> Result<(Measured, T)> {
+    let before = emu.ops().len();
+    let t = Instant::now();
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
+    let out = child.stdout.take().context("the child's output")?;
+    let reader = std::thread::spawn(move || read(out));
+    let peak = watch_peak(child.id());
+    let mut usage = wait_with_usage(&mut child)?;
+    usage.peak_rss_mb = peak.join().ok().flatten();
+    let seconds = t.elapsed().as_secs_f64();
+    let got = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
     let ops = emu.ops();
     let new = &ops[before..];
-    Ok(Measured {
+    let m = Measured {
         ran: true,
         seconds,
         attempts: new.len(),
@@ -811,7 +821,8 @@ fn library_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
         failed: usage.failed,
         peak_rss_mb: usage.peak_rss_mb,
         cpu_seconds: usage.cpu_seconds,
-    })
+    };
+    Ok((m, got))
 }
 
 /// AzBatch as a user runs it: `azbatch run` in a process of its own, requests
@@ -837,11 +848,8 @@ fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
             writeln!(f, "{line}")?;
         }
     }
-    let exe = std::env::current_exe()?;
-    let before = emu.ops().len();
-    let t = Instant::now();
-    let mut child = std::process::Command::new(exe)
-        .args(["run", "--endpoint", &emu.url(), "--token", TOKEN])
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["run", "--endpoint", &emu.url(), "--token", TOKEN])
         .args(["--api", if w.graph { "graph" } else { "arm" }])
         .args([
             "--concurrency",
@@ -850,37 +858,18 @@ fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
             &BATCH.to_string(),
         ])
         .arg(&file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let mut out = child.stdout.take().context("the child's output")?;
-    let lines = std::thread::spawn(move || -> std::io::Result<usize> {
+        .stderr(std::process::Stdio::null());
+    let measured = timed_child(emu, cmd, |mut out| {
         let mut sink = Counting(0);
         std::io::copy(&mut out, &mut sink)?;
         Ok(sink.0)
     });
-    let peak = watch_peak(child.id());
-    let mut usage = wait_with_usage(&mut child)?;
-    usage.peak_rss_mb = peak.join().ok().flatten();
-    let seconds = t.elapsed().as_secs_f64();
-    let newlines = lines
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
     let _ = std::fs::remove_file(&file);
+    let (m, newlines) = measured?;
     if newlines != expected {
         bail!("azbatch run printed {newlines} results for {expected} requests");
     }
-    let ops = emu.ops();
-    let new = &ops[before..];
-    Ok(Measured {
-        ran: true,
-        seconds,
-        attempts: new.len(),
-        throttled: new.iter().filter(|o| o.status == 429).count(),
-        failed: usage.failed,
-        peak_rss_mb: usage.peak_rss_mb,
-        cpu_seconds: usage.cpu_seconds,
-    })
+    Ok(m)
 }
 
 /// Counts the lines written to it.
