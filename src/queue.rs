@@ -54,15 +54,23 @@ pub fn queue(limit: usize) -> (ResultSender, ResultReceiver) {
 impl ResultSender {
     /// Hands out one result (never refused; a reader that went away is ignored).
     pub fn send(&self, r: ItemResult) {
-        if self.tx.send(r).is_ok() {
-            self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+        // Counted before it can be taken: a reader that took it first would
+        // count it down below zero.
+        self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(r).is_err() {
+            self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
     /// Whether `more` results (a batch about to be sent) fit beside those waiting.
     pub fn has_room(&self, more: usize) -> bool {
         self.tx.is_closed()
-            || self.shared.waiting.load(Ordering::Acquire) + more <= self.shared.limit
+            || self
+                .shared
+                .waiting
+                .load(Ordering::Acquire)
+                .saturating_add(more)
+                <= self.shared.limit
     }
 
     /// Resolves when the reader has taken a result.
@@ -100,7 +108,8 @@ impl ResultReceiver {
     }
 
     fn took(&self) {
-        self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        let before = self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "a result was taken before it was counted");
         // One permit is kept when the engine is not waiting yet, so a take
         // between its check and its wait is never missed.
         self.shared.taken.notify_one();
@@ -114,6 +123,33 @@ mod tests {
 
     fn r(i: usize) -> ItemResult {
         ItemResult::no_answer(i, &i.to_string(), 0, ErrorInfo::new("x", "y"))
+    }
+
+    /// A reader on another thread takes each result as soon as it is in the
+    /// channel: it must never find one that is not counted yet.
+    #[test]
+    fn a_result_is_counted_before_it_can_be_taken() {
+        let (tx, mut rx) = queue(usize::MAX);
+        let n = 200_000;
+        let reader = std::thread::spawn(move || {
+            let mut got = 0;
+            while got < n {
+                if rx.try_recv().is_some() {
+                    got += 1;
+                }
+            }
+            got
+        });
+        for i in 0..n {
+            tx.send(r(i));
+        }
+        assert_eq!(
+            reader
+                .join()
+                .expect("the reader never saw an uncounted result"),
+            n
+        );
+        assert!(tx.has_room(usize::MAX), "all taken: nothing waits");
     }
 
     #[tokio::test]
