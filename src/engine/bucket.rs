@@ -110,7 +110,13 @@ impl Bucket {
     }
 
     /// The service showed that it counts what this bucket models.
+    /// Until then it counted everything sent in its scope, much of which the
+    /// service may not count (another of Graph's services): what it owes from
+    /// before is forgiven, and the answers correct it from here.
     pub fn activate(&mut self) {
+        if !self.active {
+            self.tokens = self.tokens.max(0.0);
+        }
         self.active = true;
     }
 
