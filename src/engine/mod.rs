@@ -815,7 +815,8 @@ impl Run {
         if let (Some(n), Some(mark)) = (remaining, item.sent_mark) {
             self.scopes.observe(key, n, mark, Instant::now());
         }
-        if let Some(mark) = item.sent_mark.filter(|_| answer.status != 429) {
+        let graph_units = scopes::counts_units(key) && answer.status != 429;
+        if let Some(mark) = item.sent_mark.filter(|_| graph_units) {
             let number = |h| {
                 answer
                     .header(h)

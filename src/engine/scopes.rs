@@ -115,6 +115,12 @@ fn arm_bucket(key: &str) -> Option<(Kind, &'static str)> {
         .map(|&(_, kind, header)| (kind, header))
 }
 
+/// Whether scope `key`'s bucket is Graph's resource units (the app's scope),
+/// which its answers' `x-ms-resource-unit` and limit percentage correct.
+pub(super) fn counts_units(key: &str) -> bool {
+    key == APP
+}
+
 /// The header that tells how many calls scope `key`'s bucket has left.
 pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
     arm_bucket(key).map(|(_, header)| header)
@@ -245,7 +251,7 @@ impl Scopes {
             };
             let bucket = match arm_bucket(key) {
                 Some((kind, _)) => Some(Bucket::new(kind, now)),
-                None => (key == APP).then(|| Bucket::graph(now)),
+                None => counts_units(key).then(|| Bucket::graph(now)),
             };
             Scope {
                 until: None,
@@ -315,7 +321,7 @@ impl Scopes {
         let Some(s) = self.map.get_mut(key) else {
             return;
         };
-        let Some(b) = s.bucket.as_mut().filter(|_| key == APP) else {
+        let Some(b) = s.bucket.as_mut().filter(|_| counts_units(key)) else {
             return;
         };
         if answer.cost.is_none() && answer.used.is_none() {
