@@ -1,12 +1,17 @@
 //! The HTTP client behind the engine and the token sources, behind a trait so
 //! both can be tested on a paused clock with a scripted server.
 
+mod roots;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::secret::Secret;
+use roots::LazyRoots;
 
 /// An HTTP request the engine wants sent.
 #[derive(Debug, Clone)]
@@ -82,9 +87,11 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// The real transport: reqwest with rustls, no redirects (a redirect could carry
-/// the token elsewhere), a connection pool sized for the run.
+/// the token elsewhere), a connection pool sized for the run, and the platform's
+/// trust roots read only when a first `https` request needs them.
 pub struct ReqwestTransport {
     client: reqwest::Client,
+    roots: Arc<LazyRoots>,
 }
 
 impl ReqwestTransport {
@@ -92,7 +99,29 @@ impl ReqwestTransport {
     /// attempt `attempt_timeout`; the client's own limit, a little longer,
     /// bounds what the engine does not time (token fetches).
     pub fn new(concurrency: usize, attempt_timeout: Duration) -> Result<ReqwestTransport, String> {
+        Self::trusting(concurrency, attempt_timeout, vec![])
+    }
+
+    /// As [`ReqwestTransport::new`], trusting `extra` roots besides the platform's.
+    fn trusting(
+        concurrency: usize,
+        attempt_timeout: Duration,
+        extra: Vec<CertificateDer<'static>>,
+    ) -> Result<ReqwestTransport, String> {
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let roots = Arc::new(LazyRoots::new(provider.clone(), extra));
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(roots.clone())
+            .with_no_client_auth();
+        // What reqwest offers when it builds the TLS setup itself.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("azbatch/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
@@ -100,7 +129,7 @@ impl ReqwestTransport {
             .pool_max_idle_per_host(concurrency)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(ReqwestTransport { client })
+        Ok(ReqwestTransport { client, roots })
     }
 }
 
@@ -108,6 +137,9 @@ impl Transport for ReqwestTransport {
     fn send(&self, req: HttpRequest) -> BoxFuture<'static, Result<HttpResponse, TransportError>> {
         let method =
             reqwest::Method::from_bytes(req.method.as_bytes()).expect("engine methods are valid");
+        if req.url.scheme() == "https" {
+            self.roots.warm();
+        }
         let mut rb = self.client.request(method, req.url);
         if let Some(token) = &req.bearer {
             rb = rb.bearer_auth(token.expose());
@@ -163,3 +195,6 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;
