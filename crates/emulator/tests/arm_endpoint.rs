@@ -136,7 +136,12 @@ async fn items_carry_the_remaining_reads_and_throttle_per_subscription() {
             r["headers"]["x-ms-ratelimit-remaining-subscription-reads"], "249",
             "each subscription has its own bucket"
         );
-        assert!(r["contentLength"].as_u64().unwrap() > 0);
+        let length = r["contentLength"].as_u64().unwrap() as usize;
+        assert_eq!(
+            length,
+            r["content"].to_string().len(),
+            "contentLength is the length of the content"
+        );
     }
     // Deletes have a bucket of their own, and calls outside a subscription
     // count against the tenant's, with the tenant's header.

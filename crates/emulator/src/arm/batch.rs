@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rand::seq::SliceRandom;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::answer::Answer;
 use crate::faults;
+use crate::reply::{json_len, object};
 use crate::service::{BatchRecord, Service};
 
 /// Versions of the batch API the endpoint takes.
@@ -38,14 +39,8 @@ pub async fn post(
     base: &str,
 ) -> Answer {
     let answer = envelope(svc.clone(), query, body, base).await;
-    let items = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["requests"].as_array().map(Vec::len))
-        .unwrap_or(0);
-    svc.batches.lock().unwrap().push(BatchRecord {
-        items,
-        status: answer.status(),
-    });
+    let record = BatchRecord::of(body, answer.status());
+    svc.batches.lock().unwrap().push(record);
     answer
 }
 
@@ -96,7 +91,7 @@ async fn envelope(
         return accepted(&svc, &id, &version, base);
     }
     let answers = run_items(&svc, items, base).await;
-    faults::answer(&svc, json!({ "responses": answers }), "name").await
+    faults::answer(&svc, object([("responses", Value::Array(answers))]), "name").await
 }
 
 fn accepted(svc: &Service, id: &str, version: &str, base: &str) -> Answer {
@@ -211,9 +206,13 @@ async fn run_items(svc: &Service, items: Vec<Item>, base: &str) -> Vec<Value> {
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
-            let mut out = json!({"name": item.name, "httpStatusCode": status, "headers": headers});
+            let mut out = object([
+                ("name", item.name.map_or(Value::Null, Value::String)),
+                ("httpStatusCode", status.into()),
+                ("headers", Value::Object(headers)),
+            ]);
             if !content.is_null() {
-                out["contentLength"] = json!(content.to_string().len());
+                out["contentLength"] = json_len(&content).into();
                 out["content"] = content;
             }
             out

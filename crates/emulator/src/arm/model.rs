@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
+use crate::reply::object;
+
 pub use crate::reply::Reply;
 
 /// ARM's error body.
@@ -87,7 +89,7 @@ impl ArmModel {
                     (
                         "GET",
                         ["providers", "microsoft.authorization", "roleeligibilityscheduleinstances"],
-                    ) => Reply::json(200, json!({ "value": eligibility(i) })),
+                    ) => Reply::json(200, object([("value", Value::Array(eligibility(i)))])),
                     ("GET", ["providers", "microsoft.batch", "batchaccounts"]) => {
                         self.batch_accounts(i, skip, base, query)
                     }
@@ -102,7 +104,7 @@ impl ArmModel {
                             .map(|(_, g)| g)
                             .collect();
                         v.sort_by_key(|g| g["name"].as_str().map(str::to_ascii_lowercase));
-                        Reply::json(200, json!({ "value": v }))
+                        Reply::json(200, object([("value", v.into_iter().cloned().collect())]))
                     }
                     (_, ["resourcegroups", _]) => self.resource_group(method, &sub, segs[3], body),
                     ("POST", ["resourcegroups", _, "exporttemplate"]) => {
@@ -123,8 +125,13 @@ impl ArmModel {
     ) -> Reply {
         let end = (skip + self.subscriptions_page).min(self.subscriptions);
         let value: Vec<Value> = (skip.min(end)..end).map(subscription).collect();
-        let mut body =
-            json!({ "value": value, "count": {"type": "Total", "value": self.subscriptions} });
+        let mut body = object([
+            ("value", Value::Array(value)),
+            (
+                "count",
+                json!({"type": "Total", "value": self.subscriptions}),
+            ),
+        ]);
         if end < self.subscriptions {
             body["nextLink"] = json!(format!(
                 "{base}/subscriptions?api-version={}&$skiptoken={end}",
@@ -144,7 +151,7 @@ impl ArmModel {
         let total = batch_account_count(i);
         let end = (skip + self.batch_accounts_page).min(total);
         let value: Vec<Value> = (skip.min(end)..end).map(|k| batch_account(i, k)).collect();
-        let mut body = json!({ "value": value });
+        let mut body = object([("value", Value::Array(value))]);
         if end < total {
             body["nextLink"] = json!(format!(
                 "{base}/subscriptions/{}/providers/Microsoft.Batch/batchAccounts?api-version={}&$skiptoken={end}",

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::answer::Answer;
 use crate::faults;
+use crate::reply::object;
 use crate::service::{BatchRecord, Service};
 
 /// Most items in one Graph batch.
@@ -38,14 +39,8 @@ fn bad_request(message: &str) -> Answer {
 /// (`http://host/v1.0`) that links start with.
 pub async fn post(svc: Arc<Service>, body: &[u8], root: &str) -> Answer {
     let answer = envelope(svc.clone(), body, root).await;
-    let items = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["requests"].as_array().map(Vec::len))
-        .unwrap_or(0);
-    svc.batches.lock().unwrap().push(BatchRecord {
-        items,
-        status: answer.status(),
-    });
+    let record = BatchRecord::of(body, answer.status());
+    svc.batches.lock().unwrap().push(record);
     answer
 }
 
@@ -58,7 +53,7 @@ async fn envelope(svc: Arc<Service>, body: &[u8], root: &str) -> Answer {
         Err(message) => return bad_request(&message),
     };
     let answers = run_items(&svc, items, root).await;
-    faults::answer(&svc, json!({ "responses": answers }), "id").await
+    faults::answer(&svc, object([("responses", Value::Array(answers))]), "id").await
 }
 
 /// Whether Graph runs these dependencies: each item depends on at most one
