@@ -407,9 +407,20 @@ fn stream(job: Arc<Job>, common: &Common) -> i32 {
     let mut auth_failed: Option<String> = None;
     let mut pending: BTreeMap<usize, ItemResult> = BTreeMap::new();
     let mut next_index = 0;
-    let mut out = std::io::stdout().lock();
+    // Results already waiting go out in one write; the output is flushed
+    // before each wait for more, so nothing finished sits in the buffer.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     loop {
-        let r = match job.next(Duration::from_millis(200)) {
+        let next = match job.next(Duration::ZERO) {
+            Ok(Next::Timeout) => {
+                if out.flush().is_err() {
+                    job.cancel();
+                }
+                job.next(Duration::from_millis(200))
+            }
+            next => next,
+        };
+        let r = match next {
             Ok(Next::Item(r)) => r,
             Ok(Next::Timeout) => continue,
             Ok(Next::Done) => break,
@@ -431,7 +442,7 @@ fn stream(job: Arc<Job>, common: &Common) -> i32 {
         };
         for r in ready {
             let bytes = output.result(&r);
-            if !bytes.is_empty() && out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+            if !bytes.is_empty() && out.write_all(&bytes).is_err() {
                 // The reader went away (a closed pipe): stop sending, stay quiet.
                 job.cancel();
             }
