@@ -2,8 +2,11 @@
 //! job's `next`, and so `batch_next`, the command line, the module). Nothing is
 //! ever dropped or refused: instead, while `limit` results wait unread, the
 //! engine starts no new batch, so a slow reader holds the run back rather than
-//! letting results pile up in memory.
+//! letting results pile up in memory. Results travel in groups (a batch's
+//! answers, landed together), so a reader that sleeps between them is woken
+//! once a group, not once a result.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -24,13 +27,15 @@ struct Shared {
 /// The engine's end.
 #[derive(Clone)]
 pub struct ResultSender {
-    tx: mpsc::UnboundedSender<ItemResult>,
+    tx: mpsc::UnboundedSender<Vec<ItemResult>>,
     shared: Arc<Shared>,
 }
 
 /// The reader's end.
 pub struct ResultReceiver {
-    rx: mpsc::UnboundedReceiver<ItemResult>,
+    rx: mpsc::UnboundedReceiver<Vec<ItemResult>>,
+    /// The rest of the group last received.
+    group: VecDeque<ItemResult>,
     shared: Arc<Shared>,
 }
 
@@ -47,18 +52,31 @@ pub fn queue(limit: usize) -> (ResultSender, ResultReceiver) {
             tx,
             shared: shared.clone(),
         },
-        ResultReceiver { rx, shared },
+        ResultReceiver {
+            rx,
+            group: VecDeque::new(),
+            shared,
+        },
     )
 }
 
 impl ResultSender {
     /// Hands out one result (never refused; a reader that went away is ignored).
     pub fn send(&self, r: ItemResult) {
-        // Counted before it can be taken: a reader that took it first would
-        // count it down below zero.
-        self.shared.waiting.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(r).is_err() {
-            self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.send_all(vec![r]);
+    }
+
+    /// Hands out `rs` together: the reader wakes once for all of them.
+    pub fn send_all(&self, rs: Vec<ItemResult>) {
+        let n = rs.len();
+        if n == 0 {
+            return;
+        }
+        // Counted before they can be taken: a reader that took one first
+        // would count it down below zero.
+        self.shared.waiting.fetch_add(n, Ordering::AcqRel);
+        if self.tx.send(rs).is_err() {
+            self.shared.waiting.fetch_sub(n, Ordering::AcqRel);
         }
     }
 
@@ -82,7 +100,10 @@ impl ResultSender {
 impl ResultReceiver {
     /// The next result; `None` once the engine is done and all were read.
     pub async fn recv(&mut self) -> Option<ItemResult> {
-        let r = self.rx.recv().await;
+        if self.group.is_empty() {
+            self.group = self.rx.recv().await?.into();
+        }
+        let r = self.group.pop_front();
         if r.is_some() {
             self.took();
         }
@@ -97,14 +118,16 @@ impl ResultReceiver {
     /// A result that is already waiting; `Err(true)` when none will come any
     /// more, `Err(false)` when none is waiting now.
     pub fn poll_now(&mut self) -> Result<ItemResult, bool> {
-        match self.rx.try_recv() {
-            Ok(r) => {
-                self.took();
-                Ok(r)
+        while self.group.is_empty() {
+            match self.rx.try_recv() {
+                Ok(group) => self.group = group.into(),
+                Err(mpsc::error::TryRecvError::Empty) => return Err(false),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(true),
             }
-            Err(mpsc::error::TryRecvError::Empty) => Err(false),
-            Err(mpsc::error::TryRecvError::Disconnected) => Err(true),
         }
+        let r = self.group.pop_front().expect("the group is not empty");
+        self.took();
+        Ok(r)
     }
 
     fn took(&self) {
@@ -171,5 +194,26 @@ mod tests {
         assert!(rx.try_recv().is_none());
         drop(rx);
         assert!(tx.has_room(100), "nobody reads: nothing to wait for");
+    }
+
+    #[tokio::test]
+    async fn a_group_is_counted_whole_and_read_one_result_at_a_time_in_order() {
+        let (tx, mut rx) = queue(4);
+        tx.send_all(vec![r(0), r(1), r(2)]);
+        tx.send_all(vec![]);
+        tx.send(r(3));
+        assert!(!tx.has_room(1), "four wait, whether sent alone or together");
+        assert_eq!(rx.try_recv().map(|r| r.index), Some(0));
+        assert!(tx.has_room(1) && !tx.has_room(2));
+        assert_eq!(rx.recv().await.map(|r| r.index), Some(1));
+        assert_eq!(rx.try_recv().map(|r| r.index), Some(2));
+        assert_eq!(rx.recv().await.map(|r| r.index), Some(3));
+        assert!(tx.has_room(4));
+        drop(tx);
+        assert_eq!(
+            rx.poll_now().map(|r| r.index),
+            Err(true),
+            "done once all are read"
+        );
     }
 }

@@ -175,6 +175,8 @@ impl Engine {
             tests::turn();
             let now = Instant::now();
             run.launch_ready(&mut in_flight, now);
+            // What this turn finished goes out before the run waits again.
+            run.hand_out();
             if in_flight.is_empty() && run.idle() && incoming.is_none() {
                 break;
             }
@@ -213,6 +215,7 @@ impl Engine {
             codes::INTERNAL,
             "AzBatch stopped before this request could be sent",
         );
+        run.hand_out();
         if let Some(j) = &self.ctx.journal {
             let _ = j.sync();
         }
@@ -338,6 +341,9 @@ struct Run {
     max_bytes: usize,
     in_flight_items: u64,
     sink: ResultSender,
+    /// Results finished this turn of the run's loop, handed out together at
+    /// its end (one wake-up of the reader for a batch's answers, not one each).
+    outbox: Vec<ItemResult>,
     progress: Arc<Progress>,
 }
 
@@ -360,7 +366,15 @@ impl Run {
             max_bytes: limits::MAX_BATCH_BYTES,
             in_flight_items: 0,
             sink,
+            outbox: vec![],
             progress,
+        }
+    }
+
+    /// Hands out what finished since the last time.
+    fn hand_out(&mut self) {
+        if !self.outbox.is_empty() {
+            self.sink.send_all(std::mem::take(&mut self.outbox));
         }
     }
 
@@ -558,7 +572,7 @@ impl Run {
     /// Whether the results of one more batch fit beside those unread and on the wire.
     fn reader_keeps_up(&self) -> bool {
         let more = self.in_flight_items as usize + self.batch_size;
-        self.sink.has_room(more)
+        self.sink.has_room(more + self.outbox.len())
     }
 
     /// Ready work waits only for the reader to take results.
@@ -1010,7 +1024,7 @@ impl Run {
                 self.keep(i, &result, !item.dependents.is_empty(), item.request.named);
             }
             let (id, status) = (result.id.clone(), result.status);
-            self.sink.send(result);
+            self.outbox.push(result);
             for d in item.dependents {
                 if self.items[d].outcome().is_some() {
                     continue;
