@@ -564,9 +564,14 @@ impl Run {
     /// While the input is open and no full batch is ready: until when the
     /// ready requests wait for company.
     fn lingered(&self, now: Instant) -> Option<Instant> {
-        let since = self.ready_since?;
         let full = self.ready.len() >= self.batch_size;
-        (self.input_open && !full && now < since + LINGER).then_some(since + LINGER)
+        (!full && self.may_linger(now)).then(|| self.ready_since.map(|s| s + LINGER))?
+    }
+
+    /// Whether a short batch may still wait: the input is open and the
+    /// oldest ready request has not waited [`LINGER`] yet.
+    fn may_linger(&self, now: Instant) -> bool {
+        self.input_open && self.ready_since.is_some_and(|since| now < since + LINGER)
     }
 
     /// Whether the results of one more batch fit beside those unread and on the wire.
@@ -630,6 +635,18 @@ impl Run {
             },
         );
         if batch.is_empty() {
+            return None;
+        }
+        // Ready requests whose scopes held them back (a mailbox's fifth) left
+        // this batch short while the input still comes: it waits for company
+        // as a short batch of ready requests does, its requests keeping
+        // their admission. Sent short, it would split the scopes' requests
+        // over more batches than the run keeps in flight.
+        if self.ready.is_empty() && batch.len() < self.batch_size && self.may_linger(now) {
+            for &i in batch.iter().rev() {
+                self.scopes.keep_admitted(i);
+                self.ready.push_front(i);
+            }
             return None;
         }
         let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();

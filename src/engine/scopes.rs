@@ -288,6 +288,12 @@ impl Scopes {
         true
     }
 
+    /// Request `idx`, admitted but not sent after all (its batch waits for
+    /// company): its next admission is granted without counting it again.
+    pub fn keep_admitted(&mut self, idx: usize) {
+        self.released.insert(idx);
+    }
+
     /// Request `idx` of scope `key` came back (whatever its answer); where
     /// it stood in its bucket, for [`Scopes::observe`] and [`Scopes::observe_units`].
     pub fn landed(&mut self, key: &str, idx: usize) -> Option<Mark> {

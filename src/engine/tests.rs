@@ -1109,8 +1109,19 @@ fn open_run(
     tokio::task::JoinHandle<crate::Summary>,
     crate::queue::ResultReceiver,
 ) {
+    open_run_with(options(), script)
+}
+
+fn open_run_with(
+    o: Options,
+    script: Arc<Script>,
+) -> (
+    mpsc::Sender<Request>,
+    tokio::task::JoinHandle<crate::Summary>,
+    crate::queue::ResultReceiver,
+) {
     let engine = Engine::new(
-        Arc::new(options()),
+        Arc::new(o),
         Arc::new(Fake(script)),
         Clock::starting_at(t0()),
     );
@@ -1241,6 +1252,70 @@ async fn an_open_input_fills_batches_before_sending() {
         n += 1;
     }
     assert_eq!(n, 45);
+}
+
+/// Requests their scopes hold back do not make batches short: ten mailboxes'
+/// reads arrive a mailbox at a time, eight each, and Outlook takes four per
+/// mailbox at once. The first four of each go in two full batches (five
+/// mailboxes each), the next four of each in two more as those land. Sent as
+/// soon as twenty were ready, the first batch would hold twelve (four each of
+/// the first three mailboxes): more, shorter batches, each mailbox's reads
+/// spread over several, and the run's window full sooner.
+#[tokio::test(start_paused = true)]
+async fn held_requests_do_not_leave_batches_short_while_the_input_comes() {
+    let script = Arc::new(Script {
+        start: Instant::now(),
+        handler: Mutex::new(Box::new(|s: &Sent| {
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| json!({"id": i["id"], "status": 200, "headers": {}, "body": {}}))
+                    .collect(),
+            )
+        })),
+        log: Mutex::new(vec![]),
+        latency: Duration::from_millis(100),
+    });
+    let o = graph_options();
+    let reqs: Vec<Value> = (0..10)
+        .flat_map(|m| (0..8).map(move |k| json!({"id": format!("m{m}-{k}"), "url": format!("/users/u{m}/events?n={k}")})))
+        .collect();
+    let (tx, run, mut results) = open_run_with(o.clone(), script.clone());
+    // A mailbox's reads together, a millisecond (the timer's tick) apart.
+    for (k, r) in parse(&o, &reqs).into_iter().enumerate() {
+        tx.send(r).await.unwrap();
+        if k % 8 == 7 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    drop(tx);
+    run.await.unwrap();
+    let log = script.log.lock().unwrap();
+    let mailboxes = |s: &Sent| {
+        let mut m: Vec<String> = s
+            .items
+            .iter()
+            .map(|i| {
+                i["url"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .nth(2)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        m.dedup();
+        m.len()
+    };
+    assert_eq!(
+        log.iter()
+            .map(|s| (s.items.len(), mailboxes(s)))
+            .collect::<Vec<_>>(),
+        [(20, 5), (20, 5), (20, 5), (20, 5)],
+        "(items, mailboxes) of each batch"
+    );
+    assert_eq!(drain_all(&mut results).len(), 80);
 }
 
 /// A scope whose pause has ended but whose window is full waits for a landing
