@@ -564,8 +564,9 @@ impl Run {
     /// While the input is open and no full batch is ready: until when the
     /// ready requests wait for company.
     fn lingered(&self, now: Instant) -> Option<Instant> {
+        let since = self.ready_since?;
         let full = self.ready.len() >= self.batch_size;
-        (!full && self.may_linger(now)).then(|| self.ready_since.map(|s| s + LINGER))?
+        (!full && self.may_linger(now)).then_some(since + LINGER)
     }
 
     /// Whether a short batch may still wait: the input is open and the
