@@ -1,6 +1,6 @@
 //! Azure clouds: which ARM, Graph and login hosts belong together.
 
-use crate::api::Api;
+use crate::dialect::Api;
 use crate::error::Error;
 
 /// A national cloud.

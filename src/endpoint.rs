@@ -6,7 +6,7 @@
 
 use url::Url;
 
-use crate::api::Api;
+use crate::dialect::Api;
 use crate::error::Error;
 
 /// Parses an endpoint: `https://` anywhere, `http://` only on a loopback host

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::api::Api;
+use crate::dialect::Api;
 use crate::error::Error;
 use crate::options::Options;
 use crate::request::{At, RequestList, RequestSpec};

@@ -8,16 +8,17 @@
 //! ask the [`decision`] table what each outcome means, retry or finish)
 //! → [`result`] (one per request). [`job`] is the Rust API's whole run and the
 //! one driver of it; the C ABI in [`ffi`] is a thin skin over it. Beside them:
-//! [`wire`] (each API's envelope as it travels), [`transport`] (HTTP),
-//! [`auth`] (tokens), [`clock`] (the one wall clock), [`api`], [`endpoint`],
-//! [`cloud`] and [`limits`] (the facts every layer shares), [`fanout`] (one
-//! request in every subscription).
+//! [`dialect`] (each API's rules in one place: envelope, URLs, throttle
+//! scopes and headers, batch limits), [`transport`] (HTTP), [`auth`]
+//! (tokens), [`clock`] (the one wall clock), [`endpoint`], [`cloud`] and
+//! [`limits`] (the facts every layer shares), [`fanout`] (one request in
+//! every subscription).
 
-pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod cloud;
 pub mod decision;
+pub mod dialect;
 pub mod endpoint;
 pub mod engine;
 pub mod error;
@@ -38,9 +39,8 @@ pub mod result;
 pub mod retry;
 pub mod secret;
 pub mod transport;
-pub mod wire;
 
-pub use api::Api;
+pub use dialect::Api;
 pub use error::Error;
 pub use job::{Execution, Job, Next};
 pub use options::{Options, OptionsSpec};

@@ -7,11 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Largest ARM batch the service takes.
-pub const ARM_MAX_BATCH: usize = 500;
+pub const ARM_MAX_BATCH: usize = crate::dialect::arm::MAX_BATCH;
 /// Largest Graph batch the service takes.
-pub const GRAPH_MAX_BATCH: usize = 20;
-/// ARM takes at most this many items in a batch once any of them has content.
-pub const ARM_MAX_ITEMS_WITH_BODY: usize = 20;
+pub const GRAPH_MAX_BATCH: usize = crate::dialect::graph::MAX_BATCH;
 /// Items per batch unless the caller says otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 20;
 

@@ -6,9 +6,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::api::{Api, ARM_BATCH_API_VERSIONS, GRAPH_VERSIONS};
 use crate::auth::Credential;
 use crate::cloud::Cloud;
+use crate::dialect::{
+    arm::BATCH_API_VERSIONS as ARM_BATCH_API_VERSIONS, graph::VERSIONS as GRAPH_VERSIONS, Api,
+};
 use crate::endpoint::{self, parse_endpoint, Root};
 use crate::error::Error;
 use crate::limits;

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::limits::ARM_MAX_ITEMS_WITH_BODY;
+use crate::dialect::arm::MAX_ITEMS_WITH_BODY as ARM_MAX_ITEMS_WITH_BODY;
 
 /// How large a batch may be.
 #[derive(Debug, Clone, Copy)]

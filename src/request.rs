@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::api::Api;
+use crate::dialect::{self, Api};
 use crate::error::Error;
 use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
 use crate::limits;
@@ -326,7 +326,7 @@ impl RequestList {
         let url = options
             .relative_url(&url)
             .map_err(|why| at.bad("url", why))?;
-        other_api(&url, options.api).map_err(|why| at.bad("url", why))?;
+        dialect::refuse_foreign_url(&url, options.api).map_err(|why| at.bad("url", why))?;
         let body = body(
             spec.body,
             spec.content,
@@ -335,7 +335,8 @@ impl RequestList {
             options.api,
             &at,
         )?;
-        let headers = headers(spec.headers.unwrap_or_default(), options.api, &body)
+        let given = spec.headers.unwrap_or_default();
+        let headers = dialect::item_headers(given, options.api, body.value.is_some(), body.base64)
             .map_err(|why| at.bad("headers", why))?;
         let depends_on = depends_on(spec.depends_on.unwrap_or_default(), id.as_deref(), &at)?;
         let has_references = check_references(&url, &headers, &body, &depends_on, &at)?;
@@ -563,92 +564,6 @@ fn check_references(
     Ok(!refs.is_empty())
 }
 
-/// Checks and completes a request's headers. ARM items cannot carry headers
-/// (a JSON Content-Type is accepted and implied); Graph items can, and a body
-/// gets the `Content-Type` Graph requires.
-fn headers(
-    given: Map<String, Value>,
-    api: Api,
-    body: &Body,
-) -> Result<Vec<(String, String)>, String> {
-    let (has_body, base64) = (body.value.is_some(), body.base64);
-    let mut out: Vec<(String, String)> = vec![];
-    for (name, value) in given {
-        let value = match value {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(format!("the value of \"{name}\" must be a string")),
-        };
-        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("host") {
-            return Err(format!("\"{name}\" is set by AzBatch and cannot be given"));
-        }
-        if api == Api::Arm {
-            let json = name.eq_ignore_ascii_case("content-type")
-                && value.to_ascii_lowercase().starts_with("application/json");
-            if !json {
-                return Err(format!("ARM batch items cannot carry the header \"{name}\" (only Content-Type: application/json)"));
-            }
-            continue;
-        }
-        out.push((name, value));
-    }
-    if api == Api::Graph
-        && has_body
-        && !out
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        let ct = if base64 {
-            "application/octet-stream"
-        } else {
-            "application/json"
-        };
-        out.push(("Content-Type".into(), ct.into()));
-    }
-    Ok(out)
-}
-
-/// Top-level Graph resources no ARM URL starts with.
-const GRAPH_ROOTS: [&str; 14] = [
-    "me",
-    "users",
-    "groups",
-    "applications",
-    "serviceprincipals",
-    "devices",
-    "directoryobjects",
-    "organization",
-    "sites",
-    "teams",
-    "chats",
-    "drives",
-    "identity",
-    "policies",
-];
-
-/// A URL that clearly belongs to the other API, found before anything is
-/// sent: the server would only answer 404 (or worse, something else).
-fn other_api(url: &str, api: Api) -> Result<(), String> {
-    let path = url.split('?').next().unwrap_or("");
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    match api {
-        Api::Arm if GRAPH_ROOTS.iter().any(|r| first.eq_ignore_ascii_case(r)) => Err(format!(
-            "\"/{first}\" is a Microsoft Graph URL, but this run's api is arm: use api graph (--api graph, -Api Graph)"
-        )),
-        // Graph has /subscriptions too (change notifications), never with
-        // ARM's api-version, providers or resource groups.
-        Api::Graph if first.eq_ignore_ascii_case("subscriptions") && {
-            let lower = path.to_ascii_lowercase();
-            url.contains("api-version=") || lower.contains("/providers/") || lower.contains("/resourcegroups")
-        } =>
-        {
-            Err("is an Azure Resource Manager URL, but this run's api is graph: use api arm (--api arm, -Api Arm)".into())
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The id (or ARM's `name`) a request's JSON gives, if it is usable.
 fn given_id_of(v: &Value) -> Option<String> {
     v.get("id")
@@ -683,7 +598,7 @@ fn scalar_id(v: Value) -> Option<String> {
 mod tests {
     use super::*;
 
-    use crate::api::Api;
+    use crate::dialect::Api;
 
     fn opts() -> Options {
         Options::new(Api::Arm)

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    if let Ok(items) = azbatch::wire::decode(azbatch::Api::Graph, body) {
+    if let Ok(items) = azbatch::dialect::decode(azbatch::Api::Graph, body) {
         for i in &items {
             let _ = (
                 i.header("retry-after"),

@@ -7,55 +7,14 @@
 //! holds what it costs, so a 429 is the rare fallback rather than the signal
 //! that paces the run.
 //!
-//! The documented buckets (Azure Resource Manager request limits, 2024
-//! regional throttling): per subscription and per tenant, per principal,
-//! reads 250 tokens refilled at 25 a second, writes and deletes 200 at 10.
+//! The documented sizes and rates are the dialects' facts
+//! ([`crate::dialect::arm::Kind::seed`], [`crate::dialect::graph::UNITS_SEED`]);
+//! this file holds only how a bucket fills, drains and is corrected.
 
 use tokio::time::{Duration, Instant};
 
-/// What an ARM call counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Reads,
-    Writes,
-    Deletes,
-}
-
-impl Kind {
-    /// The kind of an HTTP method.
-    pub fn of(method: &str) -> Kind {
-        match method {
-            "GET" | "HEAD" => Kind::Reads,
-            "DELETE" => Kind::Deletes,
-            _ => Kind::Writes,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Reads => "reads",
-            Kind::Writes => "writes",
-            Kind::Deletes => "deletes",
-        }
-    }
-
-    /// Tokens in a full bucket, and tokens added a second.
-    fn seed(self) -> (f64, f64) {
-        match self {
-            Kind::Reads => (250.0, 25.0),
-            Kind::Writes | Kind::Deletes => (200.0, 10.0),
-        }
-    }
-}
-
-/// Graph's identity and access limit per app and tenant, as Microsoft
-/// documents it: 3,500, 5,000 or 8,000 resource units per 10 seconds by the
-/// tenant's size. The model starts from the smallest and grows when the
-/// service shows more.
-const GRAPH_UNITS: (f64, f64) = (3500.0, 350.0);
-
-/// Graph sends `x-ms-throttle-limit-percentage` only from this fraction of the limit used.
-pub(super) const GRAPH_SIGNAL_FROM: f64 = 0.8;
+use crate::dialect::arm::Kind;
+use crate::dialect::graph::{SIGNAL_FROM as GRAPH_SIGNAL_FROM, UNITS_SEED as GRAPH_UNITS};
 
 /// The longest a bucket makes a request wait for its refill.
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);

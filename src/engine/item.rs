@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::dialect::Outgoing;
 use crate::options::Options;
 use crate::request::Request;
 use crate::result::{error_of, ErrorInfo, ItemResult};
@@ -76,6 +77,19 @@ impl Item {
     }
 
     /// Path and query to send now: the request's URL or the page it is on.
+    /// This item as its next batch carries it, under wire name `name`.
+    pub fn outgoing<'a>(&'a self, name: &'a str) -> Outgoing<'a> {
+        let r = &self.request;
+        Outgoing {
+            name,
+            method: &r.method,
+            url: self.url(),
+            headers: &r.headers,
+            body: r.body.as_ref(),
+            header_details: r.header_details.as_ref(),
+        }
+    }
+
     pub fn url(&self) -> &str {
         self.next_page.as_deref().unwrap_or(&self.request.url)
     }

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenSource;
 use crate::clock::Clock;
 use crate::decision::{decide, Action, Decision, Ending, Facts, Outcome};
+use crate::dialect::{self, ItemAnswer};
 use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
 use crate::journal::{Journal, Past};
 use crate::limits;
@@ -39,20 +40,14 @@ use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult, Summary};
 use crate::retry::retry_after;
 use crate::transport::Transport;
-use crate::wire::{self, ItemAnswer, Outgoing};
 use deps::{failed_dependency, fill_references, Kept};
 use item::{Item, Slot};
-use scopes::{Scopes, Units};
+use scopes::Scopes;
 use send::{Ctx, Reply};
 
 /// How a caller allows resending writes, in each of AzBatch's faces.
 const ALLOW_RESEND: &str =
     "allow that with --retry-non-idempotent, -RetryNonIdempotent, or the option retryNonIdempotent";
-
-/// Graph's header telling how much of the app's throttling limit is used.
-const THROTTLE_PERCENT: &str = "x-ms-throttle-limit-percentage";
-/// Graph's header with what a request cost of the app's resource units.
-const RESOURCE_UNIT: &str = "x-ms-resource-unit";
 
 /// Everything a run needs besides its requests.
 pub struct Engine {
@@ -250,12 +245,6 @@ fn drain(incoming: &mut Option<mpsc::Receiver<Request>>, run: &mut Run) -> bool 
     false
 }
 
-/// The throttle scope a request falls in, as the engine paces it:
-/// `subscription-reads/{id}`, `tenant-writes`, `app`, `mailbox/{user}`.
-pub fn throttle_scope(api: crate::api::Api, method: &str, url: &str) -> String {
-    scopes::key(api, method, url)
-}
-
 /// The token source the options ask for.
 pub fn token_source(
     options: &Options,
@@ -387,7 +376,7 @@ impl Run {
         let links = self.graph.push(given, &request.depends_on);
         let i = links.index;
         self.progress.add_total(1);
-        let scope = scopes::key(self.ctx.options.api, &request.method, &request.url);
+        let scope = dialect::throttle_scope(self.ctx.options.api, &request.method, &request.url);
         let mut item = Item::new(request, scope);
         item.dependents = links.awaited_by;
         item.waiting = links.unknown;
@@ -651,16 +640,12 @@ impl Run {
             return None;
         }
         let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
-        let outgoing: Vec<Outgoing<'_>> = batch
+        let outgoing: Vec<dialect::Outgoing<'_>> = batch
             .iter()
             .zip(&names)
-            .map(|(&i, name)| Outgoing {
-                name,
-                request: &self.items[i].live().request,
-                url: self.items[i].live().url(),
-            })
+            .map(|(&i, name)| self.items[i].live().outgoing(name))
             .collect();
-        let body = wire::encode(self.options().api, &outgoing);
+        let body = dialect::encode(self.options().api, &outgoing);
         tracing::debug!(
             items = batch.len(),
             bytes = body.len(),
@@ -840,28 +825,10 @@ impl Run {
         let d = self.decide(idx, outcome);
         self.apply_run_effects(&d);
         let item = self.items[idx].live();
-        let key = &item.scope;
-        let remaining = scopes::remaining_header(key)
-            .and_then(|h| answer.header(h))
-            .and_then(|v| v.trim().parse::<f64>().ok());
-        if let (Some(n), Some(mark)) = (remaining, item.sent_mark) {
-            self.scopes.observe(key, n, mark, Instant::now());
-        }
-        let graph_units = scopes::counts_units(key) && answer.status != 429;
-        if let Some(mark) = item.sent_mark.filter(|_| graph_units) {
-            let number = |h| {
-                answer
-                    .header(h)
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|n| n.is_finite() && *n >= 0.0)
-            };
-            let units = Units {
-                cost: number(RESOURCE_UNIT),
-                used: number(THROTTLE_PERCENT),
-            };
+        if let Some(mark) = item.sent_mark {
             let read = item.request.is_read();
             self.scopes
-                .observe_units(key, read, units, mark, Instant::now());
+                .observe_answer(&item.scope, read, &answer, mark, Instant::now());
         }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;

@@ -16,123 +16,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::bucket::{Bucket, Kind};
-use crate::api::Api;
-
-/// Outlook's limit of requests at once per mailbox (per app), Graph batches included.
-pub(super) const OUTLOOK_CONCURRENCY: usize = 4;
-
-/// The scope a request belongs to: `subscription-reads/{id}`, `tenant-writes`,
-/// `app`, `mailbox/{user}`. For ARM the part before `/` names the
-/// `x-ms-ratelimit-remaining-*` header that tells its bucket's tokens.
-pub(super) fn key(api: Api, method: &str, url: &str) -> String {
-    let path = url.split('?').next().unwrap_or("");
-    let mut segs = path.trim_start_matches('/').split('/');
-    let (first, second, third) = (segs.next(), segs.next(), segs.next());
-    match api {
-        Api::Graph => match (first, second, third) {
-            (Some(u), Some(id), Some(what))
-                if u.eq_ignore_ascii_case("users") && is_mailbox(what) =>
-            {
-                format!("mailbox/{}", id.to_ascii_lowercase())
-            }
-            (Some(me), Some(what), _) if me.eq_ignore_ascii_case("me") && is_mailbox(what) => {
-                "mailbox/me".to_string()
-            }
-            _ => "app".to_string(),
-        },
-        Api::Arm => {
-            let kind = Kind::of(method).name();
-            match (first, second) {
-                (Some(s), Some(id))
-                    if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() =>
-                {
-                    format!("subscription-{kind}/{}", id.to_ascii_lowercase())
-                }
-                _ => format!("tenant-{kind}"),
-            }
-        }
-    }
-}
-
-/// Outlook's resources under a user: mail, calendar, contacts.
-fn is_mailbox(segment: &str) -> bool {
-    const OUTLOOK: [&str; 10] = [
-        "messages",
-        "mailfolders",
-        "events",
-        "calendar",
-        "calendars",
-        "calendarview",
-        "calendargroups",
-        "contacts",
-        "contactfolders",
-        "outlook",
-    ];
-    OUTLOOK.iter().any(|o| segment.eq_ignore_ascii_case(o))
-}
-
-/// ARM's buckets by the head of a scope's key: their kind, and the header
-/// that tells how many calls are left.
-const ARM_BUCKETS: [(&str, Kind, &str); 6] = [
-    (
-        "subscription-reads",
-        Kind::Reads,
-        "x-ms-ratelimit-remaining-subscription-reads",
-    ),
-    (
-        "subscription-writes",
-        Kind::Writes,
-        "x-ms-ratelimit-remaining-subscription-writes",
-    ),
-    (
-        "subscription-deletes",
-        Kind::Deletes,
-        "x-ms-ratelimit-remaining-subscription-deletes",
-    ),
-    (
-        "tenant-reads",
-        Kind::Reads,
-        "x-ms-ratelimit-remaining-tenant-reads",
-    ),
-    (
-        "tenant-writes",
-        Kind::Writes,
-        "x-ms-ratelimit-remaining-tenant-writes",
-    ),
-    (
-        "tenant-deletes",
-        Kind::Deletes,
-        "x-ms-ratelimit-remaining-tenant-deletes",
-    ),
-];
-
-fn arm_bucket(key: &str) -> Option<(Kind, &'static str)> {
-    let head = key.split('/').next()?;
-    ARM_BUCKETS
-        .iter()
-        .find(|(h, ..)| *h == head)
-        .map(|&(_, kind, header)| (kind, header))
-}
+use super::bucket::Bucket;
+use crate::dialect::graph::{APP, OUTLOOK_CONCURRENCY, RESOURCE_UNIT, THROTTLE_PERCENT};
+use crate::dialect::{arm, ItemAnswer};
 
 /// Whether scope `key`'s bucket is Graph's resource units (the app's scope),
 /// which its answers' `x-ms-resource-unit` and limit percentage correct.
-pub(super) fn counts_units(key: &str) -> bool {
+fn counts_units(key: &str) -> bool {
     key == APP
-}
-
-/// The header that tells how many calls scope `key`'s bucket has left.
-pub(super) fn remaining_header(key: &str) -> Option<&'static str> {
-    arm_bucket(key).map(|(_, header)| header)
 }
 
 const UNLIMITED: usize = usize::MAX;
 
 /// The most a Graph request is charged, whatever `x-ms-resource-unit` says.
 const MAX_COST: f64 = 100.0;
-
-/// Graph's scope for everything but mailboxes.
-const APP: &str = "app";
 
 /// Where a request stood in its bucket when it was sent, read with its answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,11 +42,11 @@ pub(super) struct Mark {
 
 /// What a Graph answer said of the app's resource units.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Units {
+struct Units {
     /// `x-ms-resource-unit`: what the request cost.
-    pub cost: Option<f64>,
+    cost: Option<f64>,
     /// `x-ms-throttle-limit-percentage`: the fraction of the limit used.
-    pub used: Option<f64>,
+    used: Option<f64>,
 }
 
 struct Scope {
@@ -249,7 +146,7 @@ impl Scopes {
             } else {
                 UNLIMITED
             };
-            let bucket = match arm_bucket(key) {
+            let bucket = match arm::bucket(key) {
                 Some((kind, _)) => Some(Bucket::new(kind, now)),
                 None => counts_units(key).then(|| Bucket::graph(now)),
             };
@@ -303,9 +200,34 @@ impl Scopes {
         self.marks.remove(&idx)
     }
 
+    /// What the answer to a request of scope `key` (a read or not), sent at
+    /// `mark`, says of its bucket: ARM's calls left
+    /// (`x-ms-ratelimit-remaining-*`), Graph's resource units. A 429 says
+    /// nothing of what a request cost.
+    pub fn observe_answer(
+        &mut self,
+        key: &str,
+        read: bool,
+        answer: &ItemAnswer,
+        mark: Mark,
+        now: Instant,
+    ) {
+        if let Some((_, header)) = arm::bucket(key) {
+            if let Some(n) = answer.number(header) {
+                self.observe(key, n, mark, now);
+            }
+        } else if counts_units(key) && answer.status != 429 {
+            let units = Units {
+                cost: answer.number(RESOURCE_UNIT),
+                used: answer.number(THROTTLE_PERCENT),
+            };
+            self.observe_units(key, read, units, mark, now);
+        }
+    }
+
     /// The answer to a request of scope `key`, sent at `mark`, said
     /// `remaining` calls are left.
-    pub fn observe(&mut self, key: &str, remaining: f64, mark: Mark, now: Instant) {
+    fn observe(&mut self, key: &str, remaining: f64, mark: Mark, now: Instant) {
         if let Some(b) = self.map.get_mut(key).and_then(|s| s.bucket.as_mut()) {
             b.observe(remaining, mark.at, now);
         }
@@ -316,14 +238,7 @@ impl Scopes {
     /// app's limit is used (`x-ms-throttle-limit-percentage`, a fraction
     /// sent from 0.8 on). Either shows that the service counts resource
     /// units, and from then on the app's bucket holds requests back.
-    pub fn observe_units(
-        &mut self,
-        key: &str,
-        read: bool,
-        answer: Units,
-        mark: Mark,
-        now: Instant,
-    ) {
+    fn observe_units(&mut self, key: &str, read: bool, answer: Units, mark: Mark, now: Instant) {
         let Some(s) = self.map.get_mut(key) else {
             return;
         };
@@ -468,46 +383,6 @@ impl Scopes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys() {
-        let arm = |m, u| key(Api::Arm, m, u);
-        assert_eq!(
-            arm("GET", "/subscriptions/ABC/resourceGroups?x=1"),
-            "subscription-reads/abc"
-        );
-        assert_eq!(
-            arm("PUT", "/subscriptions/abc/resourceGroups/x"),
-            "subscription-writes/abc"
-        );
-        assert_eq!(
-            arm("DELETE", "/subscriptions/abc/resourceGroups/x"),
-            "subscription-deletes/abc"
-        );
-        assert_eq!(arm("GET", "/subscriptions?api-version=1"), "tenant-reads");
-        assert_eq!(
-            arm("POST", "/providers/Microsoft.Management/x"),
-            "tenant-writes"
-        );
-        let graph = |u| key(Api::Graph, "GET", u);
-        assert_eq!(graph("/users/1"), "app");
-        assert_eq!(
-            graph("/users/Ada@x.com/messages?$top=5"),
-            "mailbox/ada@x.com"
-        );
-        assert_eq!(graph("/users/1/calendarView?startDateTime=x"), "mailbox/1");
-        assert_eq!(graph("/me/events"), "mailbox/me");
-        assert_eq!(graph("/users/1/memberOf"), "app");
-        assert_eq!(
-            remaining_header("subscription-deletes/abc"),
-            Some("x-ms-ratelimit-remaining-subscription-deletes")
-        );
-        assert_eq!(
-            remaining_header("tenant-reads"),
-            Some("x-ms-ratelimit-remaining-tenant-reads")
-        );
-        assert_eq!(remaining_header("mailbox/1"), None);
-    }
 
     #[test]
     fn an_empty_bucket_holds_its_requests_until_a_batch_worth_has_refilled() {

@@ -8,17 +8,17 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use crate::api::Api;
 use crate::auth::{AuthError, TokenSource};
 use crate::clock::Clock;
 use crate::decision::{on_unauthorized, poll_again, Unauthorized, MAX_POLL_WAIT};
+use crate::dialect::Api;
+use crate::dialect::{self, ItemAnswer};
 use crate::journal::Journal;
 use crate::options::Options;
 use crate::result::codes;
 use crate::retry::{is_retryable_status, retry_after};
 use crate::secret::Secret;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError};
-use crate::wire::{self, ItemAnswer};
 
 /// Wait between polls when the service names none.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
@@ -260,7 +260,7 @@ fn redirected(r: &HttpResponse, what: &str, may_have_run: bool) -> Reply {
 /// A final (non-202) answer to a batch request.
 fn final_answer(api: Api, r: HttpResponse) -> Reply {
     if (200..300).contains(&r.status) {
-        return match wire::decode(api, &r.body) {
+        return match dialect::decode(api, &r.body) {
             Ok(items) => Reply::Items(items),
             Err(e) => Reply::MaybeSent(e),
         };

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Input};
-use crate::api::Api;
 use crate::clock::Clock;
+use crate::dialect::Api;
 use crate::endpoint::parse_endpoint;
 use crate::options::Options;
 use crate::progress::Progress;

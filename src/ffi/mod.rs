@@ -397,8 +397,8 @@ fn info() -> Info {
                 arm: c.arm(),
                 graph: c.graph(),
                 login: c.login(),
-                arm_resource: c.resource(crate::api::Api::Arm),
-                graph_resource: c.resource(crate::api::Api::Graph),
+                arm_resource: c.resource(crate::dialect::Api::Arm),
+                graph_resource: c.resource(crate::dialect::Api::Graph),
             })
             .collect(),
     }

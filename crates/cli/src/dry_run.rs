@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 
-use azbatch::engine::throttle_scope;
+use azbatch::dialect::throttle_scope;
 use azbatch::plan::{self, Limits, Size};
 use azbatch::{limits, Options, Request};
 

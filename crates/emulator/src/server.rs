@@ -17,7 +17,7 @@ use crate::identity::Verdict;
 use crate::service::{split_url, Service};
 
 /// Graph's version roots.
-const GRAPH_VERSIONS: [&str; 2] = ["v1.0", "beta"];
+use azbatch::dialect::graph::VERSIONS as GRAPH_VERSIONS;
 
 pub fn router(svc: Arc<Service>) -> Router {
     Router::new()

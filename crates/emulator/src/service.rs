@@ -341,37 +341,9 @@ impl Service {
     }
 }
 
-/// Outlook's limit: requests at once per mailbox (per app), batches included.
-pub const OUTLOOK_CONCURRENCY: usize = 4;
-
-/// The mailbox a Graph path reaches: `/users/{id}/messages`, `/me/events`, ...
-pub fn mailbox_of(path: &str) -> Option<String> {
-    const OUTLOOK: [&str; 10] = [
-        "messages",
-        "mailfolders",
-        "events",
-        "calendar",
-        "calendars",
-        "calendarview",
-        "calendargroups",
-        "contacts",
-        "contactfolders",
-        "outlook",
-    ];
-    let mut segs = path.trim_start_matches('/').split('/');
-    let (first, second, third) = (segs.next()?, segs.next()?, segs.next());
-    let (who, what) = if first.eq_ignore_ascii_case("me") {
-        ("me", second)
-    } else if first.eq_ignore_ascii_case("users") {
-        (second, third?)
-    } else {
-        return None;
-    };
-    OUTLOOK
-        .iter()
-        .any(|o| what.eq_ignore_ascii_case(o))
-        .then(|| who.to_ascii_lowercase())
-}
+/// Outlook's limit and which paths reach a mailbox are Graph's facts,
+/// written once, in the library's dialect.
+pub use azbatch::dialect::graph::{mailbox_of, OUTLOOK_CONCURRENCY};
 
 /// A request counted as running in its mailbox.
 struct MailboxGuard<'a> {

@@ -1,0 +1,302 @@
+//! Azure Resource Manager's batch dialect, all of it in one place.
+//!
+//! The envelope: `POST {arm}/batch?api-version=2020-06-01` with
+//! `{"requests":[{"httpMethod","name","url","content"}]}`, answered with
+//! `{"responses":[{"name","httpStatusCode","headers","content","contentLength"}]}`
+//! (a polled answer of an asynchronous batch may say `value` instead of `responses`).
+//!
+//! The throttling model (Microsoft Learn, "Understand how Azure Resource
+//! Manager throttles requests", 2024 regional throttling): token buckets per
+//! subscription (or tenant, for calls outside one), per principal and kind of
+//! call; reads 250 tokens refilled at 25 a second, writes and deletes 200 at
+//! 10; each answer tells what is left in `x-ms-ratelimit-remaining-*`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{ItemAnswer, Outgoing};
+
+/// Largest batch the service takes.
+pub const MAX_BATCH: usize = 500;
+/// The service takes at most this many items in a batch once any of them has content.
+pub const MAX_ITEMS_WITH_BODY: usize = 20;
+/// The API versions the batch endpoint accepts; the first is the default.
+pub const BATCH_API_VERSIONS: [&str; 2] = ["2020-06-01", "2015-11-01"];
+/// The body key of a paged answer's link to the next page.
+pub const NEXT_LINK: &str = "nextLink";
+
+/// ARM's top-level path segments.
+const ROOTS: [&str; 5] = [
+    "subscriptions",
+    "providers",
+    "tenants",
+    "resources",
+    "locations",
+];
+
+/// Whether a URL's first segment is one of ARM's roots.
+pub(crate) fn is_root(first: &str) -> bool {
+    ROOTS.iter().any(|r| first.eq_ignore_ascii_case(r))
+}
+
+/// Whether a URL carries ARM's `api-version`.
+pub(crate) fn has_api_version(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|p| p.to_ascii_lowercase().starts_with("api-version="))
+    })
+}
+
+/// A URL that can only be ARM's. Graph has `/subscriptions` too (change
+/// notifications), never with an `api-version`, providers or resource groups.
+pub(crate) fn is_surely_arm(url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or("").to_ascii_lowercase();
+    super::first_segment(url).eq_ignore_ascii_case("subscriptions")
+        && (url.contains("api-version=")
+            || path.contains("/providers/")
+            || path.contains("/resourcegroups"))
+}
+
+/// ARM items carry no headers: a JSON Content-Type is accepted and implied.
+pub(crate) fn item_headers(given: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
+    for (name, value) in &given {
+        let json = name.eq_ignore_ascii_case("content-type")
+            && value.to_ascii_lowercase().starts_with("application/json");
+        if !json {
+            return Err(format!("ARM batch items cannot carry the header \"{name}\" (only Content-Type: application/json)"));
+        }
+    }
+    Ok(vec![])
+}
+
+/// What an ARM call counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Reads,
+    Writes,
+    Deletes,
+}
+
+impl Kind {
+    /// The kind of an HTTP method.
+    pub fn of(method: &str) -> Kind {
+        match method {
+            "GET" | "HEAD" => Kind::Reads,
+            "DELETE" => Kind::Deletes,
+            _ => Kind::Writes,
+        }
+    }
+
+    /// The word scopes and headers use for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Reads => "reads",
+            Kind::Writes => "writes",
+            Kind::Deletes => "deletes",
+        }
+    }
+
+    /// Tokens in a full bucket, and tokens added a second, as documented.
+    pub fn seed(self) -> (f64, f64) {
+        match self {
+            Kind::Reads => (250.0, 25.0),
+            Kind::Writes | Kind::Deletes => (200.0, 10.0),
+        }
+    }
+}
+
+/// The scope of a call: `subscription-{kind}/{id}` inside a subscription,
+/// `tenant-{kind}` outside one. The part before `/` names the
+/// `x-ms-ratelimit-remaining-*` header that tells its bucket's tokens.
+pub(crate) fn scope(method: &str, path: &str) -> String {
+    let kind = Kind::of(method).name();
+    let mut segs = path.trim_start_matches('/').split('/');
+    match (segs.next(), segs.next()) {
+        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
+            format!("subscription-{kind}/{}", id.to_ascii_lowercase())
+        }
+        _ => format!("tenant-{kind}"),
+    }
+}
+
+/// ARM's buckets by the head of a scope's key: their kind, and the header
+/// that tells how many calls are left.
+const BUCKETS: [(&str, Kind, &str); 6] = [
+    (
+        "subscription-reads",
+        Kind::Reads,
+        "x-ms-ratelimit-remaining-subscription-reads",
+    ),
+    (
+        "subscription-writes",
+        Kind::Writes,
+        "x-ms-ratelimit-remaining-subscription-writes",
+    ),
+    (
+        "subscription-deletes",
+        Kind::Deletes,
+        "x-ms-ratelimit-remaining-subscription-deletes",
+    ),
+    (
+        "tenant-reads",
+        Kind::Reads,
+        "x-ms-ratelimit-remaining-tenant-reads",
+    ),
+    (
+        "tenant-writes",
+        Kind::Writes,
+        "x-ms-ratelimit-remaining-tenant-writes",
+    ),
+    (
+        "tenant-deletes",
+        Kind::Deletes,
+        "x-ms-ratelimit-remaining-tenant-deletes",
+    ),
+];
+
+/// The bucket behind scope `key`, if it is ARM's: its kind, and the header
+/// that tells how many calls it has left.
+pub(crate) fn bucket(key: &str) -> Option<(Kind, &'static str)> {
+    let head = key.split('/').next()?;
+    BUCKETS
+        .iter()
+        .find(|(h, ..)| *h == head)
+        .map(|&(_, kind, header)| (kind, header))
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    requests: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item<'a> {
+    http_method: &'a str,
+    name: &'a str,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_header_details: Option<&'a Value>,
+}
+
+/// The JSON body of a batch request.
+pub fn encode(items: &[Outgoing<'_>]) -> Vec<u8> {
+    let env = Envelope {
+        requests: items
+            .iter()
+            .map(|o| Item {
+                http_method: o.method,
+                name: o.name,
+                url: o.url,
+                content: o.body,
+                request_header_details: o.header_details,
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&env).expect("a batch envelope always serializes")
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    responses: Option<Vec<AnswerItem>>,
+    value: Option<Vec<AnswerItem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerItem {
+    name: Option<String>,
+    http_status_code: u16,
+    #[serde(default)]
+    headers: Option<Map<String, Value>>,
+    #[serde(default)]
+    content: Value,
+}
+
+/// Reads a final batch answer. Items without a name cannot be matched and are
+/// dropped here; the engine notices the request they belonged to is unanswered.
+pub fn decode(body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
+    let a: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("batch answer is not valid: {e}"))?;
+    let items = a
+        .responses
+        .or(a.value)
+        .ok_or_else(|| "batch answer has neither \"responses\" nor \"value\"".to_string())?;
+    Ok(items
+        .into_iter()
+        .filter_map(|i| {
+            Some(ItemAnswer {
+                name: i.name?,
+                status: i.http_status_code,
+                headers: i.headers.unwrap_or_default(),
+                body: i.content,
+                base64: false,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encodes_arm_items() {
+        let url = "/subscriptions/s/resourcegroups/rg?api-version=2021-04-01";
+        let (content, details) = (
+            json!({"location":"westeurope"}),
+            json!({"commandName":"test"}),
+        );
+        let body = encode(&[Outgoing {
+            name: "7",
+            method: "PUT",
+            url,
+            headers: &[],
+            body: Some(&content),
+            header_details: Some(&details),
+        }]);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"requests":[{"httpMethod":"PUT","name":"7","url":url,
+                "content":{"location":"westeurope"},"requestHeaderDetails":{"commandName":"test"}}]})
+        );
+    }
+
+    #[test]
+    fn each_bucket_names_its_remaining_header() {
+        assert_eq!(
+            bucket("subscription-deletes/abc"),
+            Some((
+                Kind::Deletes,
+                "x-ms-ratelimit-remaining-subscription-deletes"
+            ))
+        );
+        assert_eq!(
+            bucket("tenant-reads").map(|b| b.1),
+            Some("x-ms-ratelimit-remaining-tenant-reads")
+        );
+        assert_eq!(bucket("mailbox/1"), None);
+        assert_eq!(bucket("app"), None);
+    }
+
+    #[test]
+    fn decodes_responses_or_value() {
+        for key in ["responses", "value"] {
+            let body = json!({key: [
+                {"name":"b","httpStatusCode":404,"headers":{"x":"1"},"content":{"error":{"code":"NotFound"}},"contentLength":30},
+                {"name":"a","httpStatusCode":200,"content":{"ok":true}}
+            ]});
+            let got = decode(body.to_string().as_bytes()).unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!((got[0].name.as_str(), got[0].status), ("b", 404));
+            assert_eq!(got[0].header("X").as_deref(), Some("1"));
+            assert_eq!(got[1].body, json!({"ok":true}));
+        }
+        assert!(decode(b"{}").unwrap_err().contains("neither"));
+        assert!(decode(b"{\"responses\":[").is_err());
+    }
+}

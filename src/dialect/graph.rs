@@ -1,0 +1,297 @@
+//! Microsoft Graph's batch dialect, all of it in one place.
+//!
+//! The envelope (Microsoft Learn, "Combine multiple HTTP requests using JSON
+//! batching"): `POST {graph}/{v1.0|beta}/$batch` with
+//! `{"requests":[{"id","method","url","headers","body"}]}`, at most 20,
+//! answered with `{"responses":[{"id","status","headers","body"}]}` in any
+//! order. Bodies that are not JSON travel as base64 strings, both ways.
+//!
+//! The throttling model (Microsoft Learn, "Microsoft Graph service-specific
+//! throttling limits"): the identity and access service counts resource units
+//! per app and tenant (3,500, 5,000 or 8,000 per 10 seconds by tenant size),
+//! says what a request cost in `x-ms-resource-unit` and, from 0.8 of the
+//! limit on, the share used in `x-ms-throttle-limit-percentage`; Outlook takes
+//! at most four requests at once per app and mailbox.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{ItemAnswer, Outgoing};
+
+/// Largest batch the service takes.
+pub const MAX_BATCH: usize = 20;
+/// Graph's versions; the first is the default.
+pub const VERSIONS: [&str; 2] = ["v1.0", "beta"];
+/// The body key of a paged answer's link to the next page.
+pub const NEXT_LINK: &str = "@odata.nextLink";
+
+/// The header with what a request cost of the app's resource units.
+pub(crate) const RESOURCE_UNIT: &str = "x-ms-resource-unit";
+/// The header telling how much of the app's throttling limit is used.
+pub(crate) const THROTTLE_PERCENT: &str = "x-ms-throttle-limit-percentage";
+/// The identity and access limit per app and tenant for the smallest tenants
+/// (3,500 units per 10 seconds): units in a full bucket, units added a second.
+pub(crate) const UNITS_SEED: (f64, f64) = (3500.0, 350.0);
+/// Graph sends `x-ms-throttle-limit-percentage` only from this fraction of the limit used.
+pub(crate) const SIGNAL_FROM: f64 = 0.8;
+
+/// Outlook's limit of requests at once per mailbox (per app), batches included.
+pub const OUTLOOK_CONCURRENCY: usize = 4;
+
+/// Outlook's resources under a user: mail, calendar, contacts.
+pub const OUTLOOK_SEGMENTS: [&str; 10] = [
+    "messages",
+    "mailfolders",
+    "events",
+    "calendar",
+    "calendars",
+    "calendarview",
+    "calendargroups",
+    "contacts",
+    "contactfolders",
+    "outlook",
+];
+
+/// Graph's top-level resources: a relative URL that starts with one of these
+/// can only be Graph's (v1.0 and beta).
+const ROOTS: [&str; 43] = [
+    "me",
+    "users",
+    "groups",
+    "applications",
+    "servicePrincipals",
+    "devices",
+    "directoryObjects",
+    "directoryRoles",
+    "directoryRoleTemplates",
+    "organization",
+    "domains",
+    "contacts",
+    "sites",
+    "drives",
+    "teams",
+    "chats",
+    "planner",
+    "identity",
+    "policies",
+    "reports",
+    "security",
+    "deviceManagement",
+    "deviceAppManagement",
+    "auditLogs",
+    "roleManagement",
+    "subscribedSkus",
+    "invitations",
+    "oauth2PermissionGrants",
+    "identityGovernance",
+    "communications",
+    "education",
+    "informationProtection",
+    "places",
+    "print",
+    "search",
+    "solutions",
+    "admin",
+    "external",
+    "agreements",
+    "schemaExtensions",
+    "groupSettings",
+    "$batch",
+    "$metadata",
+];
+
+/// Whether a URL's first segment is one of Graph's top-level resources.
+pub(crate) fn is_root(first: &str) -> bool {
+    ROOTS.iter().any(|r| first.eq_ignore_ascii_case(r))
+}
+
+/// The mailbox a Graph path reaches (`/users/{id}/messages`, `/me/events`),
+/// lower-cased; none for anything but Outlook's resources.
+pub fn mailbox_of(path: &str) -> Option<String> {
+    let mut segs = path.trim_start_matches('/').split('/');
+    let (first, second, third) = (segs.next()?, segs.next(), segs.next());
+    let is_mailbox = |s: Option<&str>| {
+        s.is_some_and(|s| OUTLOOK_SEGMENTS.iter().any(|o| s.eq_ignore_ascii_case(o)))
+    };
+    if first.eq_ignore_ascii_case("me") && is_mailbox(second) {
+        Some("me".into())
+    } else if first.eq_ignore_ascii_case("users") && is_mailbox(third) {
+        second.map(str::to_ascii_lowercase)
+    } else {
+        None
+    }
+}
+
+/// The scope of a call: `mailbox/{user}` for Outlook's resources, `app`
+/// (the app's resource units) for everything else.
+pub(crate) fn scope(path: &str) -> String {
+    match mailbox_of(path) {
+        Some(m) => format!("mailbox/{m}"),
+        None => APP.to_string(),
+    }
+}
+
+/// The scope of every Graph call but a mailbox's.
+pub(crate) const APP: &str = "app";
+
+/// Items can carry headers; a body gets the `Content-Type` Graph requires.
+pub(crate) fn item_headers(
+    mut given: Vec<(String, String)>,
+    has_body: bool,
+    base64: bool,
+) -> Vec<(String, String)> {
+    if has_body
+        && !given
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        let ct = if base64 {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        };
+        given.push(("Content-Type".into(), ct.into()));
+    }
+    given
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    requests: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item<'a> {
+    id: &'a str,
+    method: &'a str,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    headers: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a Value>,
+}
+
+/// The JSON body of a batch request.
+pub fn encode(items: &[Outgoing<'_>]) -> Vec<u8> {
+    let env = Envelope {
+        requests: items
+            .iter()
+            .map(|o| Item {
+                id: o.name,
+                method: o.method,
+                url: o.url,
+                headers: o
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+                body: o.body,
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&env).expect("a batch envelope always serializes")
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    responses: Vec<AnswerItem>,
+}
+
+#[derive(Deserialize)]
+struct AnswerItem {
+    id: Option<String>,
+    status: u16,
+    #[serde(default)]
+    headers: Option<Map<String, Value>>,
+    #[serde(default)]
+    body: Value,
+}
+
+/// Whether a Content-Type is JSON (Graph sends other bodies as base64).
+pub fn is_json_type(content_type: &str) -> bool {
+    let t = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    t == "application/json" || t.ends_with("+json")
+}
+
+/// Reads a batch answer. Items without an id cannot be matched and are dropped
+/// here; the engine notices the request they belonged to is unanswered.
+pub fn decode(body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
+    let a: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("batch answer is not valid: {e}"))?;
+    Ok(a.responses
+        .into_iter()
+        .filter_map(|i| {
+            let headers = i.headers.unwrap_or_default();
+            let content_type = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .and_then(|(_, v)| v.as_str());
+            let base64 = i.body.is_string() && content_type.is_some_and(|t| !is_json_type(t));
+            Some(ItemAnswer {
+                name: i.id?,
+                status: i.status,
+                headers,
+                body: i.body,
+                base64,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encodes_graph_items() {
+        let city = json!({"city": "Oslo"});
+        let headers = [("Content-Type".to_string(), "application/json".to_string())];
+        let body = encode(&[
+            Outgoing {
+                name: "3",
+                method: "PATCH",
+                url: "/users/1",
+                headers: &headers,
+                body: Some(&city),
+                header_details: None,
+            },
+            Outgoing {
+                name: "4",
+                method: "GET",
+                url: "/me",
+                headers: &[],
+                body: None,
+                header_details: None,
+            },
+        ]);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"requests":[
+                {"id":"3","method":"PATCH","url":"/users/1","headers":{"Content-Type":"application/json"},"body":{"city":"Oslo"}},
+                {"id":"4","method":"GET","url":"/me"}
+            ]})
+        );
+    }
+
+    #[test]
+    fn decodes_answers_and_spots_base64() {
+        let body = json!({"responses":[
+            {"id":"2","status":200,"headers":{"Content-Type":"image/jpeg"},"body":"/9j/4AAQ"},
+            {"id":"1","status":201,"headers":{"content-type":"application/json; odata.metadata=minimal"},"body":{"id":"x"}},
+            {"id":"3","status":204,"body":null}
+        ]});
+        let got = decode(body.to_string().as_bytes()).unwrap();
+        assert_eq!((got[0].name.as_str(), got[0].base64), ("2", true));
+        assert_eq!((got[1].status, got[1].base64), (201, false));
+        assert!(!got[2].base64);
+        assert!(decode(b"{\"value\":[]}").is_err());
+    }
+}
