@@ -1384,9 +1384,9 @@ async fn a_throttled_run_stops_taking_input_once_its_scopes_hold_enough() {
             tokio::task::yield_now().await;
         }
     }
-    let held_at_most = super::HELD_WINDOWS * window + window + 64 + o.batch_size;
+    let held_at_most = super::run::HELD_WINDOWS * window + window + 64 + o.batch_size;
     assert!(
-        accepted > super::HELD_WINDOWS * window && accepted <= held_at_most,
+        accepted > super::run::HELD_WINDOWS * window && accepted <= held_at_most,
         "took {accepted} requests; the cap is about {held_at_most}"
     );
     let sent = script.log.lock().unwrap().len();

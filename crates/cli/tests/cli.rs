@@ -28,6 +28,14 @@ struct Out {
     stderr: String,
 }
 
+/// Writes `stdin` to the child's input and closes it. A command that exits
+/// before reading its input (bad options) has closed it: not a failure.
+fn feed(child: &mut std::process::Child, stdin: &str) {
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+}
+
 fn azbatch(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbatch"));
     cmd.args(args)
@@ -39,12 +47,7 @@ fn azbatch(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    feed(&mut child, stdin);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     Out {
@@ -758,12 +761,7 @@ fn run_raw(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (Option<i32>, St
         .env_remove("AZBATCH_TOKEN")
         .envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    feed(&mut child, stdin);
     let out = child.wait_with_output().unwrap();
     (out.status.code(), String::from_utf8(out.stdout).unwrap())
 }

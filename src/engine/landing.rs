@@ -1,0 +1,181 @@
+//! Landing: a batch's reply becomes one outcome per item (its own answer,
+//! the envelope's, or why there is none), the scopes hear what the answers
+//! say of their buckets, and the decision table says what each outcome means.
+
+use std::collections::HashMap;
+
+use serde_json::Map;
+use tokio::time::Instant;
+
+use super::run::{Got, Run};
+use super::send::Reply;
+use crate::decision::Outcome;
+use crate::dialect::ItemAnswer;
+use crate::retry::retry_after;
+
+impl Run {
+    /// Handles the reply to one batch: every item's outcome goes through the
+    /// decision table.
+    pub(super) fn land(&mut self, batch: Vec<usize>, reply: Reply) {
+        for &idx in &batch {
+            let item = self.items[idx].live_mut();
+            item.sent_mark = self.scopes.landed(&item.scope, idx);
+            item.on_wire = false;
+        }
+        self.in_flight_items -= batch.len() as u64;
+        let reached = !matches!(reply, Reply::NotSent(_) | Reply::Auth(_));
+        tracing::debug!(items = batch.len(), answer = reply.kind(), "batch answered");
+        self.progress
+            .batch_landed(batch.len() as u64, reached.into());
+        match reply {
+            Reply::Items(answers) => {
+                // The service took a whole batch: after an envelope 429 halved
+                // the size, it grows back by one per batch taken.
+                self.batch_size = (self.batch_size + 1).min(self.options().batch_size);
+                self.land_items(batch, answers)
+            }
+            Reply::Envelope {
+                status,
+                headers,
+                body,
+            } => {
+                let wait = retry_after(|k| find_header(&headers, k), self.ctx.clock.now());
+                let outcome = Outcome::Envelope {
+                    status,
+                    retry_after: wait,
+                };
+                self.for_each(batch, outcome, |_| Got::Answer {
+                    status,
+                    headers: Map::new(),
+                    body: body.clone(),
+                    base64: false,
+                });
+            }
+            Reply::NotSent(why) => {
+                self.for_each(batch, Outcome::NotSent, |_| Got::Why(why.clone()))
+            }
+            Reply::MaybeSent(why) => self.for_each(batch, Outcome::Lost, |_| Got::Why(why.clone())),
+            Reply::Refused {
+                code,
+                may_have_run,
+                why,
+            } => {
+                let outcome = Outcome::Refused { code, may_have_run };
+                self.for_each(batch, outcome, |_| Got::Why(why.clone()));
+            }
+            Reply::Auth(e) => {
+                let outcome = Outcome::NoToken { expired: e.expired };
+                self.for_each(batch, outcome, |_| Got::Why(e.message.clone()));
+            }
+            Reply::TokenRenewed { body } => {
+                for idx in batch {
+                    let again =
+                        std::mem::replace(&mut self.items[idx].live_mut().token_renewed, true);
+                    let got = Got::Answer {
+                        status: 401,
+                        headers: Map::new(),
+                        body: body.clone(),
+                        base64: false,
+                    };
+                    let d = self.decide(idx, Outcome::TokenRenewed { again });
+                    self.carry_out(idx, d, got);
+                }
+            }
+        }
+    }
+
+    /// One outcome for every item of a batch: its effects on the run (a hold,
+    /// a smaller batch, a 429 counted) once, its action for each item.
+    pub(super) fn for_each(
+        &mut self,
+        batch: Vec<usize>,
+        outcome: Outcome,
+        got: impl Fn(usize) -> Got,
+    ) {
+        let Some(&first) = batch.first() else { return };
+        let d = self.decide(first, outcome);
+        self.apply_run_effects(&d);
+        if d.split_batch {
+            // Too large for the service: its items go again in halves.
+            let bytes: usize = batch.iter().map(|&i| self.items[i].live().size).sum();
+            self.max_bytes = self.max_bytes.min(bytes / 2).max(1);
+        }
+        for idx in batch {
+            let d = self.decide(idx, outcome);
+            self.carry_out(idx, d, got(idx));
+        }
+    }
+
+    /// The answers of a batch, matched to its items by name. An item the
+    /// answer names twice has no answer it can trust (either could be
+    /// another's): like one the answer left out, its answer is lost.
+    pub(super) fn land_items(&mut self, batch: Vec<usize>, answers: Vec<ItemAnswer>) {
+        let mut by_name: HashMap<String, ItemAnswer> = HashMap::with_capacity(answers.len());
+        let mut twice: Vec<String> = vec![];
+        for a in answers {
+            if by_name.contains_key(&a.name) {
+                twice.push(a.name);
+            } else {
+                by_name.insert(a.name.clone(), a);
+            }
+        }
+        for name in &twice {
+            by_name.remove(name);
+        }
+        for idx in batch {
+            let name = idx.to_string();
+            match by_name.remove(&name) {
+                Some(answer) => self.answered(idx, answer),
+                None => {
+                    let d = self.decide(idx, Outcome::Lost);
+                    let why = if twice.contains(&name) {
+                        "the batch answer was broken: it answered this request twice, so neither answer can be trusted"
+                    } else {
+                        "the batch answer had no response for this request"
+                    };
+                    self.carry_out(idx, d, Got::Why(why.into()));
+                }
+            }
+        }
+    }
+
+    /// One item's own answer.
+    pub(super) fn answered(&mut self, idx: usize, answer: ItemAnswer) {
+        let outcome = Outcome::Item {
+            status: answer.status,
+            retry_after: retry_after(|k| answer.header(k), self.ctx.clock.now()),
+        };
+        let d = self.decide(idx, outcome);
+        self.apply_run_effects(&d);
+        let item = self.items[idx].live();
+        if let Some(mark) = item.sent_mark {
+            let read = item.request.is_read();
+            self.scopes
+                .observe_answer(&item.scope, read, &answer, mark, Instant::now());
+        }
+        if let Some(pause) = d.pause_scope {
+            let key = &self.items[idx].live().scope;
+            tracing::info!(
+                scope = key.as_str(),
+                wait_ms = pause.as_millis() as u64,
+                until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
+                "scope paused"
+            );
+            self.scopes.throttled(key, pause, Instant::now());
+        }
+        let got = Got::Answer {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+            base64: answer.base64,
+        };
+        self.carry_out(idx, d, got);
+    }
+}
+
+fn find_header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
