@@ -5,7 +5,7 @@
  * - An AzBatch * comes from batch_new (through batch_out) and is released
  *   by batch_free only.
  * - Every char * AzBatch writes to an out-parameter (error_out, result_out,
- *   item_out, info_out) belongs to the caller and is freed with
+ *   item_out, info_out, api_out) belongs to the caller and is freed with
  *   batch_string_free only. batch_version returns a static string: never free it.
  * - Every const char * argument is borrowed for the call only, NUL-terminated UTF-8.
  * - Out-parameters are written only on success; on failure (and on
@@ -236,6 +236,16 @@ void batch_string_free(char *s);
 // # Safety
 // `info_out` is NULL or valid for one pointer write.
 AzBatchStatus batch_info(char **info_out);
+
+// Which API a request URL belongs to, as the library reads it (Graph's
+// top-level resources, ARM's roots, an `api-version` in the query): writes
+// "arm", "graph", or "" when it could be either to `*api_out` (free with
+// `batch_string_free`). What the PowerShell module infers `-Api` from.
+//
+// # Safety
+// `url` is NULL or a NUL-terminated string; `api_out` is NULL or valid for
+// one pointer write.
+AzBatchStatus batch_url_api(const char *url, char **api_out);
 
 // The library version, e.g. "0.1.0" (same as `AZBATCH_VERSION`). Static: do
 // not free.

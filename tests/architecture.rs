@@ -1,6 +1,9 @@
 //! The library's house rules, read from its source: modules depend on each
-//! other without circles, and no module reaches back up through the crate
-//! root's re-exports (`crate::Error`) instead of the module that holds a thing.
+//! other without circles, no module reaches back up through the crate root's
+//! re-exports (`crate::Error`) instead of the module that holds a thing, no
+//! file grows past 600 lines of code, each API's headers and envelope fields
+//! are named in its dialect module alone, and the PowerShell module asks the
+//! library which API a URL belongs to instead of keeping its own lists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -166,4 +169,120 @@ fn the_checks_themselves_find_a_circle_and_a_root_path() {
     assert_eq!(find_cycle(&g), None);
     let code = shipped_code("use crate::error::Error;\n// crate::engine in a comment\nfn f() -> crate::Error {}\n#[cfg(test)]\nmod tests;\nuse crate::plan;\n#[cfg(test)]\nmod tests {\nuse crate::batch;");
     assert_eq!(crate_paths(&code), ["error", "Error", "plan"]);
+}
+
+/// Lines of code that ship: not blank, not comments, not tests.
+fn code_lines(text: &str) -> usize {
+    shipped_code(text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// The library's files, without test-only files.
+fn shipped_files() -> Vec<(PathBuf, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .filter(|f| f.file_name().is_none_or(|n| n != "tests.rs"))
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            (f.strip_prefix(&src).unwrap().to_path_buf(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn no_file_has_more_than_600_lines_of_code() {
+    let files = shipped_files();
+    assert!(files.len() > 30, "read the files: {}", files.len());
+    let big: Vec<String> = files
+        .iter()
+        .map(|(p, text)| (p, code_lines(text)))
+        .filter(|(_, n)| *n > 600)
+        .map(|(p, n)| format!("{}: {n}", p.display()))
+        .collect();
+    assert!(big.is_empty(), "split these by what they do: {big:?}");
+}
+
+/// What only an API's dialect names: its throttling headers and its batch
+/// envelope's fields. (`x-ms-retry-after-ms` is Azure's retry header for both,
+/// read with `Retry-After` by `retry.rs`.)
+const DIALECT_WORDS: [&str; 9] = [
+    "\"x-ms-ratelimit",
+    "\"x-ms-resource-unit",
+    "\"x-ms-throttle",
+    "\"httpStatusCode\"",
+    "\"contentLength\"",
+    "\"requestHeaderDetails\"",
+    "\"@odata.nextLink\"",
+    "\"nextLink\"",
+    "\"responses\"",
+];
+
+/// The dialect words `code` names outside a dialect module.
+fn dialect_words_in(code: &str) -> Vec<&'static str> {
+    DIALECT_WORDS
+        .iter()
+        .copied()
+        .filter(|w| code.contains(w))
+        .collect()
+}
+
+#[test]
+fn only_the_dialect_modules_name_headers_and_envelope_fields() {
+    let mut found = vec![];
+    for (path, text) in shipped_files() {
+        if path.starts_with("dialect") {
+            continue;
+        }
+        for w in dialect_words_in(&shipped_code(&text)) {
+            found.push(format!("{}: {w}", path.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "name these in src/dialect/ and read them from there: {found:?}"
+    );
+    let dialect = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dialect/arm.rs");
+    let arm = shipped_code(&std::fs::read_to_string(dialect).unwrap());
+    assert!(
+        dialect_words_in(&arm).contains(&"\"x-ms-ratelimit"),
+        "the check reads what the dialect names"
+    );
+}
+
+#[test]
+fn the_module_asks_the_library_which_api_a_url_belongs_to() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("powershell/src");
+    let mut sources = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_none_or(|e| e != "cs") {
+            continue;
+        }
+        sources += 1;
+        let text = std::fs::read_to_string(&p).unwrap();
+        for root in [
+            "\"servicePrincipals\"",
+            "\"deviceManagement\"",
+            "\"subscriptions\"",
+        ] {
+            assert!(
+                !text.contains(root),
+                "{} lists the API's URL roots ({root}): ask the library (batch_url_api)",
+                p.display()
+            );
+        }
+    }
+    assert!(sources > 3, "read the module's sources: {sources}");
+}
+
+#[test]
+fn the_size_and_word_checks_count_what_they_should() {
+    let text = "fn a() {}\n\n// a comment\nconst H: &str = \"x-ms-ratelimit-remaining-tenant-reads\";\n#[cfg(test)]\nmod tests {\nfn b() {}\n}\n";
+    assert_eq!(code_lines(text), 2);
+    assert_eq!(dialect_words_in(&shipped_code(text)), ["\"x-ms-ratelimit"]);
 }

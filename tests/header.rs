@@ -38,6 +38,7 @@ fn header_exports_exactly_the_abi() {
         "batch_cancel",
         "batch_free",
         "batch_string_free",
+        "batch_url_api",
         "batch_version",
         "batch_info",
         "batch_open",

@@ -322,7 +322,7 @@ namespace AzBatch
                 }
                 return "Arm";
             }
-            string guess = Requests.ApiOfPath(url);
+            string guess = Batch.ApiOfUrl(url);
             if (guess != null) return guess;
             throw Refused(string.Format("Cannot tell whether '{0}' is an Azure Resource Manager or a Microsoft Graph URL: pass -Api Arm or -Api Graph.", url), target);
         }

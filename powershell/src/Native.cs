@@ -96,6 +96,9 @@ namespace AzBatch
         [DllImport(Library, EntryPoint = "batch_info", CallingConvention = CallingConvention.Cdecl)]
         public static extern Status batch_info(out IntPtr infoOut);
 
+        [DllImport(Library, EntryPoint = "batch_url_api", CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status batch_url_api(byte[] url, out IntPtr apiOut);
+
         [DllImport(Library, EntryPoint = "batch_free", CallingConvention = CallingConvention.Cdecl)]
         public static extern void batch_free(IntPtr batch);
 
@@ -327,6 +330,19 @@ namespace AzBatch
             Status status = NativeMethods.batch_info(out p);
             if (status != Status.Ok) throw AzBatchException.For(status, "batch_info failed");
             return NativeMethods.TakeUtf8(p);
+        }
+
+        /// <summary>"Arm" or "Graph" for a request URL, or null when it could be
+        /// either: the library's reading of it (batch_url_api).</summary>
+        public static string ApiOfUrl(string url)
+        {
+            IntPtr p;
+            Status status = NativeMethods.batch_url_api(NativeMethods.Utf8(url), out p);
+            if (status != Status.Ok) throw AzBatchException.For(status, "batch_url_api failed");
+            string api = NativeMethods.TakeUtf8(p);
+            if (api == "arm") return "Arm";
+            if (api == "graph") return "Graph";
+            return null;
         }
     }
 

@@ -174,32 +174,5 @@ namespace AzBatch
             JsonWriter.String(sb, s);
             return sb.ToString();
         }
-
-        /// <summary>Graph's top-level resources: a relative URL that starts with one
-        /// of these can only be Graph.</summary>
-        private static readonly HashSet<string> GraphRoots = new HashSet<string>(StringComparer.OrdinalIgnoreCase) {
-            "me", "users", "groups", "applications", "servicePrincipals", "devices", "directoryObjects", "directoryRoles",
-            "directoryRoleTemplates", "organization", "domains", "contacts", "sites", "drives", "teams", "chats", "planner",
-            "identity", "policies", "reports", "security", "deviceManagement", "deviceAppManagement", "auditLogs",
-            "roleManagement", "subscribedSkus", "invitations", "oauth2PermissionGrants", "identityGovernance",
-            "communications", "education", "informationProtection", "places", "print", "search", "solutions", "admin",
-            "external", "agreements", "schemaExtensions", "groupSettings", "$batch", "$metadata",
-        };
-
-        /// <summary>ARM's top-level paths.</summary>
-        private static readonly HashSet<string> ArmRoots = new HashSet<string>(StringComparer.OrdinalIgnoreCase) {
-            "subscriptions", "providers", "tenants", "resources", "locations",
-        };
-
-        /// <summary>"Arm" or "Graph" for a relative URL, or null when it could be either.</summary>
-        public static string ApiOfPath(string url)
-        {
-            string path = url.TrimStart('/');
-            int end = path.IndexOfAny(new[] { '/', '?', '(' });
-            string first = end < 0 ? path : path.Substring(0, end);
-            if (GraphRoots.Contains(first)) return "Graph";
-            if (ArmRoots.Contains(first) || url.IndexOf("api-version=", StringComparison.OrdinalIgnoreCase) >= 0) return "Arm";
-            return null;
-        }
     }
 }

@@ -195,6 +195,7 @@ public static class InteropDriver
         Check(Batch.Version() == args[3], "batch_version() = " + Batch.Version());
         string info = Batch.Info();
         Check(info.Contains("\"version\":\"" + args[3] + "\"") && info.Contains("\"maxConcurrency\":256") && info.Contains("\"graph\":\"https://graph.microsoft.us\""), "batch_info: " + info);
+        Check(Batch.ApiOfUrl("/users/1") == "Graph" && Batch.ApiOfUrl("/subscriptions/s?api-version=1") == "Arm" && Batch.ApiOfUrl("/whatever") == null, "batch_url_api");
         Arm();
         GraphAndUnicode();
         Streaming();

@@ -404,6 +404,28 @@ fn info() -> Info {
     }
 }
 
+/// Which API a request URL belongs to, as the library reads it (Graph's
+/// top-level resources, ARM's roots, an `api-version` in the query): writes
+/// "arm", "graph", or "" when it could be either to `*api_out` (free with
+/// `batch_string_free`). What the PowerShell module infers `-Api` from.
+///
+/// # Safety
+/// `url` is NULL or a NUL-terminated string; `api_out` is NULL or valid for
+/// one pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn batch_url_api(
+    url: *const c_char,
+    api_out: *mut *mut c_char,
+) -> AzBatchStatus {
+    status_of(guard("batch_url_api", std::ptr::null_mut(), || {
+        let url = str_arg(url, "url")?;
+        required(api_out, "api_out")?;
+        let api = crate::dialect::Api::of_url(url).map_or("", |a| a.name());
+        write_string(api_out, api.to_string());
+        Ok(())
+    }))
+}
+
 /// The library version, e.g. "0.1.0" (same as `AZBATCH_VERSION`). Static: do
 /// not free.
 #[no_mangle]

@@ -73,6 +73,25 @@ static void test_version(void) {
     batch_string_free(info);
 }
 
+static void test_url_api(void) {
+    const char *cases[][2] = {
+        {"/users/1", "graph"},
+        {"me/messages", "graph"},
+        {"/subscriptions/s/resourceGroups?api-version=2021-04-01", "arm"},
+        {"/providers/Microsoft.Management/managementGroups", "arm"},
+        {"/whatever", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *api = NULL;
+        CHECK(batch_url_api(cases[i][0], &api) == AZBATCH_OK && api && strcmp(api, cases[i][1]) == 0,
+              "batch_url_api(%s) = %s", cases[i][0], api ? api : "(none)");
+        batch_string_free(api);
+    }
+    char *api = NULL;
+    CHECK(batch_url_api(NULL, &api) == AZBATCH_ERR_NULL_ARGUMENT && api == NULL, "batch_url_api(NULL)");
+    CHECK(batch_url_api("/users", NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_url_api without api_out");
+}
+
 static void test_null_arguments(void) {
     char *err = NULL;
     AzBatch *none = NULL;
@@ -426,6 +445,7 @@ int main(int argc, char **argv) {
     snprintf(graph_options, sizeof graph_options, "{\"api\":\"graph\",\"endpoint\":\"%s\",\"token\":\"%s\"}", argv[1], argv[2]);
     snprintf(url, sizeof url, "/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01");
     test_version();
+    test_url_api();
     test_null_arguments();
     test_bad_input();
     test_execute();
