@@ -15,6 +15,9 @@ pub mod codes {
     pub const TIMEOUT: &str = "Timeout";
     /// The service could not be reached (nothing was sent), attempts exhausted.
     pub const CONNECTION_FAILED: &str = "ConnectionFailed";
+    /// TLS with the endpoint failed (its certificate was not trusted, or no
+    /// handshake could be made): nothing was sent, and nothing is sent again.
+    pub const TLS_FAILED: &str = "TlsFailed";
     /// The batch's answer could not be read, attempts exhausted.
     pub const INVALID_RESPONSE: &str = "InvalidResponse";
     /// The answer was an HTTP error without an error object of its own.

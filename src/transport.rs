@@ -69,13 +69,17 @@ pub enum TransportError {
     NotSent(String),
     /// The request may have reached the service (reset, cut-off answer, timeout).
     MaybeSent(String),
+    /// TLS failed before anything was sent: the server's certificate was
+    /// refused, or the handshake could not be made. Sending again would meet
+    /// the same refusal.
+    Tls(String),
 }
 
 impl TransportError {
     /// What went wrong, for people.
     pub fn message(&self) -> &str {
         match self {
-            TransportError::NotSent(m) | TransportError::MaybeSent(m) => m,
+            TransportError::NotSent(m) | TransportError::MaybeSent(m) | TransportError::Tls(m) => m,
         }
     }
 }
@@ -177,11 +181,39 @@ impl Transport for ReqwestTransport {
 }
 
 fn classify(e: reqwest::Error) -> TransportError {
-    if e.is_connect() {
+    if let Some(tls) = tls_error(&e) {
+        TransportError::Tls(format!(
+            "TLS with the endpoint failed before anything was sent ({tls}). AzBatch trusts the \
+             system's certificate store (on Windows the Windows store, on macOS the keychain); for a \
+             private authority or a TLS-inspecting proxy, trust its certificate there, or name a file \
+             of trusted certificates in SSL_CERT_FILE"
+        ))
+    } else if e.is_connect() {
         TransportError::NotSent(describe(&e))
     } else {
         TransportError::MaybeSent(describe(&e))
     }
+}
+
+/// The rustls error somewhere in `e`'s causes, if TLS is what failed. An
+/// `io::Error` hides the error it wraps from `source()` (and may wrap another
+/// `io::Error`), so each one is opened too.
+fn tls_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let mut inner = Some(c);
+        while let Some(i) = inner {
+            if let Some(t) = i.downcast_ref::<rustls::Error>() {
+                return Some(t.to_string());
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .map(|i| i as &(dyn std::error::Error + 'static));
+        }
+        cur = c.source();
+    }
+    None
 }
 
 /// The error and its causes on one line. reqwest's text names the URL, never headers.

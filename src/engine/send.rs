@@ -131,6 +131,11 @@ impl Ctx {
         {
             Err(TransportError::NotSent(e)) => Reply::NotSent(e),
             Err(TransportError::MaybeSent(e)) => Reply::MaybeSent(e),
+            Err(TransportError::Tls(why)) => Reply::Refused {
+                code: codes::TLS_FAILED,
+                may_have_run: false,
+                why,
+            },
             Ok(r) if matches!(r.status, 201 | 202) && r.header("location").is_some() => {
                 self.poll(r, &bearer).await
             }
@@ -222,9 +227,11 @@ impl Ctx {
                         r.status
                     ))
                 }
-                Err(TransportError::NotSent(e) | TransportError::MaybeSent(e)) => {
-                    (format!("polling the batch failed: {e}"), None)
-                }
+                Err(
+                    TransportError::NotSent(e)
+                    | TransportError::MaybeSent(e)
+                    | TransportError::Tls(e),
+                ) => (format!("polling the batch failed: {e}"), None),
             };
             failures += 1;
             let o = &self.options;

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::{HttpRequest, ReqwestTransport, Transport};
+use super::{HttpRequest, ReqwestTransport, Transport, TransportError};
 
 /// Reads one HTTP/1.1 request head and answers `200 ok`.
 async fn answer_ok<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
@@ -125,7 +125,11 @@ async fn https_trusts_what_the_roots_trust_and_nothing_else() {
     let stranger = transport(vec![]);
     let refused = stranger.send(get(&url)).await.unwrap_err();
     assert!(
-        refused.message().contains("certificate"),
+        matches!(refused, TransportError::Tls(_)),
+        "a refused certificate is a TLS failure, not a connection to retry: {refused:?}"
+    );
+    assert!(
+        refused.message().contains("certificate") && refused.message().contains("SSL_CERT_FILE"),
         "a certificate no root vouches for was not refused as such: {}",
         refused.message()
     );

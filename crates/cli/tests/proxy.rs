@@ -237,12 +237,14 @@ fn https_proxy_tunnels_and_no_proxy_bypasses() {
     );
     assert!(emu.batches().len() > batches);
 
-    // An untrusted certificate fails the run with the TLS error, never sends the token in the clear.
+    // An untrusted certificate fails the run with the TLS error at once (no
+    // resend meets anything but the same refusal), never sends the token in the clear.
     let (code, stdout, _) = run(&endpoint, &[]);
     assert_eq!(code, 1);
     assert!(
-        stdout.contains("ConnectionFailed") || stdout.contains("certificate"),
+        stdout.contains("TlsFailed") && stdout.contains("certificate"),
         "{stdout}"
     );
+    assert!(stdout.contains("\"attempts\":1"), "sent once: {stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
