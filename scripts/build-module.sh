@@ -7,16 +7,21 @@
 # library (stripped) under runtimes/<os>-<arch>/native/.
 #
 # usage: scripts/build-module.sh [--debug] [--target TRIPLE] [--out DIR]
-#                                [--runtimes DIR]... [--package]
+#                                [--runtimes DIR]... [--platforms LIST] [--package]
 #   --debug     the debug library (tests), not the stripped "ship" profile
 #   --target    a Rust target triple, to build for another platform (its
 #               toolchain must be installed: rustup target add TRIPLE)
 #   --out       where the module folder goes (default target/module)
 #   --runtimes  a folder holding runtimes/<rid>/ (e.g. another platform's
 #               module folder or build artifact) to add to this one; repeatable
+#   --platforms also build the library for these platforms (comma-separated:
+#               linux-x64, linux-arm64, win-x64, or "all") on this machine,
+#               installing the cross toolchains it lacks (scripts/platforms.sh)
 #   --package   also write DIR/AzBatch.<version>.nupkg, the package
-#               Publish-PSResource makes for the PowerShell Gallery, with the
-#               manifest's FileList naming every file
+#               Publish-PSResource makes for the PowerShell Gallery; it holds
+#               every platform's library (--platforms all unless given)
+#
+# The manifest's FileList always names every file of the folder.
 #
 # The C# compiler is AZBATCH_CSC, else ../shared/tools/bin/csc, else csc on
 # PATH, with reference assemblies (netstandard2.0, PowerShellStandard 5.1.1)
@@ -29,6 +34,7 @@ profile=ship
 target=""
 out="$root/target/module"
 package=0
+platforms=""
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,11 +42,17 @@ while [ $# -gt 0 ]; do
     --target) target=$2; shift ;;
     --out) out=$2; shift ;;
     --runtimes) extra+=("$2"); shift ;;
+    --platforms) platforms=$2; shift ;;
     --package) package=1 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+source scripts/platforms.sh
+[ "$package" = 1 ] && [ -z "$platforms" ] && platforms=all
+[ "$platforms" = all ] && platforms=$(IFS=,; echo "${PLATFORMS[*]}")
+IFS=, read -r -a cross <<<"$platforms"
 
 args=(build --quiet -p azbatch)
 [ "$profile" = ship ] && args+=(--profile ship)
@@ -90,17 +102,26 @@ python3 powershell/help/make-maml.py powershell/help/Invoke-AzBatchRequest.json 
   powershell/src/InvokeAzBatchRequest.cs "$module/en-US/AzBatch.dll-Help.xml"
 cp powershell/AzBatch/AzBatch.psd1 powershell/AzBatch/AzBatch.Format.ps1xml LICENSE "$module/"
 cp "$built" "$module/runtimes/$os-$arch/native/"
-for dir in "${extra[@]}"; do
+if [ ${#cross[@]} -gt 0 ]; then
+  platform_tools "${cross[@]}"
+  for rid in "${cross[@]}"; do
+    [ -f "$module/runtimes/$rid/native/$(platform_library "$rid")" ] && continue
+    platform_build "$rid" -p azbatch
+    mkdir -p "$module/runtimes/$rid/native"
+    cp "$(platform_dir "$rid")/$(platform_library "$rid")" "$module/runtimes/$rid/native/"
+  done
+fi
+for dir in "${extra[@]+"${extra[@]}"}"; do
   src="$dir"
   [ -d "$src/runtimes" ] && src="$src/runtimes"
   [ -d "$src" ] || { echo "--runtimes $dir: no such folder" >&2; exit 2; }
   cp -R "$src"/. "$module/runtimes/"
 done
 
-if [ "$package" = 1 ]; then
-  # The manifest names every file it ships (the Gallery and Test-ModuleManifest read it).
-  files=$(cd "$module" && find . -type f ! -name AzBatch.psd1 | sed 's|^\./||' | sort)
-  python3 - "$module/AzBatch.psd1" $files <<'PY'
+# The manifest names every file the folder holds (the Gallery, Test-ModuleManifest
+# and a reader of the installed module read it).
+files=$(cd "$module" && find . -type f ! -name AzBatch.psd1 | sed 's|^\./||' | sort)
+python3 - "$module/AzBatch.psd1" $files <<'PY'
 import re, sys
 path, files = sys.argv[1], ["AzBatch.psd1"] + sys.argv[2:]
 text = open(path, encoding="utf-8").read()
@@ -109,6 +130,8 @@ text, n = re.subn(r"FileList\s*=\s*@\([^)]*\)", lambda _: "FileList             
 assert n == 1, "no FileList in the manifest"
 open(path, "w", encoding="utf-8").write(text)
 PY
+
+if [ "$package" = 1 ]; then
   version=$(sed -n "s/^ *ModuleVersion *= *'\(.*\)'/\1/p" "$module/AzBatch.psd1")
   repo="$out/.local-repository"
   rm -rf "$repo" && mkdir -p "$repo"

@@ -4,8 +4,11 @@
 # fuzz run of every parser, the dependency rule for the library, the C ABI under AddressSanitizer
 # and valgrind, and the PowerShell module (PowerShell's parser, consistency
 # with the header, the interop class as C# 5 and on .NET, the Pester suite in
-# real PowerShell 7). Installs what a fresh machine lacks (valgrind, gcc and
-# patchelf with apt); PowerShell, csc and .NET come from ../shared/tools.
+# real PowerShell 7), and the libraries of the other platforms it ships for
+# (win-x64 under Wine, linux-arm64 under qemu-user). Installs what a fresh
+# machine lacks (valgrind, gcc and patchelf with apt; the cross toolchains,
+# Wine and qemu through scripts/platforms.sh); PowerShell, csc and .NET come
+# from ../shared/tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,9 +65,12 @@ python3 powershell/tests/module_check.py
 step "PowerShell: interop class compiled as C# 5 and driven on .NET"
 bash powershell/tests/run-interop.sh
 
-step "PowerShell: the package (stripped library, AzBatch.<version>.nupkg through Publish-PSResource)"
+step "PowerShell: the package (stripped libraries for linux-x64, linux-arm64 and win-x64, AzBatch.<version>.nupkg through Publish-PSResource)"
 package=$(bash scripts/build-module.sh --package --out "$PWD/target/package" 2>&1 >/dev/null | tail -n1)
 ls -l "$package"
+
+step "The other platforms: win-x64 under Wine (C ABI, imports, azbatch.exe), linux-arm64 under qemu-user (C ABI)"
+bash tests/c/run-cross.sh
 
 step "PowerShell: Pester tests in PowerShell 7"
 cargo build --quiet -p azbatch-emulator

@@ -354,6 +354,19 @@ namespace AzBatch
     /// does not name it); on .NET Framework (Windows PowerShell 5.1) the library is
     /// loaded by absolute path first, which DllImport then binds to by name. When
     /// nothing loads, the error lists every path tried.</summary>
+    /// <summary>How the library is to be loaded: <see cref="NativeLoader.Plan"/>.</summary>
+    public sealed class LoadPlan
+    {
+        /// <summary>Why this process cannot load AzBatch at all, or null.</summary>
+        public string Refusal;
+        /// <summary>"NativeLibrary" or "LoadLibraryW".</summary>
+        public string Method;
+        /// <summary>The runtime identifier, e.g. win-x64.</summary>
+        public string Rid;
+        /// <summary>Where to look, in order.</summary>
+        public List<string> Paths = new List<string>();
+    }
+
     public static class NativeLoader
     {
         private static readonly object gate = new object();
@@ -393,26 +406,74 @@ namespace AzBatch
             return IntPtr.Size == 8 ? "x64" : "x86";
         }
 
-        /// <summary>The library's file name on this OS.</summary>
-        public static string FileName()
+        /// <summary>"core" on .NET Core and later (PowerShell 7), where
+        /// NativeLibrary exists; "framework" on .NET Framework (Windows PowerShell 5.1).</summary>
+        public static string Framework()
         {
-            string os = OperatingSystem();
+            return NativeLibraryMethod("Load", new Type[] { typeof(string) }) != null ? "core" : "framework";
+        }
+
+        /// <summary>The library's file name on an OS.</summary>
+        public static string FileName(string os)
+        {
             if (os == "win") return "azbatch.dll";
             if (os == "osx") return "libazbatch.dylib";
             return "libazbatch.so";
         }
 
-        /// <summary>Where to look, in order.</summary>
-        public static List<string> Candidates(string moduleRoot, string overridePath)
+        /// <summary>The library's file name on this OS.</summary>
+        public static string FileName()
         {
-            List<string> paths = new List<string>();
+            return FileName(OperatingSystem());
+        }
+
+        /// <summary>How to load the library on one platform, chosen from nothing but
+        /// its arguments (so every combination is tested): the paths to try in order
+        /// (the override, the library or its folder, first; then
+        /// runtimes/&lt;os&gt;-&lt;arch&gt;/native/ under the module folder), the way to
+        /// load ("NativeLibrary" on .NET Core, "LoadLibraryW" on .NET Framework, which
+        /// runs only on Windows), or the reason this process cannot load it at all.</summary>
+        public static LoadPlan Plan(string os, string arch, string framework, string moduleRoot, string overridePath, bool overrideIsFolder)
+        {
+            LoadPlan plan = new LoadPlan();
+            if (arch == "x86" || arch == "arm")
+            {
+                plan.Refusal = os == "win"
+                    ? "AzBatch needs a 64-bit PowerShell: this process is 32-bit (" + arch + "). Start the 64-bit Windows PowerShell (System32, not SysWOW64) or PowerShell 7 (x64 or arm64)."
+                    : "AzBatch needs a 64-bit process (x64 or arm64): this one is " + arch + ".";
+                return plan;
+            }
+            if (arch != "x64" && arch != "arm64")
+            {
+                plan.Refusal = "AzBatch has no native library for the processor architecture " + arch + " (it ships for x64 and arm64).";
+                return plan;
+            }
+            if (framework == "framework" && os != "win")
+            {
+                plan.Refusal = ".NET Framework runs only on Windows; on " + os + " AzBatch needs PowerShell 7.";
+                return plan;
+            }
+            plan.Method = framework == "framework" ? "LoadLibraryW" : "NativeLibrary";
+            plan.Rid = os + "-" + arch;
+            string file = FileName(os);
             if (!string.IsNullOrEmpty(overridePath))
             {
-                paths.Add(Directory.Exists(overridePath) ? Path.Combine(overridePath, FileName()) : overridePath);
+                plan.Paths.Add(overrideIsFolder ? Path.Combine(overridePath, file) : overridePath);
             }
-            string rid = OperatingSystem() + "-" + Architecture();
-            paths.Add(Path.Combine(Path.Combine(Path.Combine(Path.Combine(moduleRoot, "runtimes"), rid), "native"), FileName()));
-            return paths;
+            plan.Paths.Add(Path.Combine(Path.Combine(Path.Combine(Path.Combine(moduleRoot, "runtimes"), plan.Rid), "native"), file));
+            return plan;
+        }
+
+        /// <summary>Where to look, in order, in this process.</summary>
+        public static List<string> Candidates(string moduleRoot, string overridePath)
+        {
+            return ThisProcess(moduleRoot, overridePath).Paths;
+        }
+
+        private static LoadPlan ThisProcess(string moduleRoot, string overridePath)
+        {
+            bool folder = !string.IsNullOrEmpty(overridePath) && Directory.Exists(overridePath);
+            return Plan(OperatingSystem(), Architecture(), Framework(), moduleRoot, overridePath, folder);
         }
 
         /// <summary>Loads the library once; throws naming every path tried.</summary>
@@ -421,11 +482,13 @@ namespace AzBatch
             lock (gate)
             {
                 if (loadedPath != null) return loadedPath;
+                LoadPlan plan = ThisProcess(moduleRoot, overridePath);
+                if (plan.Refusal != null) throw new PlatformNotSupportedException(plan.Refusal);
                 List<string> tried = new List<string>();
-                foreach (string path in Candidates(moduleRoot, overridePath))
+                foreach (string path in plan.Paths)
                 {
                     string why;
-                    IntPtr h = TryLoad(path, out why);
+                    IntPtr h = TryLoad(path, plan.Method, out why);
                     if (h != IntPtr.Zero)
                     {
                         loadedHandle = h;
@@ -435,15 +498,34 @@ namespace AzBatch
                     tried.Add(string.Format("  {0}: {1}", path, why));
                 }
                 throw new DllNotFoundException(string.Format(
-                    "The AzBatch native library could not be loaded. Tried:{0}{1}{0}Set AZBATCH_NATIVE_PATH to the library (or its folder), or rebuild the module with scripts/build-module.sh.",
-                    Environment.NewLine, string.Join(Environment.NewLine, tried.ToArray())));
+                    "The AzBatch native library could not be loaded. Tried:{0}{1}{0}{2}",
+                    Environment.NewLine, string.Join(Environment.NewLine, tried.ToArray()), Advice(moduleRoot, plan.Rid)));
             }
+        }
+
+        /// <summary>What to do when nothing loaded: a package that lacks this
+        /// platform says so and names what it has; a source tree says how to build.</summary>
+        private static string Advice(string moduleRoot, string rid)
+        {
+            string runtimes = Path.Combine(moduleRoot, "runtimes");
+            List<string> has = new List<string>();
+            if (Directory.Exists(runtimes))
+            {
+                foreach (string d in Directory.GetDirectories(runtimes)) has.Add(Path.GetFileName(d));
+            }
+            has.Sort(StringComparer.Ordinal);
+            if (has.Count > 0 && !has.Contains(rid))
+            {
+                return string.Format("This AzBatch package has no native library for {0} (it has {1}). Install a release built for {0}, or set AZBATCH_NATIVE_PATH to a library built for it.",
+                    rid, string.Join(", ", has.ToArray()));
+            }
+            return "Set AZBATCH_NATIVE_PATH to the library (or its folder); a module built from source comes from scripts/build-module.sh.";
         }
 
         /// <summary>The path loaded, or null.</summary>
         public static string LoadedPath { get { return loadedPath; } }
 
-        private static IntPtr TryLoad(string path, out string why)
+        private static IntPtr TryLoad(string path, string method, out string why)
         {
             why = null;
             if (!File.Exists(path))
@@ -451,10 +533,10 @@ namespace AzBatch
                 why = "no such file";
                 return IntPtr.Zero;
             }
-            MethodInfo load = NativeLibraryMethod("Load", new Type[] { typeof(string) });
-            if (load != null)
+            if (method == "NativeLibrary")
             {
                 // .NET Core: load by path, and answer DllImport("azbatch") with it.
+                MethodInfo load = NativeLibraryMethod("Load", new Type[] { typeof(string) });
                 try
                 {
                     IntPtr h = (IntPtr)load.Invoke(null, new object[] { path });
@@ -467,7 +549,7 @@ namespace AzBatch
                     return IntPtr.Zero;
                 }
             }
-            if (OperatingSystem() == "win")
+            if (method == "LoadLibraryW")
             {
                 // .NET Framework: a module loaded by absolute path is what DllImport binds to.
                 IntPtr h = LoadLibraryW(path);

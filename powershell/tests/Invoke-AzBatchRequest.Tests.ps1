@@ -657,6 +657,57 @@ Describe 'The module as users load it' {
         Remove-Item $copy -Recurse -Force
     }
 
+    It 'chooses how to load the library for every (os, arch, framework, override)' {
+        $root = [IO.Path]::Combine('m', 'AzBatch')
+        foreach ($os in 'win', 'linux', 'osx') {
+            foreach ($arch in 'x64', 'arm64', 'x86', 'arm', 's390x') {
+                foreach ($fw in 'core', 'framework') {
+                    foreach ($over in @($null, 'lib-file', 'lib-folder')) {
+                        $folder = $over -eq 'lib-folder'
+                        $plan = [AzBatch.NativeLoader]::Plan($os, $arch, $fw, $root, $over, $folder)
+                        $what = "$os $arch $fw $over"
+                        if ($arch -in 'x86', 'arm') {
+                            $plan.Refusal | Should -Match 'needs a 64-bit' -Because $what
+                            if ($os -eq 'win') { $plan.Refusal | Should -Match 'PowerShell' -Because $what }
+                            $plan.Paths.Count | Should -Be 0 -Because $what
+                            continue
+                        }
+                        if ($arch -eq 's390x') { $plan.Refusal | Should -Match 'no native library for the processor architecture s390x' -Because $what; continue }
+                        if ($fw -eq 'framework' -and $os -ne 'win') { $plan.Refusal | Should -Match 'only on Windows' -Because $what; continue }
+                        $plan.Refusal | Should -BeNullOrEmpty -Because $what
+                        $plan.Method | Should -Be $(if ($fw -eq 'framework') { 'LoadLibraryW' } else { 'NativeLibrary' }) -Because $what
+                        $file = @{ win = 'azbatch.dll'; linux = 'libazbatch.so'; osx = 'libazbatch.dylib' }[$os]
+                        $shipped = [IO.Path]::Combine($root, 'runtimes', "$os-$arch", 'native', $file)
+                        $expected = @(switch ($over) { 'lib-file' { 'lib-file' } 'lib-folder' { [IO.Path]::Combine('lib-folder', $file) } }) + $shipped
+                        @($plan.Paths) | Should -Be $expected -Because $what
+                        $plan.Rid | Should -Be "$os-$arch" -Because $what
+                    }
+                }
+            }
+        }
+    }
+
+    It 'says which platforms a package has when it lacks this one' {
+        $copy = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-otherrid-' + [guid]::NewGuid())
+        Copy-Item $ModuleDir $copy -Recurse
+        $rid = [AzBatch.NativeLoader]::OperatingSystem() + '-' + [AzBatch.NativeLoader]::Architecture()
+        Rename-Item "$copy/runtimes/$rid" 'plan9-x64'
+        $cmd = "Remove-Item Env:AZBATCH_NATIVE_PATH -ErrorAction SilentlyContinue; Import-Module '$copy/AzBatch.psd1'; Invoke-AzBatchRequest -Request '/x' -AccessToken t -Endpoint http://127.0.0.1:9"
+        $text = & $Pwsh -NoProfile -NonInteractive -Command $cmd 2>&1 | Out-String
+        $text | Should -Match "This AzBatch package has no native library for $rid \(it has plan9-x64\)"
+        $text | Should -Not -Match 'build-module'
+        Remove-Item $copy -Recurse -Force
+    }
+
+    It 'has a manifest whose FileList names every file of the module folder' {
+        $m = Test-ModuleManifest "$ModuleDir/AzBatch.psd1"
+        $files = Get-ChildItem $ModuleDir -Recurse -File | ForEach-Object { $_.FullName.Substring($ModuleDir.TrimEnd('/', '\').Length + 1) -replace '\\', '/' }
+        $listed = @($m.FileList | ForEach-Object { $_.Substring($ModuleDir.TrimEnd('/', '\').Length + 1) -replace '\\', '/' })
+        ($listed | Sort-Object) | Should -Be ($files | Sort-Object)
+        $listed | Should -Contain 'LICENSE'
+        @($listed | Where-Object { $_ -like 'runtimes/*/native/*' }).Count | Should -BeGreaterThan 0
+    }
+
     It 'compiles nothing at import: the cmdlet lives in AzBatch.dll' {
         (Get-Command Invoke-AzBatchRequest).CommandType | Should -Be 'Cmdlet'
         (Get-Command Invoke-AzBatchRequest).DLL | Should -Match 'AzBatch.dll$'
@@ -746,14 +797,17 @@ Describe 'The package (scripts/build-module.sh --package)' {
         }
     }
 
-    It 'ships a stripped library' {
+    It 'ships stripped libraries for linux-x64, linux-arm64 and win-x64' {
         if (-not $Package) { Set-ItResult -Skipped -Because 'AZBATCH_PACKAGE names no package'; return }
-        (Get-Item $Package).Length | Should -BeLessThan 8MB
+        (Get-Item $Package).Length | Should -BeLessThan 16MB
         Add-Type -AssemblyName System.IO.Compression.FileSystem
         $zip = [IO.Compression.ZipFile]::OpenRead($Package)
         try {
             $lib = $zip.Entries | Where-Object { $_.FullName -like 'runtimes/*/native/*' }
-            $lib | Should -Not -BeNullOrEmpty
+            @($lib.FullName | Sort-Object) | Should -Be @(
+                'runtimes/linux-arm64/native/libazbatch.so',
+                'runtimes/linux-x64/native/libazbatch.so',
+                'runtimes/win-x64/native/azbatch.dll')
             $lib | ForEach-Object { $_.Length | Should -BeLessThan 15MB }
         } finally { $zip.Dispose() }
     }
