@@ -102,8 +102,14 @@ impl ReqwestTransport {
     /// A client for `concurrency` parallel batches. The engine gives each
     /// attempt `attempt_timeout`; the client's own limit, a little longer,
     /// bounds what the engine does not time (token fetches).
+    /// Certificates in the PEM file `SSL_CERT_FILE` names are trusted besides
+    /// the platform's, on every OS (a TLS-inspecting proxy's authority).
     pub fn new(concurrency: usize, attempt_timeout: Duration) -> Result<ReqwestTransport, String> {
-        Self::trusting(concurrency, attempt_timeout, vec![])
+        let extra = match std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+            Some(path) => roots::read_pem_file(std::path::Path::new(&path))?,
+            None => vec![],
+        };
+        Self::trusting(concurrency, attempt_timeout, extra)
     }
 
     /// As [`ReqwestTransport::new`], trusting `extra` roots besides the platform's.

@@ -17,6 +17,25 @@ use rustls_platform_verifier::Verifier;
 
 type Loaded = Result<Verifier, rustls::Error>;
 
+/// The certificates of a PEM file (`SSL_CERT_FILE`), or why there are none.
+pub(super) fn read_pem_file(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let shown = path.display();
+    let text = std::fs::read(path)
+        .map_err(|e| format!("SSL_CERT_FILE names {shown}, which cannot be read: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("SSL_CERT_FILE names {shown}, which is not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "SSL_CERT_FILE names {shown}, which holds no certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(certs)
+}
+
 /// A certificate verifier whose root store is read on first use.
 #[derive(Debug)]
 pub(super) struct LazyRoots {

@@ -144,3 +144,31 @@ async fn https_trusts_what_the_roots_trust_and_nothing_else() {
         assert_eq!(offered, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
     }
 }
+
+#[test]
+fn ssl_cert_file_is_read_as_pem_certificates_or_refused_saying_why() {
+    use base64::Engine as _;
+    let dir = std::env::temp_dir().join(format!("azbatch-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, ..) = authority();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(ca.as_ref());
+    let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+    let good = dir.join("ca.pem");
+    std::fs::write(&good, format!("a comment\n{pem}{pem}")).unwrap();
+    let certs = super::roots::read_pem_file(&good).unwrap();
+    assert_eq!(certs, vec![ca.clone(), ca]);
+
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "no certificates here\n").unwrap();
+    let e = super::roots::read_pem_file(&empty).unwrap_err();
+    assert!(
+        e.contains("SSL_CERT_FILE") && e.contains("holds no certificate"),
+        "{e}"
+    );
+    let e = super::roots::read_pem_file(&dir.join("missing.pem")).unwrap_err();
+    assert!(
+        e.contains("missing.pem") && e.contains("cannot be read"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
