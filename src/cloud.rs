@@ -1,6 +1,6 @@
 //! Azure clouds: which ARM, Graph and login hosts belong together.
 
-use crate::dialect::Api;
+use crate::dialect::{arm, Api};
 use crate::error::Error;
 
 /// A national cloud.
@@ -59,6 +59,16 @@ impl Cloud {
             Cloud::AzureCloud => "https://graph.microsoft.com",
             Cloud::AzureUSGovernment => "https://graph.microsoft.us",
             Cloud::AzureChinaCloud => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+
+    /// How this cloud's ARM counts calls, as its documentation says: Azure
+    /// operated by 21Vianet documents hourly counts; the others the regional
+    /// token buckets.
+    pub fn arm_model(self) -> arm::Model {
+        match self {
+            Cloud::AzureChinaCloud => arm::Model::Hourly,
+            Cloud::AzureCloud | Cloud::AzureUSGovernment => arm::Model::TokenBucket,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod ffi;
 pub mod graph;
 pub mod job;
 pub mod journal;
+pub mod limiter;
 pub mod limits;
 pub mod log;
 pub mod options;

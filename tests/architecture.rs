@@ -79,7 +79,11 @@ fn module_graph(src: &Path) -> (Graph, Vec<String>) {
             .as_os_str()
             .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
-        if module == "lib" || rel.file_name().is_some_and(|n| n == "tests.rs") {
+        if module == "lib"
+            || rel
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("tests.rs"))
+        {
             continue;
         }
         let code = shipped_code(&std::fs::read_to_string(&f).unwrap());
@@ -186,7 +190,10 @@ fn shipped_files() -> Vec<(PathBuf, String)> {
     rust_files(&src, &mut files);
     files
         .into_iter()
-        .filter(|f| f.file_name().is_none_or(|n| n != "tests.rs"))
+        .filter(|f| {
+            f.file_name()
+                .is_none_or(|n| !n.to_string_lossy().ends_with("tests.rs"))
+        })
         .map(|f| {
             let text = std::fs::read_to_string(&f).unwrap();
             (f.strip_prefix(&src).unwrap().to_path_buf(), text)

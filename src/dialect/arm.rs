@@ -96,13 +96,35 @@ impl Kind {
         }
     }
 
-    /// Tokens in a full bucket, and tokens added a second, as documented.
-    pub fn seed(self) -> (f64, f64) {
-        match self {
-            Kind::Reads => (250.0, 25.0),
-            Kind::Writes | Kind::Deletes => (200.0, 10.0),
+    /// Tokens in a full bucket, and tokens added a second, as documented
+    /// for `model`.
+    pub fn seed(self, model: Model) -> (f64, f64) {
+        let hourly = |n: f64| (n, n / 3600.0);
+        match (model, self) {
+            (Model::TokenBucket, Kind::Reads) => (250.0, 25.0),
+            (Model::TokenBucket, Kind::Writes | Kind::Deletes) => (200.0, 10.0),
+            (Model::Hourly, Kind::Reads) => hourly(12_000.0),
+            (Model::Hourly, Kind::Writes) => hourly(1_200.0),
+            (Model::Hourly, Kind::Deletes) => hourly(15_000.0),
         }
     }
+}
+
+/// How a cloud's ARM counts calls, as its documentation says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// The regional token buckets of 2024 (learn.microsoft.com, "Understand
+    /// how Azure Resource Manager throttles requests"): reads 250 refilled at
+    /// 25 a second, writes and deletes 200 at 10, per subscription (or tenant)
+    /// and principal; a global subscription bucket 15 times that for all
+    /// principals.
+    #[default]
+    TokenBucket,
+    /// Counts per hour (docs.azure.cn, the same page for Azure operated by
+    /// 21Vianet): reads 12,000, deletes 15,000, writes 1,200 an hour per
+    /// subscription (or tenant) and principal; modelled as buckets of an
+    /// hour's count refilled evenly over the hour.
+    Hourly,
 }
 
 /// The scope of a call: `subscription-{kind}/{id}` inside a subscription,
@@ -118,6 +140,10 @@ pub(crate) fn scope(method: &str, path: &str) -> String {
         _ => format!("tenant-{kind}"),
     }
 }
+
+/// How many times a principal's bucket the global subscription bucket holds,
+/// shared by every principal (the regional model's documentation).
+pub(crate) const GLOBAL_FACTOR: f64 = 15.0;
 
 /// ARM's buckets by the head of a scope's key: their kind, and the header
 /// that tells how many calls are left.

@@ -122,13 +122,41 @@ pub fn mailbox_of(path: &str) -> Option<String> {
     }
 }
 
-/// The scope of a call: `mailbox/{user}` for Outlook's resources, `app`
-/// (the app's resource units) for everything else.
+/// The scope of a call: `mailbox/{user}` for Outlook's resources,
+/// [`PROTECTION`] for identity protection and Conditional Access, `app` (the
+/// app's resource units) for everything else.
 pub(crate) fn scope(path: &str) -> String {
+    if is_protection(path) {
+        return PROTECTION.to_string();
+    }
     match mailbox_of(path) {
         Some(m) => format!("mailbox/{m}"),
         None => APP.to_string(),
     }
+}
+
+/// Identity protection and Conditional Access: "1 request per second" per
+/// tenant for all apps, and their 429s carry no `Retry-After` ("Microsoft
+/// Graph service-specific throttling limits"). Their resources: riskDetection,
+/// riskyUser (and its history), namedLocation, conditionalAccessPolicy.
+pub(crate) const PROTECTION: &str = "tenant-identity-protection";
+
+fn is_protection(path: &str) -> bool {
+    let p = path.trim_start_matches('/').to_ascii_lowercase();
+    [
+        "identityprotection/",
+        "identity/conditionalaccess/",
+        "riskdetections",
+        "riskyusers",
+    ]
+    .iter()
+    .any(|head| p.starts_with(head) || p == head.trim_end_matches('/'))
+}
+
+/// The documented bucket of a Graph scope other than the app's units, if it
+/// has one: units in a full bucket, units added a second.
+pub(crate) fn seed(key: &str) -> Option<(f64, f64)> {
+    (key == PROTECTION).then_some((1.0, 1.0))
 }
 
 /// The scope of every Graph call but a mailbox's.

@@ -9,12 +9,14 @@
 //!
 //! The documented sizes and rates are the dialects' facts
 //! ([`crate::dialect::arm::Kind::seed`], [`crate::dialect::graph::UNITS_SEED`]);
-//! this file holds only how a bucket fills, drains and is corrected.
+//! this file holds only how a bucket fills, drains and is corrected. Its
+//! refill rate is a [`Rate`] learned from the answers: a throttle shows the
+//! service's bucket is smaller or slower than the model's.
 
 use tokio::time::{Duration, Instant};
 
-use crate::dialect::arm::Kind;
 use crate::dialect::graph::{SIGNAL_FROM as GRAPH_SIGNAL_FROM, UNITS_SEED as GRAPH_UNITS};
+use crate::limiter::{Learned, Rate};
 
 /// The longest a bucket makes a request wait for its refill.
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);
@@ -22,13 +24,21 @@ const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 /// How much a Graph model grows at a time when the service shows it is larger.
 const GROWTH: f64 = 1.1;
 
+/// After a throttle cut its rate, a bucket holds at most this many seconds of
+/// its refill (ARM's documented buckets hold 10 to 20): a service slower than
+/// believed is not met with the old burst after a quiet spell.
+const BURST_SECONDS: f64 = 10.0;
+/// Nor less than a batch's worth.
+const MIN_BURST: f64 = 20.0;
+
 #[derive(Debug, Clone)]
 pub(super) struct Bucket {
     /// Units left (requests for ARM, resource units for Graph); below zero
     /// when more was spent than the model had (a cost learned late).
     tokens: f64,
     capacity: f64,
-    refill: f64,
+    /// Units added a second: documented, then learned.
+    rate: Rate,
     at: Instant,
     /// Units taken from this bucket so far.
     sent: f64,
@@ -41,9 +51,10 @@ pub(super) struct Bucket {
 }
 
 impl Bucket {
-    /// A full bucket of `kind`, as a run that has sent nothing assumes.
-    pub fn new(kind: Kind, now: Instant) -> Bucket {
-        Bucket::full(kind.seed(), true, now)
+    /// A full bucket of a documented size and refill, as a run that has
+    /// sent nothing assumes.
+    pub fn new(seed: (f64, f64), now: Instant) -> Bucket {
+        Bucket::full(seed, true, now)
     }
 
     /// Graph's resource units for the app, not yet holding anything.
@@ -55,7 +66,7 @@ impl Bucket {
         Bucket {
             tokens: capacity,
             capacity,
-            refill,
+            rate: Rate::new(refill, refill, now),
             at: now,
             sent: 0.0,
             active,
@@ -87,7 +98,7 @@ impl Bucket {
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.refill).min(self.capacity);
+        self.tokens = (self.tokens + elapsed * self.rate.per_second()).min(self.capacity);
         self.at = self.at.max(now);
     }
 
@@ -154,15 +165,42 @@ impl Bucket {
         }
         let more = self.capacity * (GROWTH - 1.0);
         self.capacity += more;
-        self.refill *= GROWTH;
+        self.rate.scale(GROWTH);
         self.tokens += more;
         self.grown_at = self.sent;
     }
 
-    /// The service throttled this bucket: it is empty.
-    pub fn empty(&mut self, now: Instant) {
+    /// The service throttled this bucket: it is empty now, and its refill
+    /// is what the limiter learns from the span since the last throttle.
+    /// From then on it holds requests back, whatever it did before; after a
+    /// cut it bursts at most [`BURST_SECONDS`] of its rate.
+    pub fn throttled(&mut self, now: Instant) -> Learned {
         self.refill(now);
+        self.active = true;
         self.tokens = self.tokens.min(0.0);
+        let learned = self.rate.throttled(now);
+        if !matches!(learned, Learned::Kept { .. }) {
+            let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
+            self.capacity = self.capacity.min(burst);
+        }
+        learned
+    }
+
+    /// The service served `units` of this bucket at `now`; the new rate
+    /// when a quiet spell let it grow back.
+    pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
+        self.refill(now);
+        self.rate.served(units, now)
+    }
+
+    /// Units a full bucket holds.
+    pub fn capacity(&self) -> f64 {
+        self.capacity
+    }
+
+    /// Units added a second now.
+    pub fn per_second(&self) -> f64 {
+        self.rate.per_second()
     }
 
     /// When the bucket will hold `want` units (at least one, at most full).
@@ -170,7 +208,8 @@ impl Bucket {
         let want = want.clamp(1.0, self.capacity.max(1.0));
         let missing = (want - self.tokens).max(0.0);
         // A millisecond more, so that rounding never wakes the run a hair early.
-        let wait = Duration::try_from_secs_f64(missing / self.refill).unwrap_or(LONGEST_WAIT);
+        let wait =
+            Duration::try_from_secs_f64(missing / self.rate.per_second()).unwrap_or(LONGEST_WAIT);
         self.at + wait.min(LONGEST_WAIT) + Duration::from_millis(1)
     }
 }
@@ -178,11 +217,12 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::arm::{Kind, Model};
 
     #[test]
     fn empties_refills_and_believes_the_service() {
         let t0 = Instant::now();
-        let mut b = Bucket::new(Kind::of("GET"), t0);
+        let mut b = Bucket::new(Kind::of("GET").seed(Model::TokenBucket), t0);
         assert!((0..250).all(|_| b.take(1.0, t0)), "250 reads at once");
         assert!(!b.take(1.0, t0), "then none");
         assert_eq!(
@@ -209,9 +249,9 @@ mod tests {
             (0..1000).all(|_| b.take(1.0, t2)),
             "a larger bucket than documented"
         );
-        b.empty(t2);
+        b.throttled(t2);
         assert!(!b.take(1.0, t2));
-        let mut w = Bucket::new(Kind::of("DELETE"), t0);
+        let mut w = Bucket::new(Kind::of("DELETE").seed(Model::TokenBucket), t0);
         assert!((0..200).all(|_| w.take(1.0, t0)) && !w.take(1.0, t0));
         assert_eq!(
             w.ready_at(5.0),

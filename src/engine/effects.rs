@@ -109,7 +109,15 @@ impl Run {
     ) {
         let ok = (200..300).contains(&status);
         if ok {
-            self.scopes.succeeded(&self.items[idx].live().scope);
+            let item = self.items[idx].live();
+            let units = item.sent_mark.map_or(1.0, |m| m.charged());
+            if let Some(rate) = self.scopes.succeeded(&item.scope, units, Instant::now()) {
+                tracing::info!(
+                    scope = item.scope.as_str(),
+                    per_second = rate,
+                    "scope's rate grew back"
+                );
+            }
         }
         let key = self.options().api.next_link_key();
         let follow = self.options().follow_next_link;

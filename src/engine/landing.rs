@@ -161,7 +161,9 @@ impl Run {
                 until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
                 "scope paused"
             );
-            self.scopes.throttled(key, pause, Instant::now());
+            if let Some((learned, rate)) = self.scopes.throttled(key, pause, Instant::now()) {
+                tracing::info!(scope = key.as_str(), per_second = rate, learned = ?learned, "scope throttled");
+            }
         }
         let got = Got::Answer {
             status: answer.status,

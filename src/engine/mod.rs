@@ -23,6 +23,8 @@ mod run;
 mod bucket;
 mod deps;
 mod item;
+#[cfg(test)]
+mod pacing_tests;
 mod scopes;
 mod send;
 #[cfg(test)]

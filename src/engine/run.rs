@@ -102,6 +102,7 @@ pub(super) struct Run {
 impl Run {
     pub(super) fn new(ctx: Arc<Ctx>, sink: ResultSender, progress: Arc<Progress>) -> Run {
         let (batch_size, concurrency) = (ctx.options.batch_size, ctx.options.concurrency);
+        let model = ctx.options.cloud.arm_model();
         Run {
             ctx,
             items: vec![],
@@ -112,7 +113,7 @@ impl Run {
             kept_for_latecomers: VecDeque::new(),
             input_open: true,
             ready_since: None,
-            scopes: Scopes::new(batch_size, concurrency),
+            scopes: Scopes::new(batch_size, concurrency).with_arm_model(model),
             batch_size,
             paused_until: None,
             max_bytes: limits::MAX_BATCH_BYTES,

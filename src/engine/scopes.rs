@@ -17,8 +17,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::bucket::Bucket;
-use crate::dialect::graph::{APP, OUTLOOK_CONCURRENCY, RESOURCE_UNIT, THROTTLE_PERCENT};
+use crate::dialect::graph::{self, APP, OUTLOOK_CONCURRENCY, RESOURCE_UNIT, THROTTLE_PERCENT};
 use crate::dialect::{arm, ItemAnswer};
+use crate::limiter::Learned;
 
 /// Whether scope `key`'s bucket is Graph's resource units (the app's scope),
 /// which its answers' `x-ms-resource-unit` and limit percentage correct.
@@ -38,6 +39,13 @@ pub(super) struct Mark {
     at: f64,
     /// What the request was charged.
     charged: f64,
+}
+
+impl Mark {
+    /// What the request was charged.
+    pub fn charged(&self) -> f64 {
+        self.charged
+    }
 }
 
 /// What a Graph answer said of the app's resource units.
@@ -92,9 +100,15 @@ impl Scope {
     fn can_release(&mut self, restart: usize, now: Instant) -> usize {
         let room = self.room();
         let want = self.cost_of_first(room.min(restart));
-        let Some(have) = self.holding_bucket().map(|b| b.available(now)) else {
+        let Some((have, full)) = self
+            .holding_bucket()
+            .map(|b| (b.available(now), b.capacity()))
+        else {
             return room;
         };
+        // A bucket smaller than a batch's worth (one a second) lets out
+        // what it holds when it is full.
+        let want = want.min(full);
         if have < want {
             return 0;
         }
@@ -124,6 +138,8 @@ pub(super) struct Scopes {
     restart: usize,
     /// A window this large is as good as none.
     open: usize,
+    /// How the cloud's ARM counts calls: the seeds of its buckets.
+    arm_model: arm::Model,
 }
 
 impl Scopes {
@@ -136,10 +152,18 @@ impl Scopes {
             marks: HashMap::new(),
             restart: batch_size.max(1),
             open: batch_size * concurrency * 2,
+            arm_model: arm::Model::default(),
         }
     }
 
+    /// These scopes, seeding ARM's buckets as `model` documents them.
+    pub fn with_arm_model(mut self, model: arm::Model) -> Scopes {
+        self.arm_model = model;
+        self
+    }
+
     fn scope(&mut self, key: &str, now: Instant) -> &mut Scope {
+        let model = self.arm_model;
         self.map.entry(key.to_string()).or_insert_with(|| {
             let max_window = if key.starts_with("mailbox/") {
                 OUTLOOK_CONCURRENCY
@@ -147,8 +171,9 @@ impl Scopes {
                 UNLIMITED
             };
             let bucket = match arm::bucket(key) {
-                Some((kind, _)) => Some(Bucket::new(kind, now)),
-                None => counts_units(key).then(|| Bucket::graph(now)),
+                Some((kind, _)) => Some(Bucket::new(kind.seed(model), now)),
+                None if counts_units(key) => Some(Bucket::graph(now)),
+                None => graph::seed(key).map(|seed| Bucket::new(seed, now)),
             };
             Scope {
                 until: None,
@@ -265,30 +290,31 @@ impl Scopes {
         }
     }
 
-    /// The service throttled scope `key` for `wait`.
-    pub fn throttled(&mut self, key: &str, wait: Duration, now: Instant) {
+    /// The service throttled scope `key` for `wait`: what its bucket's
+    /// limiter learned, and the rate it paces at now.
+    pub fn throttled(&mut self, key: &str, wait: Duration, now: Instant) -> Option<(Learned, f64)> {
         let restart = self.restart;
         let s = self.scope(key, now);
         let until = now + wait;
         s.until = Some(s.until.map_or(until, |t| t.max(until)));
         s.window = restart.min(s.max_window);
-        if let Some(b) = &mut s.bucket {
-            b.empty(now);
-        }
+        s.bucket
+            .as_mut()
+            .map(|b| (b.throttled(now), b.per_second()))
     }
 
-    /// A request of scope `key` succeeded.
-    pub fn succeeded(&mut self, key: &str) {
+    /// A request of scope `key` succeeded, having cost `units` of its
+    /// bucket; the scope's new rate when a quiet spell let it grow.
+    pub fn succeeded(&mut self, key: &str, units: f64, now: Instant) -> Option<f64> {
         let open = self.open;
-        let Some(s) = self.map.get_mut(key) else {
-            return;
-        };
+        let s = self.map.get_mut(key)?;
         if s.window < s.max_window {
             s.window += 1;
             if s.window >= open {
                 s.window = s.max_window;
             }
         }
+        s.bucket.as_mut().and_then(|b| b.served(units, now))
     }
 
     /// Held requests whose scope can take them now, oldest first.
@@ -576,7 +602,7 @@ mod tests {
         );
         s.landed("mailbox/a", 0);
         for _ in 0..100 {
-            s.succeeded("mailbox/a");
+            s.succeeded("mailbox/a", 1.0, t0);
         }
         assert_eq!(s.release(t0), [4], "one back, one out");
         assert!(
@@ -614,11 +640,11 @@ mod tests {
         );
         assert!(!s.admit("a", 6, true, t1), "queued behind the held ones");
         s.landed("a", 0);
-        s.succeeded("a");
+        s.succeeded("a", 1.0, t1);
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
         assert!(!s.holding() && s.held() == 0);
         for _ in 0..8 {
-            s.succeeded("a");
+            s.succeeded("a", 1.0, t1);
         }
         for i in 10..30 {
             assert!(s.admit("a", i, true, t1), "open again");

@@ -1,0 +1,242 @@
+//! The rate a throttle scope can sustain, learned from the answers alone.
+//!
+//! A pure state machine fed `(now, outcome)`, beside the [decision
+//! table](crate::decision): the engine's bucket for a scope refills at
+//! [`Rate::per_second`], and tells it what came back. Headers are the strong
+//! signal (they set the bucket's tokens: `engine/bucket.rs`); this is what
+//! makes the pacing converge where the service sends none, or where its
+//! bucket is smaller or slower than the documented one (another cloud, a trial
+//! subscription, a provider's own limit, another principal draining a shared
+//! bucket).
+//!
+//! The services throttle with token buckets (ARM: "Understand how Azure
+//! Resource Manager throttles requests"; Graph's identity and access service:
+//! "Microsoft Graph service-specific throttling limits"): a 429 means the
+//! service's bucket is empty at that moment. Between two such moments the
+//! service served exactly what it refilled, so the requests that succeeded
+//! between them, over the time between them, measure its refill rate. After a
+//! throttle the rate is set a little below that measure (or, at the first
+//! throttle, when there is nothing to measure yet, cut to [`FIRST_CUT`] of
+//! itself), and while nothing is throttled it grows back by
+//! [`GROWTH`] every [`GROW_AFTER`], up to its ceiling (the documented rate),
+//! so a limit that was lowered for a while (another principal's burst) is
+//! found again. A 429 that is not throttling (another operation in progress)
+//! is not fed here.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The share of the measured refill rate a scope is paced at: a little
+/// below, so the service's bucket is not met at its empty mark again at once.
+const MARGIN: f64 = 0.95;
+/// The cut at the first throttle, before there is a span to measure.
+const FIRST_CUT: f64 = 0.5;
+/// The shortest span between two throttles that is measured: shorter ones are
+/// one burst answered in several batches.
+const MIN_SPAN: Duration = Duration::from_secs(1);
+/// How long a scope goes without a throttle before its rate grows.
+const GROW_AFTER: Duration = Duration::from_secs(5);
+/// How much the rate grows at a time.
+const GROWTH: f64 = 1.05;
+/// The lowest rate a scope is paced at (one request a minute).
+const FLOOR: f64 = 1.0 / 60.0;
+
+/// A scope's sustainable rate, in units a second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    per_second: f64,
+    /// The most it grows back to: the documented rate, or what the service showed.
+    ceiling: f64,
+    /// The last moment the service's bucket was seen empty (a throttle).
+    empty_at: Option<Instant>,
+    /// Units the service served since then.
+    served: f64,
+    /// Since when the rate has not changed.
+    steady_since: Instant,
+}
+
+/// What a throttle taught, for the logs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Learned {
+    /// The first throttle: the rate was cut, nothing measured yet.
+    Cut { from: f64, to: f64 },
+    /// The span since the last throttle measured the service's refill.
+    Measured {
+        from: f64,
+        to: f64,
+        served: f64,
+        span: Duration,
+    },
+    /// Too soon after the last throttle to measure (the same burst), or the
+    /// measure was above the rate already paced at.
+    Kept { rate: f64 },
+}
+
+impl Rate {
+    /// A rate believed to be `per_second`, growing back to at most `ceiling`.
+    pub fn new(per_second: f64, ceiling: f64, now: Instant) -> Rate {
+        Rate {
+            per_second,
+            ceiling: ceiling.max(per_second),
+            empty_at: None,
+            served: 0.0,
+            steady_since: now,
+        }
+    }
+
+    /// Units a second the scope is paced at now.
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+
+    /// Whether a throttle has ever lowered it.
+    pub fn learned(&self) -> bool {
+        self.empty_at.is_some()
+    }
+
+    /// The service served `units` at `now`. Returns the new rate when it grew.
+    pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
+        self.served += units.max(0.0);
+        let steady = now.saturating_duration_since(self.steady_since);
+        if self.per_second >= self.ceiling || steady < GROW_AFTER {
+            return None;
+        }
+        self.per_second = (self.per_second * GROWTH).min(self.ceiling);
+        self.steady_since = now;
+        Some(self.per_second)
+    }
+
+    /// The service showed a larger limit than believed (Graph's units): the
+    /// rate and its ceiling scale by `factor`.
+    pub fn scale(&mut self, factor: f64) {
+        self.per_second *= factor;
+        self.ceiling *= factor;
+    }
+
+    /// The service throttled the scope at `now`: its bucket is empty.
+    pub fn throttled(&mut self, now: Instant) -> Learned {
+        let from = self.per_second;
+        let learned = match self.empty_at {
+            None => {
+                self.per_second = (from * FIRST_CUT).max(FLOOR);
+                Learned::Cut {
+                    from,
+                    to: self.per_second,
+                }
+            }
+            Some(since) => {
+                let span = now.saturating_duration_since(since);
+                if span < MIN_SPAN {
+                    // The same burst: keep counting from the first of it.
+                    return Learned::Kept { rate: from };
+                }
+                let measured = self.served / span.as_secs_f64() * MARGIN;
+                if measured < from {
+                    self.per_second = measured.max(FLOOR);
+                    Learned::Measured {
+                        from,
+                        to: self.per_second,
+                        served: self.served,
+                        span,
+                    }
+                } else {
+                    Learned::Kept { rate: from }
+                }
+            }
+        };
+        self.empty_at = Some(now);
+        self.served = 0.0;
+        self.steady_since = now;
+        learned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_first_throttle_halves_then_spans_measure_the_refill() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(25.0, 25.0, t0);
+        assert!(!r.learned());
+        assert_eq!(
+            r.throttled(at(t0, 10_000)),
+            Learned::Cut {
+                from: 25.0,
+                to: 12.5
+            }
+        );
+        // 10 s later, 80 served: the service refills 8 a second.
+        for i in 0..80 {
+            assert_eq!(
+                r.served(1.0, at(t0, 10_000 + i * 50)),
+                None,
+                "no growth yet"
+            );
+        }
+        match r.throttled(at(t0, 20_000)) {
+            Learned::Measured {
+                from,
+                to,
+                served,
+                span,
+            } => {
+                assert_eq!((from, served, span), (12.5, 80.0, Duration::from_secs(10)));
+                assert!((to - 8.0 * MARGIN).abs() < 1e-9, "{to}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same burst, answered a moment later: nothing new to measure.
+        assert_eq!(
+            r.throttled(at(t0, 20_100)),
+            Learned::Kept { rate: 8.0 * MARGIN }
+        );
+        // A measure above the rate paced at is no reason to rise on a throttle.
+        for _ in 0..100 {
+            r.served(1.0, at(t0, 21_000));
+        }
+        assert_eq!(
+            r.throttled(at(t0, 22_000)),
+            Learned::Kept { rate: 8.0 * MARGIN }
+        );
+    }
+
+    #[test]
+    fn a_quiet_scope_grows_back_to_its_ceiling_and_no_further() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(25.0, 25.0, t0);
+        r.throttled(t0);
+        assert_eq!(r.per_second(), 12.5);
+        assert_eq!(r.served(1.0, at(t0, 4_999)), None, "not yet");
+        assert_eq!(r.served(1.0, at(t0, 5_000)), Some(12.5 * GROWTH));
+        assert_eq!(r.served(1.0, at(t0, 6_000)), None, "once per quiet spell");
+        let mut t = 5_000;
+        let mut grew = 1;
+        while r.per_second() < 25.0 {
+            t += 5_000;
+            r.served(1.0, at(t0, t));
+            grew += 1;
+            assert!(grew < 30, "it reaches the ceiling");
+        }
+        assert_eq!(r.per_second(), 25.0, "capped at the ceiling");
+        assert_eq!(r.served(1.0, at(t0, t + 60_000)), None);
+    }
+
+    #[test]
+    fn it_never_goes_below_one_a_minute() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(0.02, 1.0, t0);
+        r.throttled(t0);
+        assert_eq!(r.per_second(), FLOOR);
+        r.throttled(at(t0, 600_000));
+        assert_eq!(r.per_second(), FLOOR, "nothing served in ten minutes");
+        r.scale(2.0);
+        assert_eq!(r.per_second(), 2.0 * FLOOR);
+    }
+}
