@@ -143,51 +143,82 @@ pub(crate) fn scope(method: &str, path: &str) -> String {
 
 /// How many times a principal's bucket the global subscription bucket holds,
 /// shared by every principal (the regional model's documentation).
-pub(crate) const GLOBAL_FACTOR: f64 = 15.0;
+const GLOBAL_FACTOR: f64 = 15.0;
 
-/// ARM's buckets by the head of a scope's key: their kind, and the header
-/// that tells how many calls are left.
-const BUCKETS: [(&str, Kind, &str); 6] = [
+impl Kind {
+    /// The subscription's global bucket for this kind, shared by every
+    /// principal, where `model` documents one.
+    pub fn global_seed(self, model: Model) -> Option<(f64, f64)> {
+        let (capacity, refill) = self.seed(model);
+        (model == Model::TokenBucket).then_some((capacity * GLOBAL_FACTOR, refill * GLOBAL_FACTOR))
+    }
+}
+
+/// ARM's buckets by the head of a scope's key: their kind, the header that
+/// tells how many calls the principal has left, and for a subscription the
+/// header of the global bucket every principal shares.
+const BUCKETS: [(&str, Kind, &str, Option<&str>); 6] = [
     (
         "subscription-reads",
         Kind::Reads,
         "x-ms-ratelimit-remaining-subscription-reads",
+        Some("x-ms-ratelimit-remaining-subscription-global-reads"),
     ),
     (
         "subscription-writes",
         Kind::Writes,
         "x-ms-ratelimit-remaining-subscription-writes",
+        Some("x-ms-ratelimit-remaining-subscription-global-writes"),
     ),
     (
         "subscription-deletes",
         Kind::Deletes,
         "x-ms-ratelimit-remaining-subscription-deletes",
+        Some("x-ms-ratelimit-remaining-subscription-global-deletes"),
     ),
     (
         "tenant-reads",
         Kind::Reads,
         "x-ms-ratelimit-remaining-tenant-reads",
+        None,
     ),
     (
         "tenant-writes",
         Kind::Writes,
         "x-ms-ratelimit-remaining-tenant-writes",
+        None,
     ),
     (
         "tenant-deletes",
         Kind::Deletes,
         "x-ms-ratelimit-remaining-tenant-deletes",
+        None,
     ),
 ];
 
-/// The bucket behind scope `key`, if it is ARM's: its kind, and the header
-/// that tells how many calls it has left.
-pub(crate) fn bucket(key: &str) -> Option<(Kind, &'static str)> {
+/// The bucket behind an ARM scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArmBucket {
+    /// What its calls count against.
+    pub kind: Kind,
+    /// The header with the principal's calls left.
+    pub remaining: &'static str,
+    /// The header with the calls left in the subscription's global bucket,
+    /// shared by every principal (subscriptions only).
+    pub global: Option<&'static str>,
+}
+
+/// The bucket behind scope `key`, if it is ARM's.
+pub(crate) fn bucket(key: &str) -> Option<ArmBucket> {
     let head = key.split('/').next()?;
     BUCKETS
         .iter()
         .find(|(h, ..)| *h == head)
-        .map(|&(_, kind, header)| (kind, header))
+        .map(|&(_, kind, remaining, global)| ArmBucket {
+            kind,
+            remaining,
+            global,
+        })
 }
 
 #[derive(Serialize)]
@@ -296,15 +327,21 @@ mod tests {
     fn each_bucket_names_its_remaining_header() {
         assert_eq!(
             bucket("subscription-deletes/abc"),
-            Some((
-                Kind::Deletes,
-                "x-ms-ratelimit-remaining-subscription-deletes"
-            ))
+            Some(ArmBucket {
+                kind: Kind::Deletes,
+                remaining: "x-ms-ratelimit-remaining-subscription-deletes",
+                global: Some("x-ms-ratelimit-remaining-subscription-global-deletes"),
+            })
         );
+        let tenant = bucket("tenant-reads").unwrap();
+        assert_eq!(tenant.remaining, "x-ms-ratelimit-remaining-tenant-reads");
+        assert_eq!(tenant.global, None, "the global bucket is a subscription's");
         assert_eq!(
-            bucket("tenant-reads").map(|b| b.1),
-            Some("x-ms-ratelimit-remaining-tenant-reads")
+            Kind::Reads.global_seed(Model::TokenBucket),
+            Some((3750.0, 375.0)),
+            "15 times a principal's"
         );
+        assert_eq!(Kind::Reads.global_seed(Model::Hourly), None);
         assert_eq!(bucket("mailbox/1"), None);
         assert_eq!(bucket("app"), None);
     }

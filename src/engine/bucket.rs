@@ -48,6 +48,10 @@ pub(super) struct Bucket {
     active: bool,
     /// `sent` when the model last grew: it grows once per round trip.
     grown_at: f64,
+    /// A bucket the service keeps for every client of the scope together
+    /// (ARM's global subscription bucket): a request takes from both, and
+    /// the emptier one paces.
+    shared: Option<Box<Bucket>>,
 }
 
 impl Bucket {
@@ -71,7 +75,14 @@ impl Bucket {
             sent: 0.0,
             active,
             grown_at: 0.0,
+            shared: None,
         }
+    }
+
+    /// This bucket, inside one of `seed` that every client shares.
+    pub fn within(mut self, seed: (f64, f64)) -> Bucket {
+        self.shared = Some(Box::new(Bucket::full(seed, true, self.at)));
+        self
     }
 
     /// Whether the bucket holds requests back.
@@ -105,19 +116,33 @@ impl Bucket {
     /// Takes `cost` units for one request, if the bucket has them (an
     /// inactive bucket always does: it only counts).
     pub fn take(&mut self, cost: f64, now: Instant) -> bool {
-        self.refill(now);
-        if self.active && self.tokens < cost {
+        if self.active && self.available(now) < cost {
             return false;
         }
         self.tokens -= cost;
         self.sent += cost;
+        if let Some(shared) = &mut self.shared {
+            shared.tokens -= cost;
+            shared.sent += cost;
+        }
         true
     }
 
-    /// Units in the bucket now.
+    /// Units in the bucket now (in the emptier, when one is shared).
     pub fn available(&mut self, now: Instant) -> f64 {
         self.refill(now);
-        self.tokens
+        match &mut self.shared {
+            Some(shared) => self.tokens.min(shared.available(now)),
+            None => self.tokens,
+        }
+    }
+
+    /// The answer to the request marked `mark` said the shared bucket has
+    /// `remaining` units left (ARM's `...-global-*` header).
+    pub fn observe_shared(&mut self, remaining: f64, mark: f64, now: Instant) {
+        if let Some(shared) = &mut self.shared {
+            shared.observe(remaining, mark, now);
+        }
     }
 
     /// A request charged `charged` units cost `actual` (Graph's
@@ -176,6 +201,13 @@ impl Bucket {
     /// cut it bursts at most [`BURST_SECONDS`] of its rate.
     pub fn throttled(&mut self, now: Instant) -> Learned {
         self.refill(now);
+        if let Some(shared) = &mut self.shared {
+            // The emptier bucket is the one the service ran out of.
+            if shared.available(now) < self.tokens {
+                self.tokens = self.tokens.min(0.0);
+                return shared.throttled(now);
+            }
+        }
         self.active = true;
         self.tokens = self.tokens.min(0.0);
         let learned = self.rate.throttled(now);
@@ -190,21 +222,34 @@ impl Bucket {
     /// when a quiet spell let it grow back.
     pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
         self.refill(now);
-        self.rate.served(units, now)
+        let shared = self.shared.as_mut().and_then(|s| s.served(units, now));
+        self.rate.served(units, now).or(shared)
     }
 
-    /// Units a full bucket holds.
+    /// Units a full bucket holds (the smaller, when one is shared).
     pub fn capacity(&self) -> f64 {
-        self.capacity
+        self.shared
+            .as_ref()
+            .map_or(self.capacity, |s| self.capacity.min(s.capacity()))
     }
 
-    /// Units added a second now.
+    /// Units added a second now (the slower, when one is shared).
     pub fn per_second(&self) -> f64 {
-        self.rate.per_second()
+        self.shared.as_ref().map_or(self.rate.per_second(), |s| {
+            self.rate.per_second().min(s.per_second())
+        })
     }
 
-    /// When the bucket will hold `want` units (at least one, at most full).
+    /// When the bucket (and the shared one) will hold `want` units (at least
+    /// one, at most full).
     pub fn ready_at(&self, want: f64) -> Instant {
+        let own = self.own_ready_at(want);
+        self.shared
+            .as_ref()
+            .map_or(own, |s| own.max(s.own_ready_at(want)))
+    }
+
+    fn own_ready_at(&self, want: f64) -> Instant {
         let want = want.clamp(1.0, self.capacity.max(1.0));
         let missing = (want - self.tokens).max(0.0);
         // A millisecond more, so that rounding never wakes the run a hair early.

@@ -171,7 +171,14 @@ impl Scopes {
                 UNLIMITED
             };
             let bucket = match arm::bucket(key) {
-                Some((kind, _)) => Some(Bucket::new(kind.seed(model), now)),
+                Some(arm) => {
+                    let own = Bucket::new(arm.kind.seed(model), now);
+                    let global = arm.global.and(arm.kind.global_seed(model));
+                    Some(match global {
+                        Some(seed) => own.within(seed),
+                        None => own,
+                    })
+                }
                 None if counts_units(key) => Some(Bucket::graph(now)),
                 None => graph::seed(key).map(|seed| Bucket::new(seed, now)),
             };
@@ -237,9 +244,13 @@ impl Scopes {
         mark: Mark,
         now: Instant,
     ) {
-        if let Some((_, header)) = arm::bucket(key) {
-            if let Some(n) = answer.number(header) {
+        if let Some(arm) = arm::bucket(key) {
+            if let Some(n) = answer.number(arm.remaining) {
                 self.observe(key, n, mark, now);
+            }
+            let global = arm.global.and_then(|h| answer.number(h));
+            if let (Some(n), Some(b)) = (global, self.bucket_of(key)) {
+                b.observe_shared(n, mark.at, now);
             }
         } else if counts_units(key) && answer.status != 429 {
             let units = Units {
@@ -248,6 +259,10 @@ impl Scopes {
             };
             self.observe_units(key, read, units, mark, now);
         }
+    }
+
+    fn bucket_of(&mut self, key: &str) -> Option<&mut Bucket> {
+        self.map.get_mut(key).and_then(|s| s.bucket.as_mut())
     }
 
     /// The answer to a request of scope `key`, sent at `mark`, said
@@ -409,6 +424,54 @@ impl Scopes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer_with(headers: serde_json::Value) -> ItemAnswer {
+        ItemAnswer {
+            name: "0".into(),
+            status: 200,
+            headers: headers.as_object().unwrap().clone(),
+            body: serde_json::Value::Null,
+            base64: false,
+        }
+    }
+
+    #[test]
+    fn the_global_subscription_bucket_paces_when_another_principal_drained_it() {
+        let t0 = Instant::now();
+        let mut s = Scopes::new(20, 8);
+        let key = "subscription-reads/abc";
+        assert!(s.admit(key, 0, true, t0));
+        let mark = s.landed(key, 0).unwrap();
+        // The principal's own bucket has plenty; the subscription's global
+        // bucket, shared with every principal, has 3 left.
+        let headers = serde_json::json!({
+            "x-ms-ratelimit-remaining-subscription-reads": "249",
+            "x-ms-ratelimit-remaining-subscription-global-reads": "3",
+        });
+        s.observe_answer(key, true, &answer_with(headers), mark, t0);
+        assert!(
+            (1..4).all(|i| s.admit(key, i, true, t0)),
+            "the 3 the global bucket has"
+        );
+        assert!(
+            !s.admit(key, 4, true, t0),
+            "then the global bucket holds them"
+        );
+        let wake = s.next_wake(t0).expect("a refill to wait for");
+        let waited = wake.saturating_duration_since(t0).as_millis();
+        assert!(
+            (1..=60).contains(&waited),
+            "the global bucket refills 15 x 25 a second: {waited} ms"
+        );
+        // Tenant scopes have no global bucket: its header changes nothing.
+        let tenant = "tenant-reads";
+        assert!(s.admit(tenant, 10, true, t0));
+        let mark = s.landed(tenant, 10).unwrap();
+        let headers =
+            serde_json::json!({"x-ms-ratelimit-remaining-subscription-global-reads": "0"});
+        s.observe_answer(tenant, true, &answer_with(headers), mark, t0);
+        assert!(s.admit(tenant, 11, true, t0));
+    }
 
     #[test]
     fn an_empty_bucket_holds_its_requests_until_a_batch_worth_has_refilled() {
