@@ -8,6 +8,8 @@
 //! |--------------------------------------------|------------------------------------------------|
 //! | item 429 with `Retry-After`                | pause its scope, retry at it, attempt refunded |
 //! | item 429 without                           | pause its scope for the backoff, retry after it|
+//! | item 429 not throttling (another operation | retry at `Retry-After` or backoff; the scope   |
+//! | holds the resource)                        | is not paused, nothing counted as throttled    |
 //! | item 408/500/502/503/504                   | retry at `Retry-After` or backoff              |
 //! | item other                                 | final: the answer                              |
 //! | envelope 429                               | hold all sends, halve the batch, retry         |
@@ -37,6 +39,12 @@ pub enum Outcome {
     Item {
         /// Its status.
         status: u16,
+        /// The wait its headers asked for.
+        retry_after: Option<Duration>,
+    },
+    /// A 429 that is not throttling: the service says another operation
+    /// holds the resource (ARM's `RetryableErrorDueToAnotherOperation`).
+    Contended {
         /// The wait its headers asked for.
         retry_after: Option<Duration>,
     },
@@ -167,6 +175,13 @@ pub fn decide(outcome: Outcome, facts: &Facts<'_>) -> Decision {
             pause_scope: Some(retry_after.unwrap_or_else(|| facts.backoff.delay(1))),
             throttled: true,
             ..Decision::new(Action::Final(Ending::Answer))
+        },
+        Outcome::Contended { retry_after } => Decision {
+            refund: retry_after.is_some(),
+            ..Decision::new(match retry_after {
+                Some(w) => Action::Retry(w),
+                None => retry(None, Ending::Answer),
+            })
         },
         Outcome::Item {
             status,
@@ -315,6 +330,9 @@ mod tests {
             (Item { status: 429, retry_after: S(7) }, 3, true, retry(7000), true, Some(7000), None, false),
             (Item { status: 429, retry_after: None }, 2, true, retry(1600), false, Some(800), None, false),
             (Item { status: 429, retry_after: None }, 3, true, ANSWER, false, Some(800), None, false),
+            (Contended { retry_after: S(14) }, 1, false, retry(14000), true, None, None, false),
+            (Contended { retry_after: None }, 1, false, retry(800), false, None, None, false),
+            (Contended { retry_after: None }, 3, true, ANSWER, false, None, None, false),
             (Item { status: 503, retry_after: None }, 1, false, retry(800), false, None, None, false),
             (Item { status: 500, retry_after: S(2) }, 2, true, retry(2000), false, None, None, false),
             (Item { status: 504, retry_after: None }, 3, true, ANSWER, false, None, None, false),

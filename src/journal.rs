@@ -272,8 +272,15 @@ fn result_of(v: &Value) -> Option<ItemResult> {
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let error = match v.get("error") {
         Some(Value::Object(e)) => Some(ErrorInfo {
-            code: e.get("code")?.as_str()?.to_string(),
-            message: e.get("message")?.as_str()?.to_string(),
+            throttle_scope: e
+                .get("throttleScope")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            throttle_reason: e
+                .get("throttleReason")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            ..ErrorInfo::new(e.get("code")?.as_str()?, e.get("message")?.as_str()?)
         }),
         _ => None,
     };

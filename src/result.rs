@@ -56,6 +56,13 @@ pub struct ErrorInfo {
     pub code: String,
     /// What happened, for people.
     pub message: String,
+    /// Which of the service's limits throttled the request, where it said
+    /// (Graph's `x-ms-throttle-scope`: `Tenant_Application/Write/{app}/{tenant}`).
+    #[serde(rename = "throttleScope", skip_serializing_if = "Option::is_none")]
+    pub throttle_scope: Option<String>,
+    /// Why, where it said (Graph's `x-ms-throttle-information`: `WriteLimitExceeded`).
+    #[serde(rename = "throttleReason", skip_serializing_if = "Option::is_none")]
+    pub throttle_reason: Option<String>,
 }
 
 impl ErrorInfo {
@@ -64,6 +71,8 @@ impl ErrorInfo {
         ErrorInfo {
             code: code.to_string(),
             message: message.into(),
+            throttle_scope: None,
+            throttle_reason: None,
         }
     }
 }
@@ -146,10 +155,7 @@ pub fn error_of(status: u16, body: &Value) -> Option<ErrorInfo> {
     let e = body.get("error").unwrap_or(body);
     let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
     Some(match (text("code"), text("message")) {
-        (Some(code), message) => ErrorInfo {
-            code,
-            message: message.unwrap_or_default(),
-        },
+        (Some(code), message) => ErrorInfo::new(&code, message.unwrap_or_default()),
         _ => ErrorInfo::new(codes::HTTP_ERROR, format!("HTTP {status}")),
     })
 }

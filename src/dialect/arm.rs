@@ -69,6 +69,22 @@ pub(crate) fn item_headers(given: Vec<(String, String)>) -> Result<Vec<(String, 
     Ok(vec![])
 }
 
+/// The error code of a 429 that is not throttling: ARM documents that "some
+/// resource providers return 429 to report a temporary problem", such as the
+/// network provider's `RetryableErrorDueToAnotherOperation` when another
+/// operation holds the resource, and that the error details tell it from
+/// throttling ("Understand how Azure Resource Manager throttles requests").
+/// Its `RetryableError` answers name the cause in `details`.
+pub(crate) fn contention(body: &Value) -> Option<String> {
+    let error = body.get("error").unwrap_or(body);
+    let code = |e: &Value| e.get("code").and_then(Value::as_str).map(str::to_string);
+    let details = error.get("details").and_then(Value::as_array);
+    std::iter::once(error)
+        .chain(details.into_iter().flatten())
+        .filter_map(code)
+        .find(|c| c.starts_with("RetryableError") || c == "AnotherOperationInProgress")
+}
+
 /// What an ARM call counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -321,6 +337,21 @@ mod tests {
             json!({"requests":[{"httpMethod":"PUT","name":"7","url":url,
                 "content":{"location":"westeurope"},"requestHeaderDetails":{"commandName":"test"}}]})
         );
+    }
+
+    #[test]
+    fn a_429_of_another_operation_is_told_from_throttling() {
+        let locked = serde_json::json!({"error": {"code": "RetryableError", "message": "A retryable error occurred.",
+            "details": [{"code": "RetryableErrorDueToAnotherOperation", "message": "Operation PutPublicIpAddressOperation is updating resource lb-ip. The call can be retried in 14 seconds."}]}});
+        assert_eq!(contention(&locked).as_deref(), Some("RetryableError"));
+        let direct = serde_json::json!({"error": {"code": "RetryableErrorDueToAnotherOperation"}});
+        assert_eq!(
+            contention(&direct).as_deref(),
+            Some("RetryableErrorDueToAnotherOperation")
+        );
+        let throttled = serde_json::json!({"error": {"code": "SubscriptionRequestsThrottled", "message": "Number of requests exceeded"}});
+        assert_eq!(contention(&throttled), None);
+        assert_eq!(contention(&Value::Null), None);
     }
 
     #[test]

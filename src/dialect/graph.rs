@@ -32,6 +32,46 @@ pub(crate) const THROTTLE_PERCENT: &str = "x-ms-throttle-limit-percentage";
 /// The identity and access limit per app and tenant for the smallest tenants
 /// (3,500 units per 10 seconds): units in a full bucket, units added a second.
 pub(crate) const UNITS_SEED: (f64, f64) = (3500.0, 350.0);
+/// On a 429, which limit throttled: `<Scope>/<Limit>/<ApplicationId>/<TenantId|UserId|ResourceId>`.
+pub(crate) const THROTTLE_SCOPE: &str = "x-ms-throttle-scope";
+/// On a 429, why: `WriteLimitExceeded`, `ResourceUnitLimitExceeded`, `CPULimitExceeded`, ...
+pub(crate) const THROTTLE_INFORMATION: &str = "x-ms-throttle-information";
+
+/// What a throttled answer's headers say of the limit that throttled it:
+/// the scope as sent, and the reason. The scope's first two parts say it in
+/// words for the message: `Tenant_Application/Write` -> "writes of this app
+/// in this tenant".
+pub(crate) fn throttle_info(
+    header: impl Fn(&str) -> Option<String>,
+) -> Option<(Option<String>, Option<String>, String)> {
+    let scope = header(THROTTLE_SCOPE).filter(|s| !s.trim().is_empty());
+    let reason = header(THROTTLE_INFORMATION).filter(|s| !s.trim().is_empty());
+    if scope.is_none() && reason.is_none() {
+        return None;
+    }
+    let mut parts = scope.as_deref().unwrap_or("").split('/');
+    let whose = match parts.next().unwrap_or("") {
+        "Tenant_Application" => "this app in this tenant",
+        "Tenant" => "every app in this tenant",
+        "Application" => "this app in every tenant",
+        _ => "",
+    };
+    let what = match parts.next().unwrap_or("") {
+        "Read" => "reads",
+        "Write" => "writes",
+        "ReadWrite" => "requests",
+        _ => "",
+    };
+    let mut words = String::from("Graph throttled");
+    if !whose.is_empty() && !what.is_empty() {
+        words.push_str(&format!(" the {what} of {whose}"));
+    }
+    if let Some(r) = &reason {
+        words.push_str(&format!(" ({r})"));
+    }
+    Some((scope, reason, words))
+}
+
 /// Graph sends `x-ms-throttle-limit-percentage` only from this fraction of the limit used.
 pub(crate) const SIGNAL_FROM: f64 = 0.8;
 
@@ -275,6 +315,31 @@ pub fn decode(body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_headers_are_read_into_words() {
+        let h = |scope: Option<&'static str>, info: Option<&'static str>| {
+            move |k: &str| match k {
+                THROTTLE_SCOPE => scope.map(str::to_string),
+                THROTTLE_INFORMATION => info.map(str::to_string),
+                _ => None,
+            }
+        };
+        let scope = "Tenant_Application/Write/9a3d526c-b3c1-4479-ba74-197b5c5751ae/0785ef7c-2d7a-4542-b048-95bcab406e0b";
+        let (s, r, words) = throttle_info(h(Some(scope), Some("WriteLimitExceeded"))).unwrap();
+        assert_eq!(
+            (s.as_deref(), r.as_deref()),
+            (Some(scope), Some("WriteLimitExceeded"))
+        );
+        assert_eq!(
+            words,
+            "Graph throttled the writes of this app in this tenant (WriteLimitExceeded)"
+        );
+        let (_, _, words) = throttle_info(h(None, Some("CPULimitExceeded"))).unwrap();
+        assert_eq!(words, "Graph throttled (CPULimitExceeded)");
+        assert!(throttle_info(h(None, None)).is_none());
+        assert!(throttle_info(h(Some(" "), None)).is_none());
+    }
     use serde_json::json;
 
     #[test]

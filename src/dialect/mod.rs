@@ -137,6 +137,15 @@ pub(crate) fn item_headers(
     }
 }
 
+/// The error code of a 429 that is not throttling (another operation holds
+/// the resource): retried, but its scope is not slowed.
+pub(crate) fn contention(api: Api, status: u16, body: &Value) -> Option<String> {
+    match (api, status) {
+        (Api::Arm, 429) => arm::contention(body),
+        _ => None,
+    }
+}
+
 /// The throttle scope a request falls in, as the engine paces it:
 /// `subscription-reads/{id}`, `tenant-writes`, `app`, `mailbox/{user}`.
 pub fn throttle_scope(api: Api, method: &str, url: &str) -> String {
@@ -145,6 +154,26 @@ pub fn throttle_scope(api: Api, method: &str, url: &str) -> String {
         Api::Arm => arm::scope(method, path),
         Api::Graph => graph::scope(path),
     }
+}
+
+/// A header of an item's answer, looked up case-insensitively.
+pub(crate) fn header_in(headers: &Map<String, Value>, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+}
+
+/// What a throttled answer's headers say of the limit that throttled it
+/// (Graph's `x-ms-throttle-scope` and `x-ms-throttle-information`): the
+/// scope, the reason, and both in words.
+pub(crate) fn throttle_info(
+    headers: &Map<String, Value>,
+) -> Option<(Option<String>, Option<String>, String)> {
+    graph::throttle_info(|k| header_in(headers, k))
 }
 
 /// One item's answer inside a batch answer, whatever the dialect.
@@ -184,13 +213,7 @@ pub struct Outgoing<'a> {
 impl ItemAnswer {
     /// A header of this answer, looked up case-insensitively.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+        header_in(&self.headers, name)
     }
 
     /// A header of this answer read as a finite, non-negative number.

@@ -11,6 +11,7 @@ use super::item::Slot;
 use super::run::{Got, Run, ALLOW_RESEND};
 use super::InFlight;
 use crate::decision::{decide, Action, Decision, Ending, Facts, Outcome};
+use crate::dialect;
 use crate::result::{codes, ErrorInfo, ItemResult};
 
 impl Run {
@@ -137,6 +138,19 @@ impl Run {
         }
         let gone = status == 404 && item.maybe_ran && item.request.method == "DELETE";
         let mut result = item.finish_http(status, headers, body, base64, key);
+        if status == 429 {
+            if let (Some(e), Some((scope, reason, words))) =
+                (&mut result.error, dialect::throttle_info(&result.headers))
+            {
+                e.message = if e.message.is_empty() {
+                    words
+                } else {
+                    format!("{}; {words}", e.message)
+                };
+                e.throttle_scope = scope;
+                e.throttle_reason = reason;
+            }
+        }
         if let Some(why) = incomplete {
             result.error = Some(ErrorInfo::new(codes::INCOMPLETE_LISTING, why));
         }

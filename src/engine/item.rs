@@ -168,9 +168,16 @@ impl Item {
         link_key: &str,
     ) -> ItemResult {
         let ok = (200..300).contains(&status);
+        let mut error = None;
         let body = if ok && !base64 {
             self.merge(body, link_key);
             self.merged.take().unwrap_or(Value::Null)
+        } else if let (false, Some(read)) = (ok, self.merged.take()) {
+            // A later page failed: never a silently short listing. The error
+            // names the page; the body keeps what the pages before it held,
+            // its link pointing at the failed page, to resume from.
+            error = error_of(status, &body).map(|e| self.page_failed(e, status, &read));
+            read
         } else {
             if ok {
                 self.pages += 1;
@@ -180,7 +187,7 @@ impl Item {
         ItemResult {
             id: self.request.id.clone(),
             status,
-            error: error_of(status, &body),
+            error: error.or_else(|| error_of(status, &body)),
             headers,
             body,
             attempts: self.attempts,
@@ -190,6 +197,28 @@ impl Item {
             subscription: None,
             index: 0,
         }
+    }
+
+    /// The error of page `self.pages + 1`, which failed with `status` after
+    /// the pages merged in `read`.
+    fn page_failed(&self, mut e: ErrorInfo, status: u16, read: &Value) -> ErrorInfo {
+        let items = read
+            .get("value")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let why = if e.message.is_empty() {
+            e.code.clone()
+        } else {
+            e.message.clone()
+        };
+        e.message = format!(
+            "page {} of the listing ({} {}) failed with HTTP {status}: {why}; the {} page(s) before it ({items} items) are in the body, whose link points at the failed page",
+            self.pages + 1,
+            self.request.method,
+            self.url(),
+            self.pages,
+        );
+        e
     }
 
     /// The final result when there is no HTTP answer to give.

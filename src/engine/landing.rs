@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::run::{Got, Run};
 use super::send::Reply;
 use crate::decision::Outcome;
-use crate::dialect::ItemAnswer;
+use crate::dialect::{self, ItemAnswer};
 use crate::retry::retry_after;
 
 impl Run {
@@ -141,10 +141,31 @@ impl Run {
 
     /// One item's own answer.
     pub(super) fn answered(&mut self, idx: usize, answer: ItemAnswer) {
-        let outcome = Outcome::Item {
-            status: answer.status,
-            retry_after: retry_after(|k| answer.header(k), self.ctx.clock.now()),
+        let retry_after = retry_after(|k| answer.header(k), self.ctx.clock.now());
+        let api = self.options().api;
+        let outcome = match dialect::contention(api, answer.status, &answer.body) {
+            Some(code) => {
+                tracing::info!(
+                    id = self.items[idx].live().request.id.as_str(),
+                    code = code.as_str(),
+                    "429 is not throttling: another operation holds the resource; retried without slowing its scope"
+                );
+                Outcome::Contended { retry_after }
+            }
+            None => Outcome::Item {
+                status: answer.status,
+                retry_after,
+            },
         };
+        if answer.status == 429 {
+            if let Some((scope, _, words)) = dialect::throttle_info(&answer.headers) {
+                tracing::info!(
+                    id = self.items[idx].live().request.id.as_str(),
+                    throttle_scope = scope.as_deref().unwrap_or(""),
+                    "{words}"
+                );
+            }
+        }
         let d = self.decide(idx, outcome);
         self.apply_run_effects(&d);
         let item = self.items[idx].live();

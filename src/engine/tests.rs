@@ -1927,3 +1927,181 @@ mod properties {
         })
     }
 }
+
+/// A 429 for another operation holding the resource: retried at its time,
+/// the scope not paused nor slowed, nothing counted as throttled.
+#[tokio::test(start_paused = true)]
+async fn a_429_of_another_operation_is_retried_without_slowing_its_scope() {
+    let mut calls = 0;
+    let sub = "/subscriptions/s1/providers/Microsoft.Network/publicIPAddresses";
+    let mut o = options();
+    o.batch_size = 1;
+    o.concurrency = 1;
+    let requests = (0..3)
+        .map(|i| get(&format!("r{i}"), &format!("{sub}/ip{i}?api-version=1")))
+        .collect();
+    let (results, log, _) = run(
+        o,
+        requests,
+        Box::new(move |s| {
+            calls += 1;
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| {
+                        if calls == 1 {
+                            item(
+                                i,
+                                429,
+                                json!({"Retry-After": "14"}),
+                                json!({"error":{"code":"RetryableError","details":[{"code":"RetryableErrorDueToAnotherOperation"}]}}),
+                            )
+                        } else {
+                            item(i, 200, json!({}), json!({"ok": true}))
+                        }
+                    })
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert!(results.iter().all(|r| r.status == 200), "{results:?}");
+    let at: Vec<Duration> = log.iter().map(|s| s.at).collect();
+    assert_eq!(
+        &at[..3],
+        &[Duration::ZERO, Duration::ZERO, Duration::ZERO],
+        "the scope's other requests went on at once: {at:?}"
+    );
+    assert_eq!(at[3], Duration::from_secs(14), "the locked one at its time");
+}
+
+/// A 429 that is throttling pauses the scope: the next request of the
+/// same subscription waits too (the contrast to the test above).
+#[tokio::test(start_paused = true)]
+async fn a_throttling_429_pauses_its_scope() {
+    let mut calls = 0;
+    let sub = "/subscriptions/s1/providers/Microsoft.Network/publicIPAddresses";
+    let mut o = options();
+    o.batch_size = 1;
+    o.concurrency = 1;
+    let requests = (0..2)
+        .map(|i| get(&format!("r{i}"), &format!("{sub}/ip{i}?api-version=1")))
+        .collect();
+    let (_, log, summary) = run(
+        o,
+        requests,
+        Box::new(move |s| {
+            calls += 1;
+            let throttled = calls == 1;
+            answer(
+                s.items
+                    .iter()
+                    .map(|i| {
+                        if throttled {
+                            item(
+                                i,
+                                429,
+                                json!({"Retry-After": "14"}),
+                                json!({"error":{"code":"SubscriptionRequestsThrottled"}}),
+                            )
+                        } else {
+                            item(i, 200, json!({}), json!({"ok": true}))
+                        }
+                    })
+                    .collect(),
+            )
+        }),
+    )
+    .await;
+    assert_eq!(log[1].at, Duration::from_secs(14), "the scope waited");
+    assert_eq!(summary.retries, 1);
+}
+
+/// Graph's x-ms-throttle-scope and x-ms-throttle-information reach the
+/// final error; x-ms-throttle-priority travels with the item.
+#[tokio::test(start_paused = true)]
+async fn graph_throttle_headers_reach_the_error_and_priority_travels() {
+    let mut o = graph_options();
+    o.max_attempts = 1;
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "u", "method": "PATCH", "url": "/users/1", "body": {"city": "Oslo"},
+                 "headers": {"x-ms-throttle-priority": "Low"}}),
+        ],
+    );
+    let (results, log, _) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            let i = &s.items[0];
+            Ok(HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: json!({"responses": [{"id": i["id"], "status": 429, "headers": {
+                    "x-ms-throttle-scope": "Tenant_Application/Write/9a3d526c-b3c1-4479-ba74-197b5c5751ae/0785ef7c-2d7a-4542-b048-95bcab406e0b",
+                    "x-ms-throttle-information": "WriteLimitExceeded"},
+                    "body": {"error": {"code": "TooManyRequests", "message": "Too many requests."}}}]})
+                .to_string()
+                .into_bytes(),
+            })
+        }),
+    )
+    .await;
+    assert_eq!(log[0].items[0]["headers"]["x-ms-throttle-priority"], "Low");
+    let e = results[0].error.as_ref().expect("a 429 is an error");
+    assert_eq!(e.throttle_reason.as_deref(), Some("WriteLimitExceeded"));
+    assert!(e
+        .throttle_scope
+        .as_deref()
+        .unwrap()
+        .starts_with("Tenant_Application/Write/"));
+    assert!(
+        e.message.contains("Too many requests.")
+            && e.message.contains("the writes of this app in this tenant"),
+        "{}",
+        e.message
+    );
+    let json = serde_json::to_value(&results[0]).unwrap();
+    assert_eq!(json["error"]["throttleReason"], "WriteLimitExceeded");
+}
+
+/// A listing whose third page fails: never a silently short listing. The
+/// result is the page's failure, naming the page and its URL; the body keeps
+/// the items of the pages before it, its nextLink at the failed page.
+#[tokio::test(start_paused = true)]
+async fn a_listing_whose_third_page_fails_names_it_and_keeps_what_was_read() {
+    let mut o = options();
+    o.follow_next_link = true;
+    let (results, _, _) = run(
+        o,
+        vec![get("list", "/things?api-version=1")],
+        Box::new(|s| {
+            answer(s.items.iter().map(|i| {
+                let url = i["url"].as_str().unwrap();
+                match url {
+                    "/things?api-version=1" => item(i, 200, json!({}), json!({"value":[1,2],"nextLink":"https://arm.test/things?api-version=1&$skiptoken=2"})),
+                    "/things?api-version=1&$skiptoken=2" => item(i, 200, json!({}), json!({"value":[3],"nextLink":"https://arm.test/things?api-version=1&$skiptoken=3"})),
+                    _ => item(i, 400, json!({}), json!({"error":{"code":"InvalidSkipToken","message":"The skip token has expired."}})),
+                }
+            }).collect())
+        }),
+    )
+    .await;
+    let r = &results[0];
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body,
+        json!({"value":[1,2,3],"nextLink":"https://arm.test/things?api-version=1&$skiptoken=3"}),
+        "the items read so far, and where the listing stopped"
+    );
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.code, "InvalidSkipToken", "the service's own code");
+    assert!(
+        e.message.starts_with("page 3 of the listing (GET /things?api-version=1&$skiptoken=3) failed with HTTP 400: The skip token has expired.")
+            && e.message.contains("the 2 page(s) before it (3 items) are in the body"),
+        "{}",
+        e.message
+    );
+    assert_eq!(r.pages, 2);
+}
