@@ -42,7 +42,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::Error;
 use crate::request::Request;
 pub use crate::request::{Digest, Past};
-use crate::result::{ErrorInfo, ItemResult};
+use crate::result::{ErrorInfo, ItemResult, Throttle};
 
 /// The first line of every journal.
 const HEADER: &str = r#"{"azbatchJournal":1}"#;
@@ -271,17 +271,15 @@ fn record(v: &Value, records: &mut HashMap<usize, Record>) -> Result<(), String>
 fn result_of(v: &Value) -> Option<ItemResult> {
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let error = match v.get("error") {
-        Some(Value::Object(e)) => Some(ErrorInfo {
-            throttle_scope: e
-                .get("throttleScope")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            throttle_reason: e
-                .get("throttleReason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            ..ErrorInfo::new(e.get("code")?.as_str()?, e.get("message")?.as_str()?)
-        }),
+        Some(Value::Object(e)) => {
+            let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+            let (scope, reason) = (text("throttleScope"), text("throttleReason"));
+            Some(ErrorInfo {
+                throttle: (scope.is_some() || reason.is_some())
+                    .then(|| Box::new(Throttle { scope, reason })),
+                ..ErrorInfo::new(e.get("code")?.as_str()?, e.get("message")?.as_str()?)
+            })
+        }
         _ => None,
     };
     Some(ItemResult {

@@ -56,13 +56,21 @@ pub struct ErrorInfo {
     pub code: String,
     /// What happened, for people.
     pub message: String,
-    /// Which of the service's limits throttled the request, where it said
-    /// (Graph's `x-ms-throttle-scope`: `Tenant_Application/Write/{app}/{tenant}`).
+    /// Which of the service's limits throttled the request, and why, where
+    /// it said so (Graph).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Box<Throttle>>,
+}
+
+/// What a throttled answer said of the limit that throttled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Throttle {
+    /// Graph's `x-ms-throttle-scope`: `Tenant_Application/Write/{app}/{tenant}`.
     #[serde(rename = "throttleScope", skip_serializing_if = "Option::is_none")]
-    pub throttle_scope: Option<String>,
-    /// Why, where it said (Graph's `x-ms-throttle-information`: `WriteLimitExceeded`).
+    pub scope: Option<String>,
+    /// Graph's `x-ms-throttle-information`: `WriteLimitExceeded`.
     #[serde(rename = "throttleReason", skip_serializing_if = "Option::is_none")]
-    pub throttle_reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 impl ErrorInfo {
@@ -71,8 +79,7 @@ impl ErrorInfo {
         ErrorInfo {
             code: code.to_string(),
             message: message.into(),
-            throttle_scope: None,
-            throttle_reason: None,
+            throttle: None,
         }
     }
 }

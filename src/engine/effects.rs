@@ -12,7 +12,7 @@ use super::run::{Got, Run, ALLOW_RESEND};
 use super::InFlight;
 use crate::decision::{decide, Action, Decision, Ending, Facts, Outcome};
 use crate::dialect;
-use crate::result::{codes, ErrorInfo, ItemResult};
+use crate::result::{codes, ErrorInfo, ItemResult, Throttle};
 
 impl Run {
     pub(super) fn decide(&self, idx: usize, outcome: Outcome) -> Decision {
@@ -147,8 +147,7 @@ impl Run {
                 } else {
                     format!("{}; {words}", e.message)
                 };
-                e.throttle_scope = scope;
-                e.throttle_reason = reason;
+                e.throttle = Some(Box::new(Throttle { scope, reason }));
             }
         }
         if let Some(why) = incomplete {

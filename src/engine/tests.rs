@@ -2050,9 +2050,10 @@ async fn graph_throttle_headers_reach_the_error_and_priority_travels() {
     .await;
     assert_eq!(log[0].items[0]["headers"]["x-ms-throttle-priority"], "Low");
     let e = results[0].error.as_ref().expect("a 429 is an error");
-    assert_eq!(e.throttle_reason.as_deref(), Some("WriteLimitExceeded"));
-    assert!(e
-        .throttle_scope
+    let t = e.throttle.as_ref().expect("the throttle headers were read");
+    assert_eq!(t.reason.as_deref(), Some("WriteLimitExceeded"));
+    assert!(t
+        .scope
         .as_deref()
         .unwrap()
         .starts_with("Tenant_Application/Write/"));
