@@ -41,6 +41,9 @@ pub struct Options {
     pub max_attempts: u32,
     /// Fetch `nextLink` pages and merge them into one result.
     pub follow_next_link: bool,
+    /// When the batch endpoint itself is refused (404, 405, 400), send the
+    /// requests one by one instead, with the same pacing and retries.
+    pub batch_fallback: bool,
     /// Overall deadline of a run, from its start.
     pub timeout: Duration,
     /// How long one HTTP attempt waits for its answer; a longer wait is a
@@ -82,6 +85,8 @@ pub struct OptionsSpec {
     pub max_attempts: Option<u64>,
     /// Follow `nextLink` pages.
     pub follow_next_link: Option<bool>,
+    /// Send requests one by one when the batch endpoint is refused (default true).
+    pub batch_fallback: Option<bool>,
     /// The run's deadline.
     pub timeout_seconds: Option<f64>,
     /// The wait for one HTTP attempt's answer.
@@ -153,6 +158,7 @@ impl Options {
             concurrency: limits::DEFAULT_CONCURRENCY,
             max_attempts: limits::DEFAULT_MAX_ATTEMPTS,
             follow_next_link: false,
+            batch_fallback: true,
             timeout: limits::DEFAULT_TIMEOUT,
             attempt_timeout: limits::DEFAULT_ATTEMPT_TIMEOUT,
             retry_non_idempotent: false,
@@ -186,6 +192,9 @@ impl Options {
         o.set_versions(spec.graph_version, spec.api_version)?;
         if let Some(b) = spec.follow_next_link {
             o.follow_next_link = b;
+        }
+        if let Some(b) = spec.batch_fallback {
+            o.batch_fallback = b;
         }
         if let Some(b) = spec.retry_non_idempotent {
             o.retry_non_idempotent = b;

@@ -185,6 +185,10 @@ pub struct Summary {
     pub batches: u64,
     /// Wall time of the run.
     pub elapsed_ms: u64,
+    /// `"single"` when the batch endpoint was refused and the requests went
+    /// one by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<&'static str>,
 }
 
 #[cfg(test)]

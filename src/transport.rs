@@ -16,12 +16,12 @@ use roots::LazyRoots;
 /// An HTTP request the engine wants sent.
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
-    /// `GET` or `POST`.
+    /// `GET`, `POST`, or (an item sent on its own) any of the request methods.
     pub method: &'static str,
     /// Where to: the endpoint (checked by the engine) or an identity endpoint.
     pub url: Url,
     /// Headers besides `Authorization`.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     /// The body, if any.
     pub body: Option<Vec<u8>>,
     /// Sent as `Authorization: Bearer ...` when present.

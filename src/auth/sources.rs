@@ -127,7 +127,10 @@ pub(super) async fn managed_identity(
     }
     headers.push(("Metadata", "true".into()));
     let request = HttpRequest {
-        headers,
+        headers: headers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         ..HttpRequest::new("GET", url)
     };
     let resp = http.send(request).await.map_err(|e| {
@@ -199,7 +202,10 @@ pub(super) async fn client_secret(
     let url = Url::parse(&url)
         .map_err(|e| AuthError::new(SOURCE, format!("AZURE_TENANT_ID makes no URL: {e}")))?;
     let request = HttpRequest {
-        headers: vec![("Content-Type", "application/x-www-form-urlencoded".into())],
+        headers: vec![(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
         body: Some(form.into_bytes()),
         ..HttpRequest::new("POST", url)
     };

@@ -94,6 +94,102 @@ pub fn decode(api: Api, body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
     }
 }
 
+/// An item as a request of its own (the batch endpoint is refused).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Single {
+    /// The item's wire name, which its answer is read back under.
+    pub name: String,
+    /// Its method, as the transport takes it.
+    pub method: &'static str,
+    /// Path and query relative to the run's root.
+    pub url: String,
+    /// Graph's own headers, and a body's `Content-Type`.
+    pub headers: Vec<(String, String)>,
+    /// The body's bytes (a base64 body decoded).
+    pub body: Option<Vec<u8>>,
+}
+
+/// An item as a request of its own, for when the batch endpoint is refused.
+pub fn single(o: &Outgoing<'_>) -> Single {
+    use base64::Engine as _;
+    let method = match o.method {
+        "GET" => "GET",
+        "PUT" => "PUT",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        _ => "HEAD",
+    };
+    let mut headers: Vec<(String, String)> = o.headers.to_vec();
+    let base64 = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && !graph::is_json_type(v));
+    let body = o.body.map(|b| match (b, base64) {
+        (Value::String(text), true) => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap_or_default(),
+        (json, _) => serde_json::to_vec(json).expect("a JSON value always serializes"),
+    });
+    if body.is_some()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type".into(), "application/json".into()));
+    }
+    Single {
+        name: o.name.to_string(),
+        method,
+        url: o.url.to_string(),
+        headers,
+        body,
+    }
+}
+
+/// A request's own answer, sent on its own, read as a batch item's answer
+/// named `name`: JSON bodies as JSON, others as text (base64 for Graph, as
+/// its batch answers carry them).
+pub fn single_answer(
+    api: Api,
+    name: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> ItemAnswer {
+    use base64::Engine as _;
+    let headers: Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let json_type = header_in(&headers, "content-type").is_none_or(|t| graph::is_json_type(&t));
+    let (body, base64) = match serde_json::from_slice::<Value>(body) {
+        _ if body.is_empty() => (Value::Null, false),
+        Ok(v) if json_type => (v, false),
+        _ if api == Api::Graph => (
+            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+        _ => (
+            Value::String(String::from_utf8_lossy(body).into_owned()),
+            false,
+        ),
+    };
+    ItemAnswer {
+        name: name.to_string(),
+        status,
+        headers,
+        body,
+        base64,
+    }
+}
+
+/// Whether a batch request answered `status` means the batch endpoint
+/// itself is refused here (not routed, not allowed, not understood), so the
+/// requests can only go one by one.
+pub fn batch_endpoint_refused(status: u16) -> bool {
+    matches!(status, 400 | 404 | 405)
+}
+
 /// A URL that clearly belongs to the other API, found before anything is
 /// sent: the server would only answer 404 (or worse, something else).
 pub(crate) fn refuse_foreign_url(url: &str, api: Api) -> Result<(), String> {

@@ -34,6 +34,9 @@ impl Run {
                 self.batch_size = (self.batch_size + 1).min(self.options().batch_size);
                 self.land_items(batch, answers)
             }
+            Reply::Envelope { status, .. } if self.falls_back(status) => {
+                self.one_by_one(batch, status)
+            }
             Reply::Envelope {
                 status,
                 headers,
@@ -193,6 +196,32 @@ impl Run {
             base64: answer.base64,
         };
         self.carry_out(idx, d, got);
+    }
+
+    /// Whether a batch answered `status` means the batch endpoint itself is
+    /// refused here, and the run may send its requests one by one instead.
+    fn falls_back(&self, status: u16) -> bool {
+        self.one_by_one.is_none()
+            && self.options().batch_fallback
+            && dialect::batch_endpoint_refused(status)
+    }
+
+    /// The batch endpoint answered `status`: from now on every request goes
+    /// on its own, with the same pacing, retries and results; this batch's
+    /// requests go again at once (the refusal is not counted as their try).
+    fn one_by_one(&mut self, batch: Vec<usize>, status: u16) {
+        tracing::warn!(
+            status,
+            url = %self.options().batch_url(),
+            "the batch endpoint was refused: the requests are sent one by one (turn this off with batchFallback false, --no-batch-fallback)"
+        );
+        self.one_by_one = Some(status);
+        for &idx in batch.iter().rev() {
+            let item = self.items[idx].live_mut();
+            item.forgive_last_try();
+            item.attempts = item.attempts.saturating_sub(1);
+            self.ready.push_front(idx);
+        }
     }
 }
 

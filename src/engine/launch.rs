@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::run::{Run, LINGER};
 use super::send::Reply;
 use super::InFlight;
-use crate::dialect::{self};
+use crate::dialect::{self, Single};
 use crate::plan;
 use crate::result::codes;
 
@@ -101,19 +101,7 @@ impl Run {
             }
             return None;
         }
-        let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
-        let outgoing: Vec<dialect::Outgoing<'_>> = batch
-            .iter()
-            .zip(&names)
-            .map(|(&i, name)| self.items[i].live().outgoing(name))
-            .collect();
-        let body = dialect::encode(self.options().api, &outgoing);
-        tracing::debug!(
-            items = batch.len(),
-            bytes = body.len(),
-            in_flight = self.in_flight_items,
-            "batch sent"
-        );
+        let wire = self.wire(&batch);
         let refused = self.journal_sent(&batch);
         for &i in &batch {
             let item = self.items[i].live_mut();
@@ -132,10 +120,40 @@ impl Run {
                     may_have_run: false,
                     why,
                 },
-                None => ctx.send_batch(body).await,
+                None => match wire {
+                    Wire::Batch(body) => ctx.send_batch(body).await,
+                    Wire::OneByOne(singles) => ctx.send_each(singles).await,
+                },
             };
             (batch, reply)
         }))
+    }
+
+    /// How `batch` travels: one batch request in the API's dialect, or,
+    /// where the batch endpoint is refused, a request of its own for each.
+    fn wire(&self, batch: &[usize]) -> Wire {
+        let names: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
+        let outgoing: Vec<dialect::Outgoing<'_>> = batch
+            .iter()
+            .zip(&names)
+            .map(|(&i, name)| self.items[i].live().outgoing(name))
+            .collect();
+        if self.one_by_one.is_some() {
+            tracing::debug!(
+                items = batch.len(),
+                in_flight = self.in_flight_items,
+                "requests sent one by one"
+            );
+            return Wire::OneByOne(outgoing.iter().map(dialect::single).collect());
+        }
+        let body = dialect::encode(self.options().api, &outgoing);
+        tracing::debug!(
+            items = batch.len(),
+            bytes = body.len(),
+            in_flight = self.in_flight_items,
+            "batch sent"
+        );
+        Wire::Batch(body)
     }
 
     /// Records in the journal that `batch` is about to leave; the reason not
@@ -169,4 +187,12 @@ impl Run {
         let until = Instant::now() + wait;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
+}
+
+/// How one batch's requests travel.
+enum Wire {
+    /// One batch request's body.
+    Batch(Vec<u8>),
+    /// Each request on its own (the batch endpoint is refused).
+    OneByOne(Vec<Single>),
 }

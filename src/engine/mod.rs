@@ -201,11 +201,11 @@ impl Engine {
         if let Some(j) = &self.ctx.journal {
             let _ = j.sync();
         }
-        summary(&progress, started)
+        summary(&progress, started, run.one_by_one.is_some())
     }
 }
 
-fn summary(progress: &Progress, started: Instant) -> Summary {
+fn summary(progress: &Progress, started: Instant, one_by_one: bool) -> Summary {
     let p = progress.snapshot();
     Summary {
         total: p.total,
@@ -215,6 +215,7 @@ fn summary(progress: &Progress, started: Instant) -> Summary {
         replayed: p.replayed,
         batches: p.batches,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        fallback: one_by_one.then_some("single"),
     }
 }
 

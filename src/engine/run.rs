@@ -92,6 +92,8 @@ pub(super) struct Run {
     /// time the service answers a batch 413.
     pub(super) max_bytes: usize,
     pub(super) in_flight_items: u64,
+    /// The batch endpoint was refused (its status): requests go one by one.
+    pub(super) one_by_one: Option<u16>,
     pub(super) sink: ResultSender,
     /// Results finished this turn of the run's loop, handed out together at
     /// its end (one wake-up of the reader for a batch's answers, not one each).
@@ -118,6 +120,7 @@ impl Run {
             paused_until: None,
             max_bytes: limits::MAX_BATCH_BYTES,
             in_flight_items: 0,
+            one_by_one: None,
             sink,
             outbox: vec![],
             progress,

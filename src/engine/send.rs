@@ -12,7 +12,7 @@ use crate::auth::{AuthError, TokenSource};
 use crate::clock::Clock;
 use crate::decision::{on_unauthorized, poll_again, Unauthorized, MAX_POLL_WAIT};
 use crate::dialect::Api;
-use crate::dialect::{self, ItemAnswer};
+use crate::dialect::{self, ItemAnswer, Single};
 use crate::journal::Journal;
 use crate::options::Options;
 use crate::result::codes;
@@ -89,6 +89,22 @@ impl Ctx {
         body: Option<Vec<u8>>,
         bearer: &Option<Secret>,
     ) -> Result<HttpResponse, TransportError> {
+        let headers = match body {
+            Some(_) => vec![("Content-Type".into(), "application/json".to_string())],
+            None => vec![],
+        };
+        self.http_with(method, url, headers, body, bearer).await
+    }
+
+    /// [`Ctx::http`] with the request's own headers.
+    async fn http_with(
+        &self,
+        method: &'static str,
+        url: Url,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        bearer: &Option<Secret>,
+    ) -> Result<HttpResponse, TransportError> {
         if !self.options.is_same_origin(&url) {
             return Err(TransportError::MaybeSent(format!(
                 "refusing to call {}: it is not the endpoint {}",
@@ -96,10 +112,6 @@ impl Ctx {
                 self.options.endpoint.origin().ascii_serialization()
             )));
         }
-        let headers = match body {
-            Some(_) => vec![("Content-Type", "application/json".to_string())],
-            None => vec![],
-        };
         let send = self.transport.send(HttpRequest {
             headers,
             body,
@@ -177,6 +189,68 @@ impl Ctx {
                 },
             },
         }
+    }
+
+    /// Sends each item of a batch as a request of its own (the batch endpoint
+    /// is refused here), all at once, and reads their answers as the batch
+    /// answer would have carried them. An item whose request failed is left
+    /// out of the answer, so it is handled as an item the answer lost.
+    pub async fn send_each(&self, singles: Vec<Single>) -> Reply {
+        let bearer = match &self.auth {
+            None => None,
+            Some(a) => match a.token().await {
+                Ok((t, _)) => Some(t),
+                Err(e) => return Reply::Auth(e),
+            },
+        };
+        let api = self.options.api;
+        let sends = singles.into_iter().map(|one| {
+            let bearer = bearer.clone();
+            async move {
+                let url = match self.single_url(&one.url) {
+                    Ok(u) => u,
+                    Err(e) => return Err(TransportError::NotSent(e)),
+                };
+                let answer = self
+                    .http_with(one.method, url, one.headers, one.body, &bearer)
+                    .await?;
+                Ok(dialect::single_answer(
+                    api,
+                    &one.name,
+                    answer.status,
+                    &answer.headers,
+                    &answer.body,
+                ))
+            }
+        });
+        let results = futures::future::join_all(sends).await;
+        if let Some(Err(TransportError::Tls(why))) = results.first() {
+            return Reply::Refused {
+                code: codes::TLS_FAILED,
+                may_have_run: false,
+                why: why.clone(),
+            };
+        }
+        if results
+            .iter()
+            .all(|r| matches!(r, Err(TransportError::NotSent(_))))
+        {
+            if let Some(Err(e)) = results.into_iter().next() {
+                return Reply::NotSent(e.message().to_string());
+            }
+            return Reply::Items(vec![]);
+        }
+        Reply::Items(results.into_iter().filter_map(Result::ok).collect())
+    }
+
+    /// The URL of an item sent on its own: the run's root and its path.
+    fn single_url(&self, relative: &str) -> Result<Url, String> {
+        let text = format!(
+            "{}{}{relative}",
+            self.options.endpoint.origin().ascii_serialization(),
+            self.options.url_root()
+        );
+        Url::parse(&text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))
     }
 
     /// Polls the `Location` of an accepted batch until its final answer.

@@ -53,9 +53,11 @@ struct Sent {
     at: Duration,
     method: &'static str,
     url: String,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(String, String)>,
     bearer: Option<String>,
     items: Vec<Value>,
+    /// The body as it was sent.
+    raw: Vec<u8>,
 }
 
 struct Script {
@@ -73,7 +75,7 @@ impl Transport for Fake {
         let body: Value = req
             .body
             .as_deref()
-            .map(|b| serde_json::from_slice(b).unwrap())
+            .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
         let sent = Sent {
             at: self.0.start.elapsed(),
@@ -82,6 +84,7 @@ impl Transport for Fake {
             headers: req.headers.clone(),
             bearer: req.bearer.map(|s| s.expose().to_string()),
             items: body["requests"].as_array().cloned().unwrap_or_default(),
+            raw: req.body.clone().unwrap_or_default(),
         };
         self.0.log.lock().unwrap().push(sent.clone());
         let out = (self.0.handler.lock().unwrap())(&sent);
@@ -939,9 +942,10 @@ async fn tokens_are_renewed_during_a_long_run() {
     let tokens = issued.clone();
     let handler: Handler = Box::new(move |s| {
         if s.url.starts_with("https://identity.test/") {
-            assert!(s
-                .headers
-                .contains(&("X-IDENTITY-HEADER", "the-identity-header".into())));
+            assert!(s.headers.contains(&(
+                "X-IDENTITY-HEADER".to_string(),
+                "the-identity-header".into()
+            )));
             assert!(
                 s.url
                     .contains("resource=https%3A%2F%2Fmanagement.azure.com%2F"),
@@ -2105,4 +2109,130 @@ async fn a_listing_whose_third_page_fails_names_it_and_keeps_what_was_read() {
         e.message
     );
     assert_eq!(r.pages, 2);
+}
+
+fn refuses_the_batch_endpoint(s: &Sent) -> Result<HttpResponse, TransportError> {
+    if s.url.contains("batch") {
+        return Ok(HttpResponse {
+            status: 404,
+            headers: vec![],
+            body: br#"{"error":{"code":"NotFound","message":"no route"}}"#.to_vec(),
+        });
+    }
+    Ok(HttpResponse {
+        status: if s.method == "PUT" { 201 } else { 200 },
+        headers: vec![(
+            "Content-Type".into(),
+            "application/json; charset=utf-8".into(),
+        )],
+        body: json!({"url": s.url, "method": s.method})
+            .to_string()
+            .into_bytes(),
+    })
+}
+
+/// POST /batch answered 404 (a cloud or proxy that does not route the
+/// undocumented endpoint): said once, and every request goes on its own.
+#[tokio::test(start_paused = true)]
+async fn a_refused_batch_endpoint_falls_back_to_one_request_each() {
+    let mut put = get(
+        "w",
+        "/subscriptions/s/resourcegroups/rg?api-version=2021-04-01",
+    );
+    put.method = "PUT".into();
+    put.body = Some(json!({"location": "westeurope"}));
+    let requests = vec![
+        get("a", "/subscriptions/s?api-version=2022-12-01"),
+        put,
+        get("b", "/subscriptions/t?api-version=2022-12-01"),
+    ];
+    let (results, log, summary) =
+        run(options(), requests, Box::new(refuses_the_batch_endpoint)).await;
+    assert_eq!(summary.fallback, Some("single"), "{summary:?}");
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| (r.status, r.attempts))
+            .collect::<Vec<_>>(),
+        vec![(200, 1), (201, 1), (200, 1)],
+        "the refused batch is not counted as a try"
+    );
+    assert_eq!(results[1].body["method"], "PUT");
+    let singles: Vec<&Sent> = log.iter().filter(|s| !s.url.contains("batch")).collect();
+    assert_eq!(
+        log.iter().filter(|s| s.url.contains("batch")).count(),
+        1,
+        "refused once, not asked again"
+    );
+    assert_eq!(singles.len(), 3);
+    assert!(singles.iter().any(|s| s.method == "PUT"
+        && s.url == "https://arm.test/subscriptions/s/resourcegroups/rg?api-version=2021-04-01"
+        && s.bearer.as_deref() == Some("tok")));
+    let put_sent = singles.iter().find(|s| s.method == "PUT").unwrap();
+    assert!(put_sent
+        .headers
+        .iter()
+        .any(|(k, v)| k == "Content-Type" && v == "application/json"));
+}
+
+/// With the fallback off, a refused batch endpoint fails its requests.
+#[tokio::test(start_paused = true)]
+async fn the_fallback_can_be_turned_off() {
+    let mut o = options();
+    o.batch_fallback = false;
+    let (results, log, summary) = run(
+        o,
+        vec![get("a", "/subscriptions/s?api-version=1")],
+        Box::new(refuses_the_batch_endpoint),
+    )
+    .await;
+    assert_eq!(results[0].status, 404);
+    assert_eq!(summary.fallback, None);
+    assert!(log.iter().all(|s| s.url.contains("batch")));
+}
+
+/// Graph one by one: the item's own headers, a base64 body sent as its bytes,
+/// a binary answer read back as base64.
+#[tokio::test(start_paused = true)]
+async fn graph_one_by_one_keeps_headers_and_binary_bodies() {
+    let o = graph_options();
+    let reqs = parse(
+        &o,
+        &[
+            json!({"id": "photo", "method": "PUT", "url": "/me/photo/$value", "body": "AAEC", "bodyEncoding": "base64",
+                 "headers": {"Content-Type": "image/jpeg"}}),
+            json!({"id": "count", "url": "/users/$count", "headers": {"ConsistencyLevel": "eventual"}}),
+        ],
+    );
+    let (results, log, summary) = run(
+        o,
+        reqs,
+        Box::new(|s| {
+            let refused = s.url.ends_with("$batch");
+            Ok(HttpResponse {
+                status: if refused { 405 } else { 200 },
+                headers: vec![("Content-Type".into(), "image/png".into())],
+                body: if refused { vec![] } else { vec![0x89, 0x50] },
+            })
+        }),
+    )
+    .await;
+    assert_eq!(summary.fallback, Some("single"));
+    assert_eq!(
+        (results[0].status, results[0].body_encoding),
+        (200, Some("base64"))
+    );
+    assert_eq!(results[0].body, json!("iVA="), "a binary answer as base64");
+    let photo = log.iter().find(|s| s.method == "PUT").unwrap();
+    assert_eq!(photo.url, "https://arm.test/v1.0/me/photo/$value");
+    let has =
+        |s: &Sent, name: &str, value: &str| s.headers.iter().any(|(k, v)| k == name && v == value);
+    assert!(has(photo, "Content-Type", "image/jpeg"));
+    assert_eq!(
+        photo.raw,
+        vec![0u8, 1, 2],
+        "the base64 body sent as its bytes"
+    );
+    let count = log.iter().find(|s| s.url.ends_with("$count")).unwrap();
+    assert!(has(count, "ConsistencyLevel", "eventual"));
 }

@@ -66,6 +66,10 @@ pub struct Common {
     /// Fetch every nextLink page and merge them into one result.
     #[arg(long)]
     follow_next_link: bool,
+    /// Fail instead of sending the requests one by one when the batch
+    /// endpoint itself is refused (404, 405 or 400).
+    #[arg(long)]
+    no_batch_fallback: bool,
     /// Deadline of the whole run in seconds.
     #[arg(long, value_name = "SECONDS", help = format!("Deadline of the whole run in seconds (default {})", limits::DEFAULT_TIMEOUT.as_secs()))]
     timeout: Option<f64>,
@@ -174,6 +178,7 @@ impl Common {
             attempt_timeout_seconds: self.attempt_timeout,
             graph_version: self.graph_version.clone(),
             follow_next_link: Some(self.follow_next_link),
+            batch_fallback: Some(!self.no_batch_fallback),
             retry_non_idempotent: Some(self.retry_non_idempotent),
             journal: self.journal.as_ref().map(|p| p.display().to_string()),
             ..OptionsSpec::default()
@@ -470,6 +475,9 @@ fn stream(job: Arc<Job>, common: &Common) -> i32 {
         s.batches,
         s.elapsed_ms as f64 / 1000.0
     );
+    if s.fallback.is_some() {
+        eprintln!("azbatch: warning: the batch endpoint was refused, so the requests were sent one by one (--no-batch-fallback turns this off)");
+    }
     if let Some(why) = auth_failed {
         eprintln!("azbatch: authentication failed: {why}");
         exit::AUTH
