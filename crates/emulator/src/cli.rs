@@ -38,6 +38,13 @@ pub struct Args {
     /// Deletes per subscription bucket and refill per second, e.g. 200,10.
     #[arg(long, default_value = "200,10")]
     deletes: String,
+    /// Calls a second other principals take from each subscription's global
+    /// bucket (shared by all principals, 15 times one principal's).
+    #[arg(long, default_value_t = 0.0)]
+    others_per_second: f64,
+    /// Send no x-ms-ratelimit-remaining-* headers: answer 200 or 429 and nothing else.
+    #[arg(long)]
+    no_rate_headers: bool,
     /// Fault rates, e.g. item429=0.1,envelope503=0.05,reset=0.01,truncate=0.01,slow=0.1.
     #[arg(long, default_value = "")]
     faults: String,
@@ -139,6 +146,9 @@ pub fn config(a: &Args) -> Result<Config, String> {
             write_refill: wr,
             delete_capacity: dc,
             delete_refill: dr,
+            others_per_second: a.others_per_second,
+            headers: !a.no_rate_headers,
+            ..Throttle::default()
         },
         faults,
         async_threshold: a.async_threshold,

@@ -37,6 +37,14 @@ pub struct Throttle {
     pub delete_capacity: f64,
     /// Deletes refilled per second.
     pub delete_refill: f64,
+    /// The subscription's global bucket, every principal's together: this
+    /// many times a principal's (ARM documents 15).
+    pub global_factor: f64,
+    /// Calls a second that other principals take from the global buckets.
+    pub others_per_second: f64,
+    /// Whether answers say what is left (`x-ms-ratelimit-remaining-*`); off,
+    /// the service answers 200 or 429 and nothing else.
+    pub headers: bool,
 }
 
 impl Default for Throttle {
@@ -49,6 +57,9 @@ impl Default for Throttle {
             write_refill: 10.0,
             delete_capacity: 200.0,
             delete_refill: 10.0,
+            global_factor: 15.0,
+            others_per_second: 0.0,
+            headers: true,
         }
     }
 }

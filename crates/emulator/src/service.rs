@@ -301,32 +301,39 @@ impl Service {
             .lock()
             .unwrap()
             .take(&key, kind, Instant::now());
+        let left = match taken {
+            Ok(l) | Err((_, l)) => l,
+        };
         let mut reply = match taken {
-            Err(wait) => {
+            Err((wait, _)) => {
                 let mut r = if key == TENANT {
                     cloud_error(429, "TenantRequestsThrottled", &format!("Number of {} requests for the tenant exceeded the limit. Please try again after '{wait}' seconds.", kind.word()))
                 } else {
                     cloud_error(429, "SubscriptionRequestsThrottled", &format!("Number of {} requests for subscription '{key}' exceeded the limit. Please try again after '{wait}' seconds.", kind.word()))
                 };
                 r.headers.push(("Retry-After".into(), wait.to_string()));
-                r.headers.push((header.into(), "0".into()));
                 r
             }
-            Ok(remaining) => {
+            Ok(_) => {
                 let delay = self.latency();
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
                 let base = self.config.next_link_base.as_deref().unwrap_or(base);
-                let mut r = self
-                    .arm
+                self.arm
                     .lock()
                     .unwrap()
-                    .handle(method, &path, &query, body, base);
-                r.headers.push((header.into(), remaining.to_string()));
-                r
+                    .handle(method, &path, &query, body, base)
             }
         };
+        if self.config.throttle.headers {
+            reply.headers.push((header.into(), left.own.to_string()));
+            if let Some(g) = left.global {
+                reply
+                    .headers
+                    .push((kind.global_header().into(), g.to_string()));
+            }
+        }
         reply.headers.push((
             "x-ms-request-id".into(),
             format!("{:016x}", self.rng.lock().unwrap().random::<u64>()),
@@ -362,7 +369,7 @@ impl Drop for MailboxGuard<'_> {
 }
 
 /// The throttle key of calls outside any subscription.
-const TENANT: &str = "tenant";
+pub(crate) const TENANT: &str = "tenant";
 
 /// `/subscriptions/{id}/...` is throttled per subscription; anything else per tenant.
 fn throttle_key(path: &str) -> String {

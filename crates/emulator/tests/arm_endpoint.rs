@@ -136,6 +136,10 @@ async fn items_carry_the_remaining_reads_and_throttle_per_subscription() {
             r["headers"]["x-ms-ratelimit-remaining-subscription-reads"], "249",
             "each subscription has its own bucket"
         );
+        assert_eq!(
+            r["headers"]["x-ms-ratelimit-remaining-subscription-global-reads"], "3749",
+            "inside the subscription's global bucket, 15 times a principal's"
+        );
         let length = r["contentLength"].as_u64().unwrap() as usize;
         assert_eq!(
             length,
@@ -313,4 +317,40 @@ async fn injected_faults_follow_the_seed() {
         .all(|(_, s)| *s == 429 || *s == 503));
     assert_eq!(run(11).await, a, "the same seed injects the same faults");
     assert_ne!(run(12).await, a, "another seed, other faults");
+}
+
+#[tokio::test]
+async fn without_rate_headers_items_say_nothing_of_their_buckets() {
+    let emu = start(Config {
+        subscriptions: 3,
+        throttle: azbatch_emulator::config::Throttle {
+            headers: false,
+            read_capacity: 1.0,
+            read_refill: 0.001,
+            ..Default::default()
+        },
+        ..Config::default()
+    });
+    let (_, _, b) = post(&emu, V, &items(3, true)).await;
+    let (_, _, again) = post(&emu, V, &items(3, true)).await;
+    for r in b["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(again["responses"].as_array().unwrap())
+    {
+        let headers = r["headers"].as_object().unwrap();
+        assert!(
+            headers.keys().all(|k| !k.starts_with("x-ms-ratelimit")),
+            "{headers:?}"
+        );
+    }
+    assert!(
+        again["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["httpStatusCode"] == 429),
+        "still throttled, with Retry-After alone: {again}"
+    );
 }
