@@ -410,8 +410,8 @@ fn bench_prints_a_row_per_strategy() {
         .collect();
     assert_eq!(
         rows.len(),
-        4 * 4 + 5 * 3 + 2,
-        "four strategies for a, b, c, d; five for e, f and g (with the Graph SDK); for h AzBatch and the library alone: {workloads:?}"
+        4 * 4 + 5 * 3 + 2 + 4,
+        "four strategies for a, b, c, d; five for e, f and g (with the Graph SDK); for h AzBatch and the library alone; AzBatch alone for the learned limits i, j, k, l: {workloads:?}"
     );
     let tools =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/bin/csc");

@@ -77,6 +77,10 @@ pub struct GraphThrottle {
     pub read_cost: f64,
     /// Cost of a write.
     pub write_cost: f64,
+    /// Whether answers say what they cost and how much of the limit is used
+    /// (`x-ms-resource-unit`, `x-ms-throttle-limit-percentage`); off, as most of
+    /// Graph, a 429 with `Retry-After` is all the service says.
+    pub headers: bool,
 }
 
 impl Default for GraphThrottle {
@@ -87,6 +91,7 @@ impl Default for GraphThrottle {
             refill: 350.0,
             read_cost: 1.0,
             write_cost: 3.0,
+            headers: true,
         }
     }
 }

@@ -263,13 +263,13 @@ impl Service {
                     .lock()
                     .unwrap()
                     .handle(method, &path, &query, body, bytes, root);
-                if counted {
+                if counted && t.headers {
                     // What the request cost, on every answer that counted.
                     r.headers
                         .push(("x-ms-resource-unit".into(), format!("{cost}")));
                 }
                 // As Graph sends it: the fraction of the limit used, only above 0.8.
-                if percent >= 80.0 {
+                if percent >= 80.0 && t.headers {
                     r.headers.push((
                         "x-ms-throttle-limit-percentage".into(),
                         format!("{:.2}", percent / 100.0),

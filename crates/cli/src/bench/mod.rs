@@ -86,6 +86,14 @@ struct Workload {
     /// The strategies other than AzBatch (skipped where they would take hours
     /// or, for memory, mean nothing).
     baselines: bool,
+    /// ARM's buckets as the emulator keeps them for this workload.
+    throttle: Throttle,
+    /// Graph's resource units as the emulator keeps them.
+    graph_throttle: GraphThrottle,
+    /// The cloud AzBatch is told it talks to (its documented seeds).
+    cloud: Option<&'static str>,
+    /// A limit AzBatch learns from the answers: AzBatch's row alone.
+    learned: bool,
 }
 
 fn reads(n: usize, subscriptions: usize) -> Vec<String> {
@@ -119,6 +127,20 @@ impl Workload {
             chains: 0,
             latency,
             baselines: true,
+            throttle: Throttle::default(),
+            graph_throttle: GraphThrottle::default(),
+            cloud: None,
+            learned: false,
+        }
+    }
+
+    /// This workload against buckets AzBatch does not know beforehand.
+    fn learning(self, throttle: Throttle, graph_throttle: GraphThrottle) -> Workload {
+        Workload {
+            throttle,
+            graph_throttle,
+            learned: true,
+            ..self
         }
     }
 
@@ -147,6 +169,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
     };
     let mut all = arm_workloads(&n, latency);
     all.extend(graph_workloads(&n, latency));
+    all.extend(learned_workloads(&n, latency));
     all.push(Workload {
         baselines: false,
         ..Workload::arm(
@@ -176,6 +199,85 @@ fn arm_workloads(n: &impl Fn(usize) -> usize, latency: Latency) -> Vec<Workload>
         Workload::arm("b", name_b, 500, reads(n(10_000), 500), latency),
         Workload::arm("c", name_c, 1, reads(n(1_000), 1), latency),
         Workload::arm("d", name_d, 200, reads(n(100_000), 200), latency),
+    ]
+}
+
+/// Limits the emulator keeps that AzBatch must learn from the answers (or
+/// take from its cloud's documented seeds): AzBatch's row alone.
+fn learned_workloads(n: &impl Fn(usize) -> usize, latency: Latency) -> Vec<Workload> {
+    let arm = Throttle::default();
+    let graph = GraphThrottle::default();
+    let slow = Throttle {
+        read_refill: 5.0,
+        headers: false,
+        ..arm
+    };
+    // Another principal takes 45 of the global bucket's 50 a second (a
+    // global bucket of twice a principal's here, so the row is short).
+    let shared = Throttle {
+        global_factor: 2.0,
+        others_per_second: 45.0,
+        ..arm
+    };
+    let hourly = Throttle {
+        read_capacity: 12_000.0,
+        read_refill: 12_000.0 / 3600.0,
+        ..arm
+    };
+    let users = (0..n(2_000))
+        .map(|i| format!("/users/{}", user_id(i)))
+        .collect();
+    vec![
+        Workload::arm(
+            "i",
+            format!(
+                "(i) {} ARM reads, a bucket slower than documented (250 + 5/s), no rate headers",
+                n(600)
+            ),
+            1,
+            reads(n(600), 1),
+            latency,
+        )
+        .learning(slow, graph),
+        Workload::arm(
+            "j",
+            format!(
+                "(j) {} ARM reads, the global bucket drained by another principal (5/s left)",
+                n(600)
+            ),
+            1,
+            reads(n(600), 1),
+            latency,
+        )
+        .learning(shared, graph),
+        Workload {
+            cloud: Some("AzureChinaCloud"),
+            ..Workload::arm(
+                "k",
+                format!(
+                    "(k) {} ARM reads, China's hourly counts (12,000 reads an hour)",
+                    n(12_100)
+                ),
+                1,
+                reads(n(12_100), 1),
+                latency,
+            )
+            .learning(hourly, graph)
+        },
+        Workload::graph(
+            "l",
+            format!("(l) {} Graph user updates, no unit headers", n(2_000)),
+            "PATCH",
+            users,
+            latency,
+        )
+        .learning(
+            arm,
+            GraphThrottle {
+                headers: false,
+                ..graph
+            },
+        ),
     ]
 }
 
@@ -224,7 +326,10 @@ fn ideal(w: &Workload, throttle: &Throttle) -> Option<f64> {
     }
     let per_sub = w.urls.len().div_ceil(w.subscriptions) as f64;
     let bucket = (per_sub - throttle.read_capacity).max(0.0) / throttle.read_refill;
-    Some(latency_bound(w, w.urls.len()).max(bucket)).filter(|i| *i > 0.0)
+    let f = throttle.global_factor;
+    let global_rate = throttle.read_refill * f - throttle.others_per_second;
+    let global = (per_sub - throttle.read_capacity * f).max(0.0) / global_rate.max(0.001);
+    Some(latency_bound(w, w.urls.len()).max(bucket).max(global)).filter(|i| *i > 0.0)
 }
 
 /// The time `n` requests sent together take: one round ends with the slowest
@@ -246,7 +351,7 @@ fn latency_bound(w: &Workload, n: usize) -> f64 {
 /// directory counts (Outlook's requests are not among them), and each
 /// mailbox's requests four at a time.
 fn graph_ideal(w: &Workload) -> f64 {
-    let g = GraphThrottle::default();
+    let g = w.graph_throttle;
     let chain_requests: Vec<Value> = (0..w.chains)
         .flat_map(crate::demo::onboarding_requests)
         .collect();
@@ -302,7 +407,7 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
-    let throttle = Throttle::default();
+    let throttle = w.throttle;
     let emu = restart(w, throttle)?;
     let ideal = ideal(w, &throttle);
     let mut rows = vec![];
@@ -333,7 +438,7 @@ async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
         let note = per_request(&m)
             .map(|c| format!("the library alone (requests made in memory, results dropped): {c}"));
         row("AzBatch library", m, note);
-    } else if azbatch_only {
+    } else if azbatch_only || w.learned {
         let m = azbatch_child(&emu, w)?;
         row("AzBatch", m, None);
     } else if w.chains > 0 {
@@ -604,6 +709,7 @@ fn restart(w: &Workload, throttle: Throttle) -> Result<Emulator> {
         latency: w.latency,
         token: Some(TOKEN.into()),
         throttle,
+        graph_throttle: w.graph_throttle,
         ..Config::default()
     })
     .context("starting the emulator")
@@ -857,6 +963,7 @@ fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
             "--batch-size",
             &BATCH.to_string(),
         ])
+        .args(w.cloud.map(|c| ["--cloud", c]).into_iter().flatten())
         .arg(&file)
         .stderr(std::process::Stdio::null());
     let measured = timed_child(emu, cmd, |mut out| {
