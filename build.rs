@@ -3,7 +3,7 @@
 
 fn main() {
     // A soname (install name on macOS) lets a host that loaded the library by
-    // absolute path bind DllImport("azbatch") to that copy (AzBatchNative.cs).
+    // absolute path bind DllImport("azbatch") to that copy (powershell/src/Native.cs).
     match std::env::var("CARGO_CFG_TARGET_OS").as_deref() {
         Ok("linux") => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libazbatch.so"),
         Ok("macos") => {

@@ -9,7 +9,8 @@
  *   batch_string_free only. batch_version returns a static string: never free it.
  * - Every const char * argument is borrowed for the call only, NUL-terminated UTF-8.
  * - Out-parameters are written only on success; on failure (and on
- *   AZBATCH_FULL, with the note) only error_out is written. error_out may be NULL when the caller does not want the message;
+ *   AZBATCH_FULL, with the note) only error_out is written. On success *error_out is set to NULL (a
+ *   variable that held an earlier message, already freed, is never mistaken for a new one). error_out may be NULL when the caller does not want the message;
  *   every other out-parameter is required, and NULL there is
  *   AZBATCH_ERR_NULL_ARGUMENT (nothing is taken, so no result is lost).
  * - Every function returns an AzBatchStatus (except the frees and
@@ -76,7 +77,9 @@ typedef struct AzBatch AzBatch;
 // Counters of a run, filled by `batch_progress`. Frozen: fields are only
 // ever added at the end, and the layout is checked by a test.
 typedef struct AzBatchProgress {
-  // Requests added.
+  // Requests the run has taken in so far: 0 before `batch_start` or
+  // `batch_open`, then each as the run takes it (a `forEachSubscription`
+  // template counts as the requests it makes, once they are made).
   uint64_t total;
   // Requests with a final result.
   uint64_t completed;
@@ -90,8 +93,11 @@ typedef struct AzBatchProgress {
   uint64_t in_flight;
   // 429 answers seen (items and batches).
   uint64_t throttled;
-  // Batch requests sent.
+  // Batch requests sent (one by one, each request counts as one).
   uint64_t batches;
+  // Requests whose final result came from the journal of an earlier run,
+  // not sent again (counted in `completed` too).
+  uint64_t replayed;
 } AzBatchProgress;
 
 

@@ -304,14 +304,6 @@ impl Job {
         job
     }
 
-    /// Whether nothing was added yet (no request, no template).
-    pub fn is_empty(&self) -> bool {
-        self.lock().map_or(true, |s| match &*s {
-            State::Building(b) => b.added() == 0,
-            State::Running(_) => false,
-        })
-    }
-
     /// The options this job runs with.
     pub fn options(&self) -> &Options {
         &self.options
@@ -559,11 +551,6 @@ impl Job {
     /// Safe from any thread at any time.
     pub fn cancel(&self) {
         self.cancel.cancel();
-    }
-
-    /// Whether [`Job::cancel`] was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
     }
 }
 

@@ -1,6 +1,7 @@
-//! Every number a caller can set, with its range and default: the options
-//! parser checks against these, the command line's help and the PowerShell
-//! module (through `batch_info`) read them, so each lives here only.
+//! Every number a caller can set, with its range and default, and AzBatch's
+//! own waits: the options parser checks against these, the command line's
+//! help and the PowerShell module (through `batch_info`) read them, so each
+//! lives here only. (The services' limits are their dialects': `src/dialect/`.)
 
 use std::time::Duration;
 
@@ -35,6 +36,12 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest batch request body AzBatch sends: Graph refuses requests over
 /// 4 MB, and ARM's request limit is 4 MB too; a little is left for headers.
 pub const MAX_BATCH_BYTES: usize = 4_000_000;
+
+/// The first wait of AzBatch's own backoff (doubling from here), when the
+/// service names none.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(800);
+/// The longest wait of AzBatch's own backoff, jitter included.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// Longest wait AzBatch accepts from a service's `Retry-After` (or its own
 /// backoff); anything longer is cut to this.

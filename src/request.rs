@@ -239,13 +239,9 @@ struct Body {
 
 impl RequestList {
     /// How many requests were added.
+    #[allow(clippy::len_without_is_empty)] // a list is asked its length, never whether it is empty
     pub fn len(&self) -> usize {
         self.added
-    }
-
-    /// Whether nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 
     /// The requests, in the order added.

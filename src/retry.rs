@@ -67,8 +67,8 @@ pub struct Backoff {
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
-            base: Duration::from_millis(800),
-            cap: Duration::from_secs(60),
+            base: crate::limits::BACKOFF_BASE,
+            cap: crate::limits::BACKOFF_CAP,
             jitter: true,
         }
     }

@@ -24,6 +24,7 @@ namespace AzBatch
         public ulong InFlight;
         public ulong Throttled;
         public ulong Batches;
+        public ulong Replayed;
     }
 
     /// <summary>AzBatchStatus of azbatch.h: AZBATCH_OK is Ok, AZBATCH_ERR_NULL_ARGUMENT

@@ -1,8 +1,8 @@
-// Drives AzBatchNative.cs on .NET against the real library and the emulator:
-// discovery, ARM and Graph runs, streaming, progress, cancel, error paths,
-// non-ASCII text both ways, and the handle's release. Compiled as C# 5
-// together with the interop class, the language Windows PowerShell 5.1's
-// Add-Type compiles.
+// Drives the module's interop (powershell/src/Native.cs) on .NET against the
+// real library and the emulator: discovery, ARM and Graph runs, streaming,
+// progress, cancel, error paths, non-ASCII text both ways, and the handle's
+// release. Compiled as C# 5 together with the interop class, as the module
+// itself is compiled (netstandard2.0, so Windows PowerShell 5.1 loads it).
 //
 // usage: dotnet driver.dll ENDPOINT TOKEN MODULE_ROOT EXPECTED_VERSION
 using System;

@@ -32,7 +32,8 @@ impl From<crate::error::Error> for Failure {
 }
 
 /// Runs `body`, turning a panic into `AZBATCH_ERR_PANIC`, and writes the
-/// message of any failure to `error_out` (when it is not NULL).
+/// message of any failure to `error_out` (when it is not NULL); on success
+/// `*error_out` is cleared to NULL, so a caller never reads a stale message.
 pub(crate) fn guard<T>(
     name: &str,
     error_out: *mut *mut c_char,
@@ -49,6 +50,10 @@ pub(crate) fn guard<T>(
             format!("internal error: {name} panicked: {what}"),
         ))
     });
+    if outcome.is_ok() && !error_out.is_null() {
+        // SAFETY: the caller passes NULL or a pointer valid for one write.
+        unsafe { *error_out = std::ptr::null_mut() };
+    }
     outcome.map_err(|f| {
         // Writing the message must not panic either: it only allocates.
         unsafe { write_string(error_out, f.message) };

@@ -32,7 +32,9 @@ pub struct AzBatch {
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AzBatchProgress {
-    /// Requests added.
+    /// Requests the run has taken in so far: 0 before `batch_start` or
+    /// `batch_open`, then each as the run takes it (a `forEachSubscription`
+    /// template counts as the requests it makes, once they are made).
     pub total: u64,
     /// Requests with a final result.
     pub completed: u64,
@@ -46,8 +48,11 @@ pub struct AzBatchProgress {
     pub in_flight: u64,
     /// 429 answers seen (items and batches).
     pub throttled: u64,
-    /// Batch requests sent.
+    /// Batch requests sent (one by one, each request counts as one).
     pub batches: u64,
+    /// Requests whose final result came from the journal of an earlier run,
+    /// not sent again (counted in `completed` too).
+    pub replayed: u64,
 }
 
 impl From<ProgressSnapshot> for AzBatchProgress {
@@ -61,6 +66,7 @@ impl From<ProgressSnapshot> for AzBatchProgress {
             in_flight: p.in_flight,
             throttled: p.throttled,
             batches: p.batches,
+            replayed: p.replayed,
         }
     }
 }
@@ -442,7 +448,7 @@ mod tests {
     fn progress_layout_is_frozen() {
         assert_eq!(
             (size_of::<AzBatchProgress>(), align_of::<AzBatchProgress>()),
-            (64, 8)
+            (72, 8)
         );
         let offsets = [
             offset_of!(AzBatchProgress, total),
@@ -453,8 +459,9 @@ mod tests {
             offset_of!(AzBatchProgress, in_flight),
             offset_of!(AzBatchProgress, throttled),
             offset_of!(AzBatchProgress, batches),
+            offset_of!(AzBatchProgress, replayed),
         ];
-        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 48, 56]);
+        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 48, 56, 64]);
     }
 
     #[test]
@@ -480,8 +487,9 @@ mod tests {
             p.in_flight,
             p.throttled,
             p.batches,
+            p.replayed,
         ];
-        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -73,6 +73,23 @@ static void test_version(void) {
     batch_string_free(info);
 }
 
+static void test_error_out_is_cleared_on_success(void) {
+    static char stale[] = "an earlier message, already freed";
+    char *err = stale;
+    AzBatch *b = NULL;
+    CHECK(batch_new("{\"api\":\"arm\",\"endpoint\":\"http://127.0.0.1:9\",\"token\":\"t\"}", &b, &err) == AZBATCH_OK,
+          "batch_new");
+    CHECK(err == NULL, "error_out cleared on success");
+    err = stale;
+    CHECK(batch_add(b, "{\"url\":\"/subscriptions/x?api-version=1\"}", &err) == AZBATCH_OK && err == NULL,
+          "batch_add clears error_out on success");
+    AzBatchProgress p;
+    CHECK(sizeof p == 72, "AzBatchProgress is 72 bytes (replayed last)");
+    CHECK(batch_progress(b, &p) == AZBATCH_OK && p.total == 0 && p.replayed == 0,
+          "before the run starts it has taken nothing in, and replayed nothing");
+    batch_free(b);
+}
+
 static void test_url_api(void) {
     const char *cases[][2] = {
         {"/users/1", "graph"},
@@ -446,6 +463,7 @@ int main(int argc, char **argv) {
     snprintf(url, sizeof url, "/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01");
     test_version();
     test_url_api();
+    test_error_out_is_cleared_on_success();
     test_null_arguments();
     test_bad_input();
     test_execute();
