@@ -114,10 +114,15 @@ impl Rate {
         self.ceiling *= factor;
     }
 
-    /// The service throttled the scope at `now`: its bucket is empty.
-    pub fn throttled(&mut self, now: Instant) -> Learned {
+    /// The service throttled the scope at `now`: its bucket is empty. A
+    /// scope whose answers tell its bucket's state (`informed`) is not cut
+    /// at its first throttle (the headers already pace it, and one 429 in
+    /// answers that arrive out of order says little); its spans are measured
+    /// all the same.
+    pub fn throttled(&mut self, now: Instant, informed: bool) -> Learned {
         let from = self.per_second;
         let learned = match self.empty_at {
+            None if informed => Learned::Kept { rate: from },
             None => {
                 self.per_second = (from * FIRST_CUT).max(FLOOR);
                 Learned::Cut {
@@ -166,7 +171,7 @@ mod tests {
         let mut r = Rate::new(25.0, 25.0, t0);
         assert!(!r.learned());
         assert_eq!(
-            r.throttled(at(t0, 10_000)),
+            r.throttled(at(t0, 10_000), false),
             Learned::Cut {
                 from: 25.0,
                 to: 12.5
@@ -180,7 +185,7 @@ mod tests {
                 "no growth yet"
             );
         }
-        match r.throttled(at(t0, 20_000)) {
+        match r.throttled(at(t0, 20_000), false) {
             Learned::Measured {
                 from,
                 to,
@@ -194,7 +199,7 @@ mod tests {
         }
         // The same burst, answered a moment later: nothing new to measure.
         assert_eq!(
-            r.throttled(at(t0, 20_100)),
+            r.throttled(at(t0, 20_100), false),
             Learned::Kept { rate: 8.0 * MARGIN }
         );
         // A measure above the rate paced at is no reason to rise on a throttle.
@@ -202,7 +207,7 @@ mod tests {
             r.served(1.0, at(t0, 21_000));
         }
         assert_eq!(
-            r.throttled(at(t0, 22_000)),
+            r.throttled(at(t0, 22_000), false),
             Learned::Kept { rate: 8.0 * MARGIN }
         );
     }
@@ -211,7 +216,7 @@ mod tests {
     fn a_quiet_scope_grows_back_to_its_ceiling_and_no_further() {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
-        r.throttled(t0);
+        r.throttled(t0, false);
         assert_eq!(r.per_second(), 12.5);
         assert_eq!(r.served(1.0, at(t0, 4_999)), None, "not yet");
         assert_eq!(r.served(1.0, at(t0, 5_000)), Some(12.5 * GROWTH));
@@ -229,12 +234,28 @@ mod tests {
     }
 
     #[test]
+    fn a_scope_its_headers_pace_is_not_cut_at_its_first_throttle() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(25.0, 25.0, t0);
+        assert_eq!(r.throttled(t0, true), Learned::Kept { rate: 25.0 });
+        assert!(r.learned(), "the empty moment is recorded");
+        for _ in 0..50 {
+            r.served(1.0, at(t0, 1_000));
+        }
+        assert!(
+            matches!(r.throttled(at(t0, 10_000), true), Learned::Measured { .. }),
+            "a span is measured all the same"
+        );
+        assert!((r.per_second() - 5.0 * MARGIN).abs() < 1e-9);
+    }
+
+    #[test]
     fn it_never_goes_below_one_a_minute() {
         let t0 = Instant::now();
         let mut r = Rate::new(0.02, 1.0, t0);
-        r.throttled(t0);
+        r.throttled(t0, false);
         assert_eq!(r.per_second(), FLOOR);
-        r.throttled(at(t0, 600_000));
+        r.throttled(at(t0, 600_000), false);
         assert_eq!(r.per_second(), FLOOR, "nothing served in ten minutes");
         r.scale(2.0);
         assert_eq!(r.per_second(), 2.0 * FLOOR);

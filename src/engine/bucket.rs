@@ -48,6 +48,9 @@ pub(super) struct Bucket {
     active: bool,
     /// `sent` when the model last grew: it grows once per round trip.
     grown_at: f64,
+    /// Whether the service's answers have told this bucket's state (a
+    /// remaining-figure, a unit cost or percentage).
+    informed: bool,
     /// A bucket the service keeps for every client of the scope together
     /// (ARM's global subscription bucket): a request takes from both, and
     /// the emptier one paces.
@@ -75,6 +78,7 @@ impl Bucket {
             sent: 0.0,
             active,
             grown_at: 0.0,
+            informed: false,
             shared: None,
         }
     }
@@ -95,6 +99,7 @@ impl Bucket {
     /// service may not count (another of Graph's services): what it owes from
     /// before is forgiven, and the answers correct it from here.
     pub fn activate(&mut self) {
+        self.informed = true;
         if !self.active {
             self.tokens = self.tokens.max(0.0);
         }
@@ -139,9 +144,9 @@ impl Bucket {
 
     /// The answer to the request marked `mark` said the shared bucket has
     /// `remaining` units left (ARM's `...-global-*` header).
-    pub fn observe_shared(&mut self, remaining: f64, mark: f64, now: Instant) {
+    pub fn observe_shared(&mut self, remaining: f64, mark: f64, settled: bool, now: Instant) {
         if let Some(shared) = &mut self.shared {
-            shared.observe(remaining, mark, now);
+            shared.observe(remaining, mark, settled, now);
         }
     }
 
@@ -158,13 +163,19 @@ impl Bucket {
     /// answers come back in any order and batches sent together may be
     /// served in another, so an answer can only lower the model's count
     /// (another client of the same principal, a smaller bucket), never raise
-    /// it, unless it shows a bucket larger than the model's.
-    pub fn observe(&mut self, remaining: f64, mark: f64, now: Instant) {
+    /// it, unless it shows a bucket larger than the model's, or the scope is
+    /// `settled` (nothing of it on the wire: every request sent has been
+    /// served, so the figure less those sent after it is at most what the
+    /// bucket holds, and what out-of-order answers lowered too far is given back).
+    pub fn observe(&mut self, remaining: f64, mark: f64, settled: bool, now: Instant) {
+        self.informed = true;
         self.refill(now);
         let estimate = (remaining - (self.sent - mark).max(0.0)).max(0.0);
         if remaining > self.capacity {
             self.capacity = remaining;
             self.tokens = estimate;
+        } else if settled {
+            self.tokens = estimate.min(self.capacity);
         } else {
             self.tokens = self.tokens.min(estimate);
         }
@@ -175,7 +186,7 @@ impl Bucket {
     /// is the rest of the model's capacity.
     pub fn observe_used(&mut self, used: f64, mark: f64, now: Instant) {
         let remaining = (1.0 - used).max(0.0) * self.capacity;
-        self.observe(remaining, mark, now);
+        self.observe(remaining, mark, false, now);
     }
 
     /// Graph answered the request marked `mark` without saying how much of
@@ -210,7 +221,7 @@ impl Bucket {
         }
         self.active = true;
         self.tokens = self.tokens.min(0.0);
-        let learned = self.rate.throttled(now);
+        let learned = self.rate.throttled(now, self.informed);
         if !matches!(learned, Learned::Kept { .. }) {
             let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
             self.capacity = self.capacity.min(burst);
@@ -281,15 +292,20 @@ mod tests {
         assert_eq!(b.sent(), 275.0);
         let t2 = t1 + Duration::from_secs(4);
         assert_eq!(b.available(t2), 100.0, "refilled");
-        b.observe(70.0, 245.0, t2);
+        b.observe(70.0, 245.0, false, t2);
         assert!(
             (0..40).all(|_| b.take(1.0, t2)),
             "what the service has left, less the 30 sent after"
         );
         assert!(!b.take(1.0, t2));
-        b.observe(200.0, 240.0, t2);
+        b.observe(200.0, 240.0, false, t2);
         assert!(!b.take(1.0, t2), "an answer never raises the count");
-        b.observe(1000.0, b.sent(), t2);
+        b.observe(9.0, b.sent(), true, t2);
+        assert!(
+            (0..9).all(|_| b.take(1.0, t2)) && !b.take(1.0, t2),
+            "except when nothing of the scope is on the wire: then it is the bucket's figure"
+        );
+        b.observe(1000.0, b.sent(), false, t2);
         assert!(
             (0..1000).all(|_| b.take(1.0, t2)),
             "a larger bucket than documented"

@@ -37,6 +37,8 @@ struct Shape {
     /// From this moment on the bucket refills at half the rate (another
     /// principal, a provider's limit lowered).
     halves_at: Option<Duration>,
+    /// ARM's `x-ms-ratelimit-remaining-subscription-reads` on every answer.
+    remaining: bool,
 }
 
 struct Bucket {
@@ -68,8 +70,9 @@ impl Plain {
         }
     }
 
-    /// Whether the service serves one more request of `key` at `now`.
-    fn serve(&self, key: String, now: Instant) -> bool {
+    /// Whether the service serves one more request of `key` at `now`, and
+    /// what its bucket holds then.
+    fn serve(&self, key: String, now: Instant) -> (bool, f64) {
         let mut buckets = self.buckets.lock().unwrap();
         let b = buckets.entry(key).or_insert(Bucket {
             tokens: self.shape.capacity,
@@ -90,21 +93,25 @@ impl Plain {
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            true
+            (true, b.tokens)
         } else {
-            false
+            (false, b.tokens)
         }
     }
 
-    fn answer(&self, item: &Value, ok: bool) -> Value {
+    fn answer(&self, item: &Value, ok: bool, left: f64) -> Value {
         let (name, status) = match self.api {
             Api::Arm => ("name", "httpStatusCode"),
             Api::Graph => ("id", "status"),
         };
-        let headers = match (ok, self.shape.retry_after) {
+        let mut headers = match (ok, self.shape.retry_after) {
             (false, Some(s)) => json!({ "Retry-After": s.to_string() }),
             _ => json!({}),
         };
+        if self.shape.remaining {
+            headers["x-ms-ratelimit-remaining-subscription-reads"] =
+                json!((left.floor() as u64).to_string());
+        }
         let body = if ok {
             json!({"ok": true})
         } else {
@@ -130,7 +137,7 @@ impl Transport for PlainTransport {
         let answers: Vec<Value> = items
             .iter()
             .map(|i| {
-                let ok = plain.serve(plain.key(i["url"].as_str().unwrap_or("")), now);
+                let (ok, left) = plain.serve(plain.key(i["url"].as_str().unwrap_or("")), now);
                 let mut counts = plain.attempts.lock().unwrap();
                 counts.0 += 1;
                 counts.1 += u64::from(!ok);
@@ -139,7 +146,7 @@ impl Transport for PlainTransport {
                     late.0 += 1;
                     late.1 += u64::from(!ok);
                 }
-                plain.answer(i, ok)
+                plain.answer(i, ok, left)
             })
             .collect();
         Box::pin(async move {
@@ -288,6 +295,7 @@ const ARM_PUBLIC: Shape = Shape {
     per_second: 25.0,
     retry_after: Some(1),
     halves_at: None,
+    remaining: false,
 };
 
 #[tokio::test(start_paused = true)]
@@ -338,6 +346,7 @@ async fn graph_app_without_unit_headers() {
         per_second: 40.0,
         retry_after: Some(2),
         halves_at: None,
+        remaining: false,
     };
     let out = against(Api::Graph, Cloud::default(), shape, 4000).await;
     eprintln!("Graph without unit headers: {out:?}");
@@ -361,10 +370,19 @@ async fn china_hourly_counts_from_the_clouds_documented_seed() {
         per_second: 12_000.0 / 3600.0,
         retry_after: Some(60),
         halves_at: None,
+        remaining: false,
     };
     let out = against(Api::Arm, Cloud::AzureChinaCloud, shape, 12_500).await;
     assert_eq!(out.throttled, 0, "{out:?}");
     out.meets_the_targets("ARM hourly, China seed");
+    // The same with the remaining-header on every answer.
+    let told = Shape {
+        remaining: true,
+        ..shape
+    };
+    let out = against(Api::Arm, Cloud::AzureChinaCloud, told, 12_500).await;
+    assert_eq!(out.throttled, 0, "{out:?}");
+    out.meets_the_targets("ARM hourly, China seed, remaining headers");
 }
 
 #[tokio::test(start_paused = true)]
@@ -374,6 +392,7 @@ async fn conditional_access_at_one_a_second_without_retry_after() {
         per_second: 1.0,
         retry_after: None,
         halves_at: None,
+        remaining: false,
     };
     let out = against_paths(Api::Graph, Cloud::default(), shape, 40, |i| {
         Request::get(

@@ -249,8 +249,9 @@ impl Scopes {
                 self.observe(key, n, mark, now);
             }
             let global = arm.global.and_then(|h| answer.number(h));
+            let settled = self.map.get(key).is_some_and(|s| s.in_flight == 0);
             if let (Some(n), Some(b)) = (global, self.bucket_of(key)) {
-                b.observe_shared(n, mark.at, now);
+                b.observe_shared(n, mark.at, settled, now);
             }
         } else if counts_units(key) && answer.status != 429 {
             let units = Units {
@@ -268,8 +269,11 @@ impl Scopes {
     /// The answer to a request of scope `key`, sent at `mark`, said
     /// `remaining` calls are left.
     fn observe(&mut self, key: &str, remaining: f64, mark: Mark, now: Instant) {
-        if let Some(b) = self.map.get_mut(key).and_then(|s| s.bucket.as_mut()) {
-            b.observe(remaining, mark.at, now);
+        if let Some(s) = self.map.get_mut(key) {
+            let settled = s.in_flight == 0;
+            if let Some(b) = s.bucket.as_mut() {
+                b.observe(remaining, mark.at, settled, now);
+            }
         }
     }
 
