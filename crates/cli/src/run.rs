@@ -217,16 +217,26 @@ pub fn run(args: RunArgs) -> i32 {
             Err(e) => usage(e),
         };
     }
-    if path.is_some() {
-        match open().and_then(|r| check(r, &options)) {
-            Ok(0) => return usage(format!("{name}: no requests")),
-            Ok(_) => {}
-            Err(e) => return usage(format!("{name}: {e}")),
-        }
-    }
-    let reader = match open() {
+    // A file, and standard input that holds a JSON array (one document), is
+    // checked whole before anything is sent; JSON lines from a pipe go as
+    // they are read.
+    let reader = match open().and_then(|r| whole_if_array(r, path.is_some())) {
         Ok(r) => r,
         Err(e) => return usage(e),
+    };
+    let reader = match reader {
+        Input::Checked(text) => match check(std::io::Cursor::new(text.as_bytes()), &options) {
+            Ok(_) => Box::new(std::io::Cursor::new(text.into_bytes())) as Box<dyn BufRead + Send>,
+            Err(e) => return usage(format!("{name}: {e}")),
+        },
+        Input::File => match open().and_then(|r| check(r, &options)) {
+            Ok(_) => match open() {
+                Ok(r) => r,
+                Err(e) => return usage(e),
+            },
+            Err(e) => return usage(format!("{name}: {e}")),
+        },
+        Input::Stream(r) => r,
     };
     let job = Arc::new(Job::new(options));
     if let Err(e) = job.open() {
@@ -245,11 +255,58 @@ pub fn run(args: RunArgs) -> i32 {
     });
     let code = stream(job, &args.common);
     match feeder.join() {
-        Ok(Ok(0)) => usage(format!("{name}: no requests")),
+        // No requests (a filter that selected nothing) is a run of none: 0.
         Ok(Ok(_)) => code,
         Ok(Err(e)) => usage(format!("{name}: {e}")),
         Err(_) => usage(format!("{name}: reading the requests failed")),
     }
+}
+
+/// How the requests are read: a file is checked whole, then streamed; a JSON
+/// array from standard input is read whole and checked; JSON lines from
+/// standard input stream as they come.
+enum Input {
+    File,
+    Checked(String),
+    Stream(Box<dyn BufRead + Send>),
+}
+
+/// Looks at what the input starts with: a JSON array from a pipe is read
+/// whole (its leading blank lines kept, so errors name the right line).
+fn whole_if_array(mut reader: Box<dyn BufRead + Send>, file: bool) -> Result<Input, String> {
+    use std::io::Read as _;
+    if file {
+        return Ok(Input::File);
+    }
+    let mut head = Vec::new();
+    loop {
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| format!("standard input: cannot read: {e}"))?;
+        if buf.is_empty() {
+            break;
+        }
+        let blank = buf
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace() || [0xEF, 0xBB, 0xBF].contains(*b))
+            .count();
+        head.extend_from_slice(&buf[..blank]);
+        let rest_starts_array = buf.get(blank) == Some(&b'[');
+        let more = blank < buf.len();
+        reader.consume(blank);
+        if more {
+            if !rest_starts_array {
+                let lead = std::io::Cursor::new(head);
+                return Ok(Input::Stream(Box::new(lead.chain(reader))));
+            }
+            let mut text = String::from_utf8_lossy(&head).into_owned();
+            reader
+                .read_to_string(&mut text)
+                .map_err(|e| format!("standard input: cannot read: {e}"))?;
+            return Ok(Input::Checked(text));
+        }
+    }
+    Ok(Input::Stream(Box::new(std::io::Cursor::new(head))))
 }
 
 /// `--dry-run`: every request read and checked (all held: it is a plan), the
@@ -262,10 +319,8 @@ fn dry_run(reader: impl BufRead, options: &Options, name: &str) -> i32 {
             .map(|_| ())
             .map_err(|e| format!("line {}: {e}", r.line))
     });
-    match read {
-        Ok(0) => return usage(format!("{name}: no requests")),
-        Ok(_) => {}
-        Err(e) => return usage(format!("{name}: {e}")),
+    if let Err(e) = read {
+        return usage(format!("{name}: {e}"));
     }
     if let Err(e) = list.check_dependencies() {
         return usage(format!("{name}: {e}"));

@@ -129,6 +129,56 @@ fn a_json_array_from_a_file_in_order_with_a_failure() {
     assert_eq!(out.lines[30]["error"]["code"], "SubscriptionNotFound");
 }
 
+/// No requests (a CI step's filter that selected nothing) is a run of none:
+/// exit 0, "0 requests", from a file and from a pipe alike.
+#[test]
+fn empty_input_is_a_run_of_no_requests() {
+    let emu = emulator(Config::default());
+    let endpoint = emu.url();
+    let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
+    let file = std::env::temp_dir().join(format!("azbatch-cli-empty-{}.jsonl", std::process::id()));
+    std::fs::write(&file, "\n\n").unwrap();
+    let with_file: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain([file.to_str().unwrap()])
+        .collect();
+    for out in [
+        azbatch(&base, "", &[]),
+        azbatch(&with_file, "", &[]),
+        azbatch(&base, "[]", &[]),
+    ] {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("0 requests"), "{}", out.stderr);
+        assert!(out.lines.is_empty());
+    }
+    std::fs::remove_file(&file).unwrap();
+    assert!(emu.batches().is_empty());
+}
+
+/// A JSON array is one document: from a pipe too it is checked whole, and a
+/// bad element sends nothing (not even the writes before it).
+#[test]
+fn a_json_array_from_a_pipe_is_checked_before_anything_is_sent() {
+    let emu = emulator(Config::default());
+    let endpoint = emu.url();
+    let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
+    let put = format!(
+        "{{\"id\":\"w\",\"method\":\"PUT\",\"url\":\"/subscriptions/{}/resourcegroups/rg?api-version=2021-04-01\",\"body\":{{\"location\":\"westeurope\"}}}}",
+        sub(0)
+    );
+    let out = azbatch(&base, &format!("\n[{put},\n{{\"url\":5}}]"), &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("request[1]"), "{}", out.stderr);
+    assert!(
+        out.lines.is_empty() && emu.batches().is_empty(),
+        "nothing was sent"
+    );
+    // The same array, whole: it runs.
+    let out = azbatch(&base, &format!("[{put}]"), &[]);
+    assert_eq!((out.code, out.lines.len()), (0, 1), "{}", out.stderr);
+}
+
 #[test]
 fn bad_input_names_the_line_and_field() {
     let emu = emulator(Config::default());
@@ -156,7 +206,6 @@ fn bad_input_names_the_line_and_field() {
             "{\"url\":\"/a\"}\n{\"id\":\"b\",\"url\":\"/a\",\"dependsOn\":\"x\"}\n",
             "line 2: request[1] (id \"b\"): field \"dependsOn\": invalid type: string",
         ),
-        ("", "no requests"),
     ];
     // From a file, the whole file is checked first: nothing is sent.
     let file = std::env::temp_dir().join(format!("azbatch-cli-bad-{}.jsonl", std::process::id()));
