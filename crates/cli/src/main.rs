@@ -110,6 +110,8 @@ fn main() {
         }
         Command::Man => match man() {
             Ok(()) => run::exit::OK,
+            // A reader that stops early (`azbatch man | head`) is no failure.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => run::exit::OK,
             Err(e) => {
                 eprintln!("azbatch: cannot write the man page: {e}");
                 run::exit::FAILED

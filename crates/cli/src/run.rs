@@ -31,6 +31,11 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// No token could be had, or the service refused it.
     pub const AUTH: i32 = 3;
+    /// The reader of the results went away (`azbatch run ... | head -1`): on
+    /// Unix 141, what a shell reports for a program a closed pipe ended
+    /// (128 + SIGPIPE), so `set -o pipefail` reads it as it reads `yes | head`;
+    /// on Windows, where pipes end programs with no signal, 0.
+    pub const CLOSED: i32 = if cfg!(unix) { 141 } else { 0 };
 }
 
 /// Options shared by `run` and `subscriptions`.
@@ -470,10 +475,13 @@ fn stream(job: Arc<Job>, common: &Common) -> i32 {
     // Results already waiting go out in one write; the output is flushed
     // before each wait for more, so nothing finished sits in the buffer.
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    // The reader went away (a closed pipe): stop sending, stay quiet.
+    let mut closed = false;
     loop {
         let next = match job.next(Duration::ZERO) {
             Ok(Next::Timeout) => {
-                if out.flush().is_err() {
+                if !closed && out.flush().is_err() {
+                    closed = true;
                     job.cancel();
                 }
                 job.next(Duration::from_millis(200))
@@ -500,18 +508,32 @@ fn stream(job: Arc<Job>, common: &Common) -> i32 {
         } else {
             vec![r]
         };
-        for r in ready {
-            let bytes = output.result(&r);
-            if !bytes.is_empty() && out.write_all(&bytes).is_err() {
-                // The reader went away (a closed pipe): stop sending, stay quiet.
+        for r in &ready {
+            let bytes = output.result(r);
+            if !closed && !bytes.is_empty() && out.write_all(&bytes).is_err() {
+                closed = true;
                 job.cancel();
             }
         }
     }
-    let _ = out.write_all(&output.end()).and_then(|_| out.flush());
+    closed = closed
+        || out
+            .write_all(&output.end())
+            .and_then(|_| out.flush())
+            .is_err();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if closed {
+        // What was cancelled is in the journal, if there is one; nothing
+        // failed that the reader wanted.
+        return exit::CLOSED;
+    }
+    report(&job, auth_failed)
+}
+
+/// The summary on standard error, and the exit code it comes to.
+fn report(job: &Job, auth_failed: Option<String>) -> i32 {
     let s = job.summary().unwrap_or_default();
     let replayed = if s.replayed > 0 {
         format!(

@@ -913,3 +913,46 @@ fn a_dry_run_of_the_fan_out_asks_no_token() {
     );
     assert!(emu.batches().is_empty() && emu.tokens_issued() == 0);
 }
+
+/// A reader that stops early (`azbatch run ... | head -1`) ends the run
+/// quietly: the rest is cancelled, no failures are reported, and the exit
+/// code is 141 on Unix, what a shell reports for a closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let emu = emulator(Config {
+        latency: azbatch_emulator::Latency::fixed(Duration::from_millis(20)),
+        ..Config::default()
+    });
+    let input: String = (0..3000)
+        .map(|i| {
+            format!(
+                "\"/subscriptions/{}?api-version=2022-12-01\"\n",
+                sub(i % 10)
+            )
+        })
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_azbatch"))
+        .args(["run", "--endpoint", &emu.url(), "--token", TOKEN])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Fed from a thread: the child writes results while it reads.
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone now: its end of the pipe closed.
+    assert!(first.contains("\"status\":200"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("failed"), "no failures counted: {stderr}");
+}
