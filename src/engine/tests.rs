@@ -1932,10 +1932,10 @@ mod properties {
     }
 }
 
-/// A 429 for another operation holding the resource: retried at its time,
-/// the scope not paused nor slowed, nothing counted as throttled.
-#[tokio::test(start_paused = true)]
-async fn a_429_of_another_operation_is_retried_without_slowing_its_scope() {
+/// When each send went out, when the first batch of three requests to one
+/// subscription (one item a batch, one batch at a time) is answered 429 with
+/// `Retry-After: 14` and `error`, and every later one 200.
+async fn sends_after_a_429(error: Value) -> (Vec<Duration>, crate::Summary) {
     let mut calls = 0;
     let sub = "/subscriptions/s1/providers/Microsoft.Network/publicIPAddresses";
     let mut o = options();
@@ -1944,25 +1944,23 @@ async fn a_429_of_another_operation_is_retried_without_slowing_its_scope() {
     let requests = (0..3)
         .map(|i| get(&format!("r{i}"), &format!("{sub}/ip{i}?api-version=1")))
         .collect();
-    let (results, log, _) = run(
+    let (results, log, summary) = run(
         o,
         requests,
         Box::new(move |s| {
             calls += 1;
+            let first = calls == 1;
             answer(
                 s.items
                     .iter()
-                    .map(|i| {
-                        if calls == 1 {
-                            item(
-                                i,
-                                429,
-                                json!({"Retry-After": "14"}),
-                                json!({"error":{"code":"RetryableError","details":[{"code":"RetryableErrorDueToAnotherOperation"}]}}),
-                            )
-                        } else {
-                            item(i, 200, json!({}), json!({"ok": true}))
-                        }
+                    .map(|i| match first {
+                        true => item(
+                            i,
+                            429,
+                            json!({"Retry-After": "14"}),
+                            json!({"error": error}),
+                        ),
+                        false => item(i, 200, json!({}), json!({"ok": true})),
                     })
                     .collect(),
             )
@@ -1970,7 +1968,16 @@ async fn a_429_of_another_operation_is_retried_without_slowing_its_scope() {
     )
     .await;
     assert!(results.iter().all(|r| r.status == 200), "{results:?}");
-    let at: Vec<Duration> = log.iter().map(|s| s.at).collect();
+    (log.iter().map(|s| s.at).collect(), summary)
+}
+
+/// A 429 for another operation holding the resource: retried at its time,
+/// the scope neither paused nor slowed.
+#[tokio::test(start_paused = true)]
+async fn a_429_of_another_operation_is_retried_without_slowing_its_scope() {
+    let locked =
+        json!({"code":"RetryableError","details":[{"code":"RetryableErrorDueToAnotherOperation"}]});
+    let (at, _) = sends_after_a_429(locked).await;
     assert_eq!(
         &at[..3],
         &[Duration::ZERO, Duration::ZERO, Duration::ZERO],
@@ -1983,41 +1990,8 @@ async fn a_429_of_another_operation_is_retried_without_slowing_its_scope() {
 /// same subscription waits too (the contrast to the test above).
 #[tokio::test(start_paused = true)]
 async fn a_throttling_429_pauses_its_scope() {
-    let mut calls = 0;
-    let sub = "/subscriptions/s1/providers/Microsoft.Network/publicIPAddresses";
-    let mut o = options();
-    o.batch_size = 1;
-    o.concurrency = 1;
-    let requests = (0..2)
-        .map(|i| get(&format!("r{i}"), &format!("{sub}/ip{i}?api-version=1")))
-        .collect();
-    let (_, log, summary) = run(
-        o,
-        requests,
-        Box::new(move |s| {
-            calls += 1;
-            let throttled = calls == 1;
-            answer(
-                s.items
-                    .iter()
-                    .map(|i| {
-                        if throttled {
-                            item(
-                                i,
-                                429,
-                                json!({"Retry-After": "14"}),
-                                json!({"error":{"code":"SubscriptionRequestsThrottled"}}),
-                            )
-                        } else {
-                            item(i, 200, json!({}), json!({"ok": true}))
-                        }
-                    })
-                    .collect(),
-            )
-        }),
-    )
-    .await;
-    assert_eq!(log[1].at, Duration::from_secs(14), "the scope waited");
+    let (at, summary) = sends_after_a_429(json!({"code":"SubscriptionRequestsThrottled"})).await;
+    assert_eq!(at[1], Duration::from_secs(14), "the scope waited: {at:?}");
     assert_eq!(summary.retries, 1);
 }
 
