@@ -14,7 +14,9 @@
 //! "Microsoft Graph service-specific throttling limits"): a 429 means the
 //! service's bucket is empty at that moment. Between two such moments the
 //! service served exactly what it refilled, so the requests that succeeded
-//! between them, over the time between them, measure its refill rate. After a
+//! between them, over the time between them, measure its refill rate, when
+//! the scope wanted more than that all along (it was held back by its own
+//! bucket): a scope that sent little, or a stray 429, measures nothing. After a
 //! throttle the rate is set a little below that measure (or, at the first
 //! throttle, when there is nothing to measure yet, cut to [`FIRST_CUT`] of
 //! itself), and while nothing is throttled it grows back by
@@ -39,6 +41,9 @@ const MIN_SPAN: Duration = Duration::from_secs(1);
 const GROW_AFTER: Duration = Duration::from_secs(5);
 /// How much the rate grows at a time.
 const GROWTH: f64 = 1.05;
+/// The fewest units served between two throttles that measure anything
+/// (none served over a span measures only that the scope sent nothing).
+const MIN_SERVED: f64 = 1.0;
 /// The lowest rate a scope is paced at (one request a minute).
 const FLOOR: f64 = 1.0 / 60.0;
 
@@ -54,6 +59,10 @@ pub struct Rate {
     served: f64,
     /// Since when the rate has not changed.
     steady_since: Instant,
+    /// Whether the scope wanted more than its bucket let out since the last
+    /// throttle: only then does what the service served measure its refill
+    /// (a scope that sent little says little; a stray 429 is no measure).
+    starved: bool,
 }
 
 /// What a throttle taught, for the logs.
@@ -82,7 +91,13 @@ impl Rate {
             empty_at: None,
             served: 0.0,
             steady_since: now,
+            starved: false,
         }
+    }
+
+    /// The scope wanted more than its bucket let out.
+    pub fn starved(&mut self) {
+        self.starved = true;
     }
 
     /// Units a second the scope is paced at now.
@@ -137,7 +152,7 @@ impl Rate {
                     return Learned::Kept { rate: from };
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
-                if measured < from {
+                if measured < from && self.starved && self.served >= MIN_SERVED {
                     self.per_second = measured.max(FLOOR);
                     Learned::Measured {
                         from,
@@ -152,6 +167,7 @@ impl Rate {
         };
         self.empty_at = Some(now);
         self.served = 0.0;
+        self.starved = false;
         self.steady_since = now;
         learned
     }
@@ -177,7 +193,9 @@ mod tests {
                 to: 12.5
             }
         );
-        // 10 s later, 80 served: the service refills 8 a second.
+        // 10 s later, 80 served while the scope wanted more: the service
+        // refills 8 a second.
+        r.starved();
         for i in 0..80 {
             assert_eq!(
                 r.served(1.0, at(t0, 10_000 + i * 50)),
@@ -242,6 +260,7 @@ mod tests {
         for _ in 0..50 {
             r.served(1.0, at(t0, 1_000));
         }
+        r.starved();
         assert!(
             matches!(r.throttled(at(t0, 10_000), true), Learned::Measured { .. }),
             "a span is measured all the same"
@@ -250,11 +269,25 @@ mod tests {
     }
 
     #[test]
+    fn a_scope_that_sent_little_measures_nothing() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(25.0, 25.0, t0);
+        r.throttled(t0, false);
+        r.served(3.0, at(t0, 1_000));
+        assert_eq!(
+            r.throttled(at(t0, 2_000), false),
+            Learned::Kept { rate: 12.5 },
+            "3 served in 2 s, never held back: a stray 429, not the refill"
+        );
+    }
+
+    #[test]
     fn it_never_goes_below_one_a_minute() {
         let t0 = Instant::now();
         let mut r = Rate::new(0.02, 1.0, t0);
         r.throttled(t0, false);
         assert_eq!(r.per_second(), FLOOR);
+        r.starved();
         r.throttled(at(t0, 600_000), false);
         assert_eq!(r.per_second(), FLOOR, "nothing served in ten minutes");
         r.scale(2.0);

@@ -31,6 +31,10 @@ const BURST_SECONDS: f64 = 10.0;
 /// Nor less than a batch's worth.
 const MIN_BURST: f64 = 20.0;
 
+/// A 429 for a bucket whose answers said it still held this share of its
+/// capacity is another limit's, not this bucket running out.
+const STRAY_SHARE: f64 = 0.1;
+
 #[derive(Debug, Clone)]
 pub(super) struct Bucket {
     /// Units left (requests for ARM, resource units for Graph); below zero
@@ -122,6 +126,7 @@ impl Bucket {
     /// inactive bucket always does: it only counts).
     pub fn take(&mut self, cost: f64, now: Instant) -> bool {
         if self.active && self.available(now) < cost {
+            self.starved();
             return false;
         }
         self.tokens -= cost;
@@ -212,6 +217,9 @@ impl Bucket {
     /// cut it bursts at most [`BURST_SECONDS`] of its rate.
     pub fn throttled(&mut self, now: Instant) -> Learned {
         self.refill(now);
+        // A bucket whose answers said it holds plenty did not run out: the
+        // 429 was another limit's (or a stray one); it is not learned from.
+        let plenty = self.informed && self.tokens >= STRAY_SHARE * self.capacity;
         if let Some(shared) = &mut self.shared {
             // The emptier bucket is the one the service ran out of.
             if shared.available(now) < self.tokens {
@@ -221,6 +229,11 @@ impl Bucket {
         }
         self.active = true;
         self.tokens = self.tokens.min(0.0);
+        if plenty {
+            return Learned::Kept {
+                rate: self.rate.per_second(),
+            };
+        }
         let learned = self.rate.throttled(now, self.informed);
         if !matches!(learned, Learned::Kept { .. }) {
             let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
@@ -235,6 +248,14 @@ impl Bucket {
         self.refill(now);
         let shared = self.shared.as_mut().and_then(|s| s.served(units, now));
         self.rate.served(units, now).or(shared)
+    }
+
+    /// The scope wanted more than the bucket (or the shared one) lets out.
+    pub fn starved(&mut self) {
+        self.rate.starved();
+        if let Some(shared) = &mut self.shared {
+            shared.starved();
+        }
     }
 
     /// Units a full bucket holds (the smaller, when one is shared).

@@ -110,6 +110,9 @@ impl Scope {
         // what it holds when it is full.
         let want = want.min(full);
         if have < want {
+            self.starve();
+        }
+        if have < want {
             return 0;
         }
         let (mut n, mut spent) = (0, 0.0);
@@ -120,7 +123,18 @@ impl Scope {
             }
             n += 1;
         }
+        if n < self.held.len() {
+            // More waits than goes: the scope wants more than it is let send.
+            self.starve();
+        }
         n
+    }
+
+    /// The scope wants more than its limits let out.
+    fn starve(&mut self) {
+        if let Some(b) = self.holding_bucket() {
+            b.starved();
+        }
     }
 }
 

@@ -13,7 +13,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 macro_rules! exit_codes {
     () => {
         "Exit codes: 0 every request succeeded, 1 some requests failed (or were cancelled), \
-         2 bad usage or input (a bad file sends nothing), 3 authentication failed."
+         2 bad usage or input (a bad file sends nothing), 3 authentication failed, \
+         141 the reader of the results went away (0 on Windows)."
     };
 }
 const EXIT_CODES: &str = exit_codes!();
