@@ -41,6 +41,10 @@ const MIN_SPAN: Duration = Duration::from_secs(1);
 const GROW_AFTER: Duration = Duration::from_secs(5);
 /// How much the rate grows at a time.
 const GROWTH: f64 = 1.05;
+/// Below this share of 429s among a scope's answers since the last throttle
+/// learned from, a 429 to a scope that was not held back by its own pace is
+/// stray: the service was not what held it back.
+const STRAY_SHARE: f64 = 0.1;
 /// The fewest units served between two throttles that measure anything
 /// (none served over a span measures only that the scope sent nothing).
 const MIN_SERVED: f64 = 1.0;
@@ -63,6 +67,8 @@ pub struct Rate {
     /// throttle: only then does what the service served measure its refill
     /// (a scope that sent little says little; a stray 429 is no measure).
     starved: bool,
+    /// Items answered 429 since the last throttle learned from.
+    refused: f64,
 }
 
 /// What a throttle taught, for the logs.
@@ -80,6 +86,9 @@ pub enum Learned {
     /// Too soon after the last throttle to measure (the same burst), or the
     /// measure was above the rate already paced at.
     Kept { rate: f64 },
+    /// A stray 429: so few of the scope's answers were 429 that the service
+    /// was not what held it back (a fault, another limit's brief refusal).
+    Stray { rate: f64 },
 }
 
 impl Rate {
@@ -92,6 +101,7 @@ impl Rate {
             served: 0.0,
             steady_since: now,
             starved: false,
+            refused: 0.0,
         }
     }
 
@@ -136,6 +146,10 @@ impl Rate {
     /// all the same.
     pub fn throttled(&mut self, now: Instant, informed: bool) -> Learned {
         let from = self.per_second;
+        self.refused += 1.0;
+        if !self.starved && self.refused < STRAY_SHARE * (self.served + self.refused) {
+            return Learned::Stray { rate: from };
+        }
         let learned = match self.empty_at {
             None if informed => Learned::Kept { rate: from },
             None => {
@@ -167,6 +181,7 @@ impl Rate {
         };
         self.empty_at = Some(now);
         self.served = 0.0;
+        self.refused = 0.0;
         self.starved = false;
         self.steady_since = now;
         learned
@@ -221,12 +236,22 @@ mod tests {
             Learned::Kept { rate: 8.0 * MARGIN }
         );
         // A measure above the rate paced at is no reason to rise on a throttle.
+        r.starved();
         for _ in 0..100 {
             r.served(1.0, at(t0, 21_000));
         }
         assert_eq!(
             r.throttled(at(t0, 22_000), false),
             Learned::Kept { rate: 8.0 * MARGIN }
+        );
+        // One 429 among 100 successes of a scope its pace did not hold back
+        // is stray.
+        for _ in 0..100 {
+            r.served(1.0, at(t0, 23_000));
+        }
+        assert_eq!(
+            r.throttled(at(t0, 24_000), false),
+            Learned::Stray { rate: 8.0 * MARGIN }
         );
     }
 
@@ -279,6 +304,25 @@ mod tests {
             Learned::Kept { rate: 12.5 },
             "3 served in 2 s, never held back: a stray 429, not the refill"
         );
+    }
+
+    #[test]
+    fn a_stray_429_among_many_successes_is_not_learned_from() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(25.0, 25.0, t0);
+        for _ in 0..100 {
+            r.served(1.0, t0);
+        }
+        assert_eq!(
+            r.throttled(at(t0, 2_000), false),
+            Learned::Stray { rate: 25.0 }
+        );
+        assert!(!r.learned(), "nothing learned");
+        // When 429s are a tenth of the answers, the service is the limit.
+        for i in 0..12 {
+            r.throttled(at(t0, 2_000 + i), false);
+        }
+        assert!(r.learned() && r.per_second() < 25.0, "{}", r.per_second());
     }
 
     #[test]

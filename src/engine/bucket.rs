@@ -227,14 +227,19 @@ impl Bucket {
                 return shared.throttled(now);
             }
         }
-        self.active = true;
-        self.tokens = self.tokens.min(0.0);
         if plenty {
+            self.tokens = self.tokens.min(0.0);
             return Learned::Kept {
                 rate: self.rate.per_second(),
             };
         }
         let learned = self.rate.throttled(now, self.informed);
+        if let Learned::Stray { .. } = learned {
+            // The service was not what held the scope back: the model stays.
+            return learned;
+        }
+        self.active = true;
+        self.tokens = self.tokens.min(0.0);
         if !matches!(learned, Learned::Kept { .. }) {
             let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
             self.capacity = self.capacity.min(burst);
