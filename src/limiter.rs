@@ -110,6 +110,13 @@ impl Rate {
         self.starved = true;
     }
 
+    /// The lowest a lesson takes the rate: a tenth of its ceiling (a
+    /// service is not believed slower than that from 429s alone), and never
+    /// below one a minute.
+    fn floor(&self) -> f64 {
+        (self.ceiling / 10.0).max(FLOOR)
+    }
+
     /// Units a second the scope is paced at now.
     pub fn per_second(&self) -> f64 {
         self.per_second
@@ -153,7 +160,7 @@ impl Rate {
         let learned = match self.empty_at {
             None if informed => Learned::Kept { rate: from },
             None => {
-                self.per_second = (from * FIRST_CUT).max(FLOOR);
+                self.per_second = (from * FIRST_CUT).max(self.floor());
                 Learned::Cut {
                     from,
                     to: self.per_second,
@@ -167,7 +174,7 @@ impl Rate {
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
                 if measured < from && self.starved && self.served >= MIN_SERVED {
-                    self.per_second = measured.max(FLOOR);
+                    self.per_second = measured.max(self.floor());
                     Learned::Measured {
                         from,
                         to: self.per_second,
@@ -328,7 +335,7 @@ mod tests {
     #[test]
     fn it_never_goes_below_one_a_minute() {
         let t0 = Instant::now();
-        let mut r = Rate::new(0.02, 1.0, t0);
+        let mut r = Rate::new(0.02, 0.02, t0);
         r.throttled(t0, false);
         assert_eq!(r.per_second(), FLOOR);
         r.starved();
