@@ -45,6 +45,27 @@ const GROWTH: f64 = 1.05;
 /// learned from, a 429 to a scope that was not held back by its own pace is
 /// stray: the service was not what held it back.
 const STRAY_SHARE: f64 = 0.1;
+/// A cut is judged by the span after it: when the share of the scope's
+/// answers that were 429 stayed within this factor of what it was (neither
+/// fell, as after a cut that helped, nor rose, as when the service is slower
+/// still), the 429s do not follow the scope's rate (a fault, a limit that is
+/// not a rate), and the cut is undone.
+const HELPED: f64 = 0.5;
+/// A span teaches nothing when its 429s are no more than the scope's noise
+/// (the share a cut did not lower) would give, give or take this many
+/// standard deviations: a span holds a few hundred answers at most, and the
+/// share of so few swings.
+const NOISE_SIGMAS: f64 = 3.0;
+/// The most of a scope's answers that can be noise: a share of 429s above it
+/// is a limit, however it answers a cut.
+const NOISE_AT_MOST: f64 = 0.2;
+/// Whether a span's `share` of 429s, after a cut that `then` led to, says
+/// the 429s did not follow the rate: about the same share (a cut lowers it, a
+/// limit slower still raises it), and few enough to be noise.
+fn noise_again(share: f64, then: f64) -> bool {
+    share > then * HELPED && share < then / HELPED && share < NOISE_AT_MOST
+}
+
 /// The fewest units served between two throttles that measure anything
 /// (none served over a span measures only that the scope sent nothing).
 const MIN_SERVED: f64 = 1.0;
@@ -69,6 +90,29 @@ pub struct Rate {
     starved: bool,
     /// Items answered 429 since the last throttle learned from.
     refused: f64,
+    /// The last cut, until it is judged: the rate before it and the share of
+    /// 429s that led to it.
+    cut: Option<(f64, f64)>,
+    /// The 429s the scope is answered whatever its rate.
+    noise: Noise,
+}
+
+/// The answers of the spans judged noise, and how many were 429.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Noise {
+    answers: f64,
+    refused: f64,
+}
+
+impl Noise {
+    /// The share of 429s the scope is answered whatever its rate.
+    fn share(&self) -> f64 {
+        if self.answers > 0.0 {
+            self.refused / self.answers
+        } else {
+            0.0
+        }
+    }
 }
 
 /// What a throttle taught, for the logs.
@@ -89,6 +133,11 @@ pub enum Learned {
     /// A stray 429: so few of the scope's answers were 429 that the service
     /// was not what held it back (a fault, another limit's brief refusal).
     Stray { rate: f64 },
+    /// No more of the scope's answers were 429 than its noise.
+    Noise { rate: f64, share: f64 },
+    /// The last cut did not lower the share of 429s: they do not follow the
+    /// scope's rate, which goes back to what it was; that share is noise.
+    Undone { from: f64, to: f64, share: f64 },
 }
 
 impl Rate {
@@ -102,6 +151,8 @@ impl Rate {
             steady_since: now,
             starved: false,
             refused: 0.0,
+            cut: None,
+            noise: Noise::default(),
         }
     }
 
@@ -136,6 +187,8 @@ impl Rate {
         }
         self.per_second = (self.per_second * GROWTH).min(self.ceiling);
         self.steady_since = now;
+        // A quiet spell after a cut shows it helped.
+        self.cut = None;
         Some(self.per_second)
     }
 
@@ -154,18 +207,13 @@ impl Rate {
     pub fn throttled(&mut self, now: Instant, informed: bool) -> Learned {
         let from = self.per_second;
         self.refused += 1.0;
-        if !self.starved && self.refused < STRAY_SHARE * (self.served + self.refused) {
+        let share = self.refused / (self.served + self.refused);
+        if !self.starved && share < STRAY_SHARE {
             return Learned::Stray { rate: from };
         }
         let learned = match self.empty_at {
             None if informed => Learned::Kept { rate: from },
-            None => {
-                self.per_second = (from * FIRST_CUT).max(self.floor());
-                Learned::Cut {
-                    from,
-                    to: self.per_second,
-                }
-            }
+            None => self.cut_to(from * FIRST_CUT, share),
             Some(since) => {
                 let span = now.saturating_duration_since(since);
                 if span < MIN_SPAN {
@@ -173,13 +221,26 @@ impl Rate {
                     return Learned::Kept { rate: from };
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
-                if measured < from && self.starved && self.served >= MIN_SERVED {
-                    self.per_second = measured.max(self.floor());
-                    Learned::Measured {
+                if let Some((before, _)) = self.cut.filter(|&(_, then)| noise_again(share, then)) {
+                    self.per_second = before;
+                    self.hear_noise();
+                    Learned::Undone {
                         from,
-                        to: self.per_second,
-                        served: self.served,
-                        span,
+                        to: before,
+                        share,
+                    }
+                } else if self.within_noise() {
+                    self.hear_noise();
+                    Learned::Noise { rate: from, share }
+                } else if measured < from && self.starved && self.served >= MIN_SERVED {
+                    match self.cut_to(measured, share) {
+                        Learned::Cut { from, to } => Learned::Measured {
+                            from,
+                            to,
+                            served: self.served,
+                            span,
+                        },
+                        other => other,
                     }
                 } else {
                     Learned::Kept { rate: from }
@@ -190,8 +251,39 @@ impl Rate {
         self.served = 0.0;
         self.refused = 0.0;
         self.starved = false;
-        self.steady_since = now;
+        if !matches!(learned, Learned::Noise { .. } | Learned::Undone { .. }) {
+            // Noise is no reason to wait longer before growing.
+            self.steady_since = now;
+        }
+        if !matches!(learned, Learned::Cut { .. } | Learned::Measured { .. }) {
+            self.cut = None;
+        }
         learned
+    }
+
+    /// Whether the span's 429s are as many as the scope's noise gives.
+    fn within_noise(&self) -> bool {
+        let n = self.served + self.refused;
+        let p = self.noise.share();
+        self.refused <= n * p + NOISE_SIGMAS * (n * p * (1.0 - p)).sqrt()
+    }
+
+    /// The span's answers were noise: they refine its share.
+    fn hear_noise(&mut self) {
+        self.noise.answers += self.served + self.refused;
+        self.noise.refused += self.refused;
+    }
+
+    /// Lowers the rate to `to` (not below the floor), remembering what it
+    /// was and the `share` of 429s that led here, for the next span to judge.
+    fn cut_to(&mut self, to: f64, share: f64) -> Learned {
+        let from = self.per_second;
+        self.per_second = to.max(self.floor());
+        self.cut = Some((from, share));
+        Learned::Cut {
+            from,
+            to: self.per_second,
+        }
     }
 }
 
@@ -244,7 +336,7 @@ mod tests {
         );
         // A measure above the rate paced at is no reason to rise on a throttle.
         r.starved();
-        for _ in 0..100 {
+        for _ in 0..400 {
             r.served(1.0, at(t0, 21_000));
         }
         assert_eq!(
@@ -330,6 +422,71 @@ mod tests {
             r.throttled(at(t0, 2_000 + i), false);
         }
         assert!(r.learned() && r.per_second() < 25.0, "{}", r.per_second());
+    }
+
+    #[test]
+    fn a_cut_that_does_not_lower_the_share_of_429s_is_undone() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(100.0, 100.0, t0);
+        // Answers 429 at random, one in twenty, whatever the rate.
+        let mut t = 0;
+        let span = |r: &mut Rate, t: &mut u64| {
+            r.starved();
+            for _ in 0..19 {
+                *t += 10;
+                r.served(1.0, at(t0, *t));
+            }
+            *t += 1_000;
+            r.throttled(at(t0, *t), false)
+        };
+        assert_eq!(
+            r.throttled(t0, false),
+            Learned::Cut {
+                from: 100.0,
+                to: 50.0
+            },
+            "the first 429, before any success"
+        );
+        assert!(matches!(
+            span(&mut r, &mut t),
+            Learned::Measured { from: 50.0, .. }
+        ));
+        let cut = r.per_second();
+        assert!(cut < 50.0);
+        match span(&mut r, &mut t) {
+            Learned::Undone { from, to, share } => {
+                assert_eq!((from, to, share), (cut, 50.0, 0.05));
+            }
+            other => panic!("{other:?}"),
+        }
+        for _ in 0..20 {
+            assert_eq!(
+                span(&mut r, &mut t),
+                Learned::Noise {
+                    rate: r.per_second(),
+                    share: 0.05
+                }
+            );
+        }
+        assert!(
+            r.per_second() > 50.0,
+            "noise does not stop it growing back: {}",
+            r.per_second()
+        );
+        // A real limit shows more 429s than the noise, and is learned.
+        r.starved();
+        for _ in 0..10 {
+            t += 100;
+            r.served(1.0, at(t0, t));
+        }
+        t += 1_000;
+        for _ in 0..5 {
+            r.refused += 1.0;
+        }
+        assert!(matches!(
+            r.throttled(at(t0, t), false),
+            Learned::Measured { .. }
+        ));
     }
 
     #[test]

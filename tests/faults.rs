@@ -290,6 +290,8 @@ fn tally(
 
 #[test]
 fn the_fault_table() {
+    // `AZBATCH_LOG=info` shows what the engine did (scopes paused, retries).
+    azbatch::log::init_from_env();
     println!("\n| scenario | seed | requests | faults injected | retries | succeeded | failed | OutcomeUnknown | lost | duplicated | writes run twice | s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut bad = vec![];

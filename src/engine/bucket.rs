@@ -240,7 +240,7 @@ impl Bucket {
         }
         self.active = true;
         self.tokens = self.tokens.min(0.0);
-        if !matches!(learned, Learned::Kept { .. }) {
+        if matches!(learned, Learned::Cut { .. } | Learned::Measured { .. }) {
             let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
             self.capacity = self.capacity.min(burst);
         }
