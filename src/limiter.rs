@@ -39,6 +39,10 @@ const FIRST_CUT: f64 = 0.5;
 const MIN_SPAN: Duration = Duration::from_secs(1);
 /// How long a scope goes without a throttle before its rate grows.
 const GROW_AFTER: Duration = Duration::from_secs(5);
+/// Nor before it has served this many units since: a slow scope (a
+/// provider's policy of a hundred calls in three minutes) grows by its own
+/// count, not by the clock, or it meets its limit again every few requests.
+const GROW_AFTER_UNITS: f64 = 20.0;
 /// How much the rate grows at a time.
 const GROWTH: f64 = 1.05;
 /// Below this share of 429s among a scope's answers since the last throttle
@@ -55,7 +59,7 @@ const HELPED: f64 = 0.5;
 /// (the share a cut did not lower) would give, give or take this many
 /// standard deviations: a span holds a few hundred answers at most, and the
 /// share of so few swings.
-const NOISE_SIGMAS: f64 = 3.0;
+const NOISE_SIGMAS: f64 = 4.0;
 /// The most of a scope's answers that can be noise: a share of 429s above it
 /// is a limit, however it answers a cut.
 const NOISE_AT_MOST: f64 = 0.2;
@@ -66,6 +70,9 @@ fn noise_again(share: f64, then: f64) -> bool {
     share > then * HELPED && share < then / HELPED && share < NOISE_AT_MOST
 }
 
+/// The fewest answers a scope's first throttle is judged on: one 429 among
+/// the first few answers says nothing of a rate.
+const MIN_ANSWERS: f64 = 20.0;
 /// The fewest units served between two throttles that measure anything
 /// (none served over a span measures only that the scope sent nothing).
 const MIN_SERVED: f64 = 1.0;
@@ -84,6 +91,8 @@ pub struct Rate {
     served: f64,
     /// Since when the rate has not changed.
     steady_since: Instant,
+    /// Units served since then.
+    steady_served: f64,
     /// Whether the scope wanted more than its bucket let out since the last
     /// throttle: only then does what the service served measure its refill
     /// (a scope that sent little says little; a stray 429 is no measure).
@@ -149,6 +158,7 @@ impl Rate {
             empty_at: None,
             served: 0.0,
             steady_since: now,
+            steady_served: 0.0,
             starved: false,
             refused: 0.0,
             cut: None,
@@ -161,16 +171,21 @@ impl Rate {
         self.starved = true;
     }
 
-    /// The lowest a lesson takes the rate: a tenth of its ceiling (a
-    /// service is not believed slower than that from 429s alone), and never
-    /// below one a minute.
+    /// The lowest a lesson takes the rate: one a minute. (A provider's
+    /// policy can be a fiftieth of the subscription's rate, so no share of
+    /// the ceiling is a floor; 429s that do not follow the rate are noise.)
     fn floor(&self) -> f64 {
-        (self.ceiling / 10.0).max(FLOOR)
+        FLOOR
     }
 
     /// Units a second the scope is paced at now.
     pub fn per_second(&self) -> f64 {
         self.per_second
+    }
+
+    /// Whether some of its 429s were found not to follow its rate.
+    pub fn noisy(&self) -> bool {
+        self.noise.answers > 0.0
     }
 
     /// Whether a throttle has ever lowered it.
@@ -181,12 +196,17 @@ impl Rate {
     /// The service served `units` at `now`. Returns the new rate when it grew.
     pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
         self.served += units.max(0.0);
+        self.steady_served += units.max(0.0);
         let steady = now.saturating_duration_since(self.steady_since);
-        if self.per_second >= self.ceiling || steady < GROW_AFTER {
+        if self.per_second >= self.ceiling
+            || steady < GROW_AFTER
+            || self.steady_served < GROW_AFTER_UNITS
+        {
             return None;
         }
         self.per_second = (self.per_second * GROWTH).min(self.ceiling);
         self.steady_since = now;
+        self.steady_served = 0.0;
         // A quiet spell after a cut shows it helped.
         self.cut = None;
         Some(self.per_second)
@@ -207,9 +227,14 @@ impl Rate {
     pub fn throttled(&mut self, now: Instant, informed: bool) -> Learned {
         let from = self.per_second;
         self.refused += 1.0;
-        let share = self.refused / (self.served + self.refused);
+        let answers = self.served + self.refused;
+        let share = self.refused / answers;
         if !self.starved && share < STRAY_SHARE {
             return Learned::Stray { rate: from };
+        }
+        if !informed && self.empty_at.is_none() && answers < MIN_ANSWERS {
+            // Too few answers to tell yet: wait for more.
+            return Learned::Kept { rate: from };
         }
         let learned = match self.empty_at {
             None if informed => Learned::Kept { rate: from },
@@ -221,7 +246,13 @@ impl Rate {
                     return Learned::Kept { rate: from };
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
-                if let Some((before, _)) = self.cut.filter(|&(_, then)| noise_again(share, then)) {
+                // A cut after which the 429s are what they were, or what the
+                // scope's noise is at any rate, did not help.
+                let heard = self.noise.answers > 0.0 && self.within_noise();
+                if let Some((before, _)) = self
+                    .cut
+                    .filter(|&(_, then)| heard || noise_again(share, then))
+                {
                     self.per_second = before;
                     self.hear_noise();
                     Learned::Undone {
@@ -254,6 +285,7 @@ impl Rate {
         if !matches!(learned, Learned::Noise { .. } | Learned::Undone { .. }) {
             // Noise is no reason to wait longer before growing.
             self.steady_since = now;
+            self.steady_served = 0.0;
         }
         if !matches!(learned, Learned::Cut { .. } | Learned::Measured { .. }) {
             self.cut = None;
@@ -295,11 +327,19 @@ mod tests {
         t0 + Duration::from_millis(ms)
     }
 
+    /// A cold scope held back by its pace, answered `MIN_ANSWERS` times by `now`:
+    /// its first throttle is judged.
+    fn warmed(r: &mut Rate, now: Instant) {
+        r.starved();
+        r.served(MIN_ANSWERS, now);
+    }
+
     #[test]
     fn the_first_throttle_halves_then_spans_measure_the_refill() {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
         assert!(!r.learned());
+        warmed(&mut r, t0);
         assert_eq!(
             r.throttled(at(t0, 10_000), false),
             Learned::Cut {
@@ -358,21 +398,37 @@ mod tests {
     fn a_quiet_scope_grows_back_to_its_ceiling_and_no_further() {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
+        warmed(&mut r, t0);
         r.throttled(t0, false);
         assert_eq!(r.per_second(), 12.5);
-        assert_eq!(r.served(1.0, at(t0, 4_999)), None, "not yet");
-        assert_eq!(r.served(1.0, at(t0, 5_000)), Some(12.5 * GROWTH));
-        assert_eq!(r.served(1.0, at(t0, 6_000)), None, "once per quiet spell");
+        assert_eq!(r.served(19.0, at(t0, 4_999)), None, "not yet");
+        assert_eq!(
+            r.served(0.5, at(t0, 5_000)),
+            None,
+            "5 s, but fewer than 20 served: a slow scope grows by its count"
+        );
+        assert_eq!(r.served(0.5, at(t0, 5_001)), Some(12.5 * GROWTH));
+        assert_eq!(r.served(20.0, at(t0, 6_000)), None, "once per quiet spell");
         let mut t = 5_000;
         let mut grew = 1;
         while r.per_second() < 25.0 {
             t += 5_000;
-            r.served(1.0, at(t0, t));
+            r.served(20.0, at(t0, t));
             grew += 1;
             assert!(grew < 30, "it reaches the ceiling");
         }
         assert_eq!(r.per_second(), 25.0, "capped at the ceiling");
         assert_eq!(r.served(1.0, at(t0, t + 60_000)), None);
+    }
+
+    #[test]
+    fn one_429_among_the_first_answers_teaches_nothing() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(25.0, 25.0, t0);
+        r.starved();
+        r.served(3.0, t0);
+        assert_eq!(r.throttled(t0, false), Learned::Kept { rate: 25.0 });
+        assert!(!r.learned());
     }
 
     #[test]
@@ -396,6 +452,7 @@ mod tests {
     fn a_scope_that_sent_little_measures_nothing() {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
+        warmed(&mut r, t0);
         r.throttled(t0, false);
         r.served(3.0, at(t0, 1_000));
         assert_eq!(
@@ -441,21 +498,20 @@ mod tests {
         };
         assert_eq!(
             r.throttled(t0, false),
+            Learned::Kept { rate: 100.0 },
+            "the first 429, before any success: too few answers to tell"
+        );
+        assert_eq!(
+            span(&mut r, &mut t),
             Learned::Cut {
                 from: 100.0,
                 to: 50.0
             },
-            "the first 429, before any success"
+            "2 of 21 answers, held back by its own pace"
         );
-        assert!(matches!(
-            span(&mut r, &mut t),
-            Learned::Measured { from: 50.0, .. }
-        ));
-        let cut = r.per_second();
-        assert!(cut < 50.0);
         match span(&mut r, &mut t) {
             Learned::Undone { from, to, share } => {
-                assert_eq!((from, to, share), (cut, 50.0, 0.05));
+                assert_eq!((from, to, share), (50.0, 100.0, 0.05));
             }
             other => panic!("{other:?}"),
         }
@@ -493,6 +549,7 @@ mod tests {
     fn it_never_goes_below_one_a_minute() {
         let t0 = Instant::now();
         let mut r = Rate::new(0.02, 0.02, t0);
+        warmed(&mut r, t0);
         r.throttled(t0, false);
         assert_eq!(r.per_second(), FLOOR);
         r.starved();

@@ -157,6 +157,57 @@ pub(crate) fn scope(method: &str, path: &str) -> String {
     }
 }
 
+/// What a resource provider has left of each of its own throttling policies
+/// that the request met, beside ARM's buckets ("Troubleshooting API
+/// throttling errors", Azure Compute): `<provider>/<policy>;<count>`, one
+/// per policy, as several header lines or joined by commas, e.g.
+/// `Microsoft.Compute/HighCostGet3Min;159,Microsoft.Compute/HighCostGet30Min;795`.
+pub(crate) const REMAINING_RESOURCE: &str = "x-ms-ratelimit-remaining-resource";
+
+/// The policies named in a [`REMAINING_RESOURCE`] value and what each has
+/// left; what does not read as `name;count` is skipped.
+pub(crate) fn provider_policies(value: &str) -> Vec<(String, f64)> {
+    value
+        .split(',')
+        .filter_map(|p| {
+            let (name, count) = p.trim().rsplit_once(';')?;
+            let count = count.trim().parse::<f64>().ok()?;
+            let name = name.trim();
+            (name.contains('/') && count.is_finite() && count >= 0.0)
+                .then(|| (name.to_ascii_lowercase(), count))
+        })
+        .collect()
+}
+
+/// The period a provider policy counts over, as its name tells it
+/// (`HighCostGet3Min`, `DeleteVMScaleSet30Min`); otherwise a minute, as
+/// Compute's policies count "per minute" ("Compute throttling limits": a
+/// bucket per limit, refilled every minute).
+pub(crate) fn policy_period(name: &str) -> std::time::Duration {
+    let minutes = name
+        .strip_suffix("min")
+        .map(|head| {
+            let digits = head.len() - head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            &head[head.len() - digits..]
+        })
+        .and_then(|d| d.parse::<u64>().ok())
+        .filter(|m| *m > 0)
+        .unwrap_or(1);
+    std::time::Duration::from_secs(minutes * 60)
+}
+
+/// The operation a request is, as a provider's policies see it: the provider
+/// and resource type its path names last (`microsoft.compute/virtualmachines`
+/// for `.../providers/Microsoft.Compute/virtualMachines/vm1/start`) and the
+/// kind of call. Requests of one operation meet the same policies.
+pub(crate) fn operation(method: &str, url: &str) -> Option<String> {
+    let path = url.split('?').next()?.to_ascii_lowercase();
+    let (_, tail) = path.rsplit_once("/providers/")?;
+    let mut segs = tail.split('/').filter(|s| !s.is_empty());
+    let (provider, kind) = (segs.next()?, segs.next()?);
+    Some(format!("{provider}/{kind} {}", Kind::of(method).name()))
+}
+
 /// How many times a principal's bucket the global subscription bucket holds,
 /// shared by every principal (the regional model's documentation).
 const GLOBAL_FACTOR: f64 = 15.0;
@@ -352,6 +403,43 @@ mod tests {
         let throttled = serde_json::json!({"error": {"code": "SubscriptionRequestsThrottled", "message": "Number of requests exceeded"}});
         assert_eq!(contention(&throttled), None);
         assert_eq!(contention(&Value::Null), None);
+    }
+
+    #[test]
+    fn reads_what_a_provider_has_left_of_its_policies() {
+        assert_eq!(
+            provider_policies(
+                "Microsoft.Compute/HighCostGet3Min;159, Microsoft.Compute/HighCostGet30Min;795,junk,x;y"
+            ),
+            vec![
+                ("microsoft.compute/highcostget3min".to_string(), 159.0),
+                ("microsoft.compute/highcostget30min".to_string(), 795.0)
+            ]
+        );
+        assert_eq!(
+            policy_period("microsoft.compute/highcostget3min").as_secs(),
+            180
+        );
+        assert_eq!(
+            policy_period("microsoft.compute/deletevmscaleset30min").as_secs(),
+            1800
+        );
+        assert_eq!(
+            policy_period("microsoft.compute/vmssqueuedvmoperations").as_secs(),
+            60
+        );
+        assert_eq!(
+            operation(
+                "POST",
+                "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1/start?api-version=2024-03-01"
+            )
+            .as_deref(),
+            Some("microsoft.compute/virtualmachines writes")
+        );
+        assert_eq!(
+            operation("GET", "/subscriptions/s/resourcegroups?api-version=1"),
+            None
+        );
     }
 
     #[test]

@@ -252,6 +252,26 @@ pub fn throttle_scope(api: Api, method: &str, url: &str) -> String {
     }
 }
 
+/// The operation a request is, as a resource provider's own limits see it
+/// (ARM's providers; Graph has none): see [`arm::operation`].
+pub(crate) fn provider_operation(api: Api, method: &str, url: &str) -> Option<String> {
+    match api {
+        Api::Arm => arm::operation(method, url),
+        Api::Graph => None,
+    }
+}
+
+/// The provider policy an ARM answer says is spent (its figure below one),
+/// the emptiest when several are: the limit that refused it.
+pub(crate) fn spent_policy(answer: &ItemAnswer) -> Option<String> {
+    let value = answer.header(arm::REMAINING_RESOURCE)?;
+    arm::provider_policies(&value)
+        .into_iter()
+        .filter(|(_, left)| *left < 1.0)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(name, _)| name)
+}
+
 /// A header of an item's answer, looked up case-insensitively.
 pub(crate) fn header_in(headers: &Map<String, Value>, name: &str) -> Option<String> {
     headers

@@ -50,6 +50,9 @@ pub(super) struct Bucket {
     /// the start but holds nothing until the service shows it counts
     /// resource units (most of Graph does not).
     active: bool,
+    /// Whether it held requests back from the start (a documented bucket),
+    /// rather than from what the answers showed.
+    holds_from_start: bool,
     /// `sent` when the model last grew: it grows once per round trip.
     grown_at: f64,
     /// Whether the service's answers have told this bucket's state (a
@@ -81,6 +84,7 @@ impl Bucket {
             at: now,
             sent: 0.0,
             active,
+            holds_from_start: active,
             grown_at: 0.0,
             informed: false,
             shared: None,
@@ -238,13 +242,25 @@ impl Bucket {
             // The service was not what held the scope back: the model stays.
             return learned;
         }
-        self.active = true;
+        // A lesson (a cut) makes a bucket hold requests back; a lesson undone (the 429s
+        // did not follow the rate) gives back to a bucket that held nothing
+        // before its first 429 the freedom it had.
+        match learned {
+            Learned::Cut { .. } | Learned::Measured { .. } => self.active = true,
+            Learned::Undone { .. } => self.active = self.holds_from_start || self.informed,
+            _ => {}
+        }
         self.tokens = self.tokens.min(0.0);
         if matches!(learned, Learned::Cut { .. } | Learned::Measured { .. }) {
             let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
             self.capacity = self.capacity.min(burst);
         }
         learned
+    }
+
+    /// Whether some of its 429s were found not to follow its rate.
+    pub fn noisy(&self) -> bool {
+        self.rate.noisy()
     }
 
     /// The service served `units` of this bucket at `now`; the new rate

@@ -112,7 +112,12 @@ impl Run {
         if ok {
             let item = self.items[idx].live();
             let units = item.sent_mark.map_or(1.0, |m| m.charged());
-            if let Some(rate) = self.scopes.succeeded(&item.scope, units, Instant::now()) {
+            if let Some(rate) = self.scopes.succeeded(
+                &item.scope,
+                item.operation.as_deref(),
+                units,
+                Instant::now(),
+            ) {
                 tracing::info!(
                     scope = item.scope.as_str(),
                     per_second = rate,

@@ -22,7 +22,10 @@ impl Run {
         let i = links.index;
         self.progress.add_total(1);
         let scope = dialect::throttle_scope(self.ctx.options.api, &request.method, &request.url);
+        let operation =
+            dialect::provider_operation(self.ctx.options.api, &request.method, &request.url);
         let mut item = Item::new(request, scope);
+        item.operation = operation;
         item.dependents = links.awaited_by;
         item.waiting = links.unknown;
         let mut failed = None;

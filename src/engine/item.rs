@@ -22,6 +22,8 @@ pub(super) struct Item {
     pub request: Request,
     /// Its throttle scope.
     pub scope: String,
+    /// Its operation, as a resource provider's own limits see it (ARM).
+    pub operation: Option<String>,
     /// The requests that wait for this one.
     pub dependents: Vec<usize>,
     /// How many of its dependencies have not succeeded yet.
@@ -65,6 +67,7 @@ impl Item {
             next_page: None,
             request,
             scope,
+            operation: None,
             dependents: vec![],
             waiting: 0,
             attempts: 0,

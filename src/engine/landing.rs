@@ -174,18 +174,23 @@ impl Run {
         let item = self.items[idx].live();
         if let Some(mark) = item.sent_mark {
             let read = item.request.is_read();
+            let op = item.operation.as_deref();
             self.scopes
-                .observe_answer(&item.scope, read, &answer, mark, Instant::now());
+                .observe_answer(&item.scope, read, op, &answer, mark, Instant::now());
         }
         if let Some(pause) = d.pause_scope {
             let key = &self.items[idx].live().scope;
+            let policy = dialect::spent_policy(&answer);
             tracing::info!(
                 scope = key.as_str(),
                 wait_ms = pause.as_millis() as u64,
                 until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
                 "scope paused"
             );
-            if let Some((learned, rate)) = self.scopes.throttled(key, pause, Instant::now()) {
+            if let Some((learned, rate)) =
+                self.scopes
+                    .throttled(key, pause, policy.as_deref(), Instant::now())
+            {
                 tracing::info!(scope = key.as_str(), per_second = rate, learned = ?learned, "scope throttled");
             }
         }

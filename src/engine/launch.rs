@@ -83,7 +83,8 @@ impl Run {
             },
             |i| {
                 let item = items[i].live();
-                scopes.admit(&item.scope, i, item.request.is_read(), now)
+                let op = item.operation.as_deref();
+                scopes.admit(&item.scope, i, item.request.is_read(), op, now)
             },
         );
         if batch.is_empty() {

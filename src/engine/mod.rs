@@ -25,6 +25,7 @@ mod deps;
 mod item;
 #[cfg(test)]
 mod pacing_tests;
+mod providers;
 mod scopes;
 mod send;
 #[cfg(test)]

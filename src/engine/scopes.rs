@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::bucket::Bucket;
+use super::providers::Providers;
+use crate::dialect::arm::{provider_policies, REMAINING_RESOURCE};
 use crate::dialect::graph::{self, APP, OUTLOOK_CONCURRENCY, RESOURCE_UNIT, THROTTLE_PERCENT};
 use crate::dialect::{arm, ItemAnswer};
 use crate::limiter::Learned;
@@ -63,14 +65,25 @@ struct Scope {
     /// The widest the window gets: unlimited, or Outlook's four.
     max_window: usize,
     in_flight: usize,
-    /// Requests waiting, and whether each is a read.
-    held: VecDeque<(usize, bool)>,
+    /// Requests waiting.
+    held: VecDeque<Held>,
     /// The scope's bucket: ARM's, or the Graph app's resource units; none
     /// for a mailbox.
     bucket: Option<Bucket>,
     /// What a read and a write cost from the bucket: one, or for Graph what
     /// `x-ms-resource-unit` said last.
     costs: [f64; 2],
+    /// The resource providers' own limits its requests met (ARM).
+    providers: Providers,
+}
+
+/// A request waiting in its scope.
+#[derive(Debug, Clone)]
+struct Held {
+    idx: usize,
+    read: bool,
+    /// Its operation, as a provider's limits see it.
+    op: Option<String>,
 }
 
 impl Scope {
@@ -87,7 +100,7 @@ impl Scope {
 
     /// What the first `n` held requests cost.
     fn cost_of_first(&self, n: usize) -> f64 {
-        self.held.iter().take(n).map(|&(_, r)| self.cost(r)).sum()
+        self.held.iter().take(n).map(|h| self.cost(h.read)).sum()
     }
 
     /// The bucket, when it holds requests back.
@@ -116,8 +129,8 @@ impl Scope {
             return 0;
         }
         let (mut n, mut spent) = (0, 0.0);
-        for &(_, read) in self.held.iter().take(room) {
-            spent += self.cost(read);
+        for h in self.held.iter().take(room) {
+            spent += self.cost(h.read);
             if spent > have {
                 break;
             }
@@ -204,13 +217,22 @@ impl Scopes {
                 held: VecDeque::new(),
                 bucket,
                 costs: [1.0, 1.0],
+                providers: Providers::default(),
             }
         })
     }
 
-    /// Whether request `idx` of scope `key` (a read or not) may be sent now.
-    /// When it may not, it is held until its scope can take it.
-    pub fn admit(&mut self, key: &str, idx: usize, read: bool, now: Instant) -> bool {
+    /// Whether request `idx` of scope `key` (a read or not, of provider
+    /// operation `op`) may be sent now. When it may not, it is held until
+    /// its scope can take it.
+    pub fn admit(
+        &mut self,
+        key: &str,
+        idx: usize,
+        read: bool,
+        op: Option<&str>,
+        now: Instant,
+    ) -> bool {
         if self.released.remove(&idx) {
             return true;
         }
@@ -218,12 +240,21 @@ impl Scopes {
         let paused = s.until.is_some_and(|t| t > now);
         let blocked = paused || s.in_flight >= s.window || !s.held.is_empty();
         let cost = s.cost(read);
-        if blocked || !s.bucket.as_mut().is_none_or(|b| b.take(cost, now)) {
-            s.held.push_back((idx, read));
+        let providers_lack = !blocked && s.providers.available(op, now) < cost;
+        if providers_lack {
+            s.providers.starve(op);
+        }
+        if blocked || providers_lack || !s.bucket.as_mut().is_none_or(|b| b.take(cost, now)) {
+            s.held.push_back(Held {
+                idx,
+                read,
+                op: op.map(str::to_string),
+            });
             self.held += 1;
             self.waiting.insert(key.to_string());
             return false;
         }
+        s.providers.take(idx, op, cost, now);
         s.in_flight += 1;
         if let Some(at) = s.bucket.as_ref().map(Bucket::sent) {
             self.marks.insert(idx, Mark { at, charged: cost });
@@ -242,6 +273,7 @@ impl Scopes {
     pub fn landed(&mut self, key: &str, idx: usize) -> Option<Mark> {
         if let Some(s) = self.map.get_mut(key) {
             s.in_flight = s.in_flight.saturating_sub(1);
+            s.providers.landed(idx);
         }
         self.marks.remove(&idx)
     }
@@ -254,10 +286,22 @@ impl Scopes {
         &mut self,
         key: &str,
         read: bool,
+        op: Option<&str>,
         answer: &ItemAnswer,
         mark: Mark,
         now: Instant,
     ) {
+        if let Some(s) = op.and_then(|op| self.map.get_mut(key).map(|s| (s, op))) {
+            s.0.providers.answered(s.1);
+        }
+        if let (Some(op), Some(value)) = (op, answer.header(REMAINING_RESOURCE)) {
+            if let Some(s) = self.map.get_mut(key) {
+                let left = provider_policies(&value);
+                let settled = s.in_flight == 0;
+                s.providers
+                    .observe(op, &left, s.in_flight as f64, settled, now);
+            }
+        }
         if let Some(arm) = arm::bucket(key) {
             if let Some(n) = answer.number(arm.remaining) {
                 self.observe(key, n, mark, now);
@@ -324,23 +368,56 @@ impl Scopes {
     }
 
     /// The service throttled scope `key` for `wait`: what its bucket's
-    /// limiter learned, and the rate it paces at now.
-    pub fn throttled(&mut self, key: &str, wait: Duration, now: Instant) -> Option<(Learned, f64)> {
+    /// limiter learned, and the rate it paces at now. When the answer said
+    /// a provider's `policy` was spent, that policy's bucket learns instead:
+    /// the subscription's was not what ran out.
+    pub fn throttled(
+        &mut self,
+        key: &str,
+        wait: Duration,
+        policy: Option<&str>,
+        now: Instant,
+    ) -> Option<(Learned, f64)> {
         let restart = self.restart;
         let s = self.scope(key, now);
         let until = now + wait;
         s.until = Some(s.until.map_or(until, |t| t.max(until)));
-        s.window = restart.min(s.max_window);
-        s.bucket
-            .as_mut()
-            .map(|b| (b.throttled(now), b.per_second()))
+        let learned = match policy.and_then(|p| s.providers.throttled(p, now)) {
+            Some(learned) => Some(learned),
+            None => s
+                .bucket
+                .as_mut()
+                .map(|b| (b.throttled(now), b.per_second())),
+        };
+        // A 429 that did not follow the rate (a stray one, the scope's
+        // noise, or one more of a burst in a scope known to be noisy) is no
+        // reason to send less at once.
+        let noisy = s.bucket.as_ref().is_some_and(Bucket::noisy);
+        let noise = match learned {
+            Some((Learned::Stray { .. } | Learned::Noise { .. } | Learned::Undone { .. }, _)) => {
+                true
+            }
+            Some((Learned::Kept { .. }, _)) => noisy,
+            _ => false,
+        };
+        if !noise {
+            s.window = restart.min(s.max_window);
+        }
+        learned
     }
 
     /// A request of scope `key` succeeded, having cost `units` of its
     /// bucket; the scope's new rate when a quiet spell let it grow.
-    pub fn succeeded(&mut self, key: &str, units: f64, now: Instant) -> Option<f64> {
+    pub fn succeeded(
+        &mut self,
+        key: &str,
+        op: Option<&str>,
+        units: f64,
+        now: Instant,
+    ) -> Option<f64> {
         let open = self.open;
         let s = self.map.get_mut(key)?;
+        s.providers.served(op, units, now);
         if s.window < s.max_window {
             s.window += 1;
             if s.window >= open {
@@ -360,10 +437,20 @@ impl Scopes {
                 continue;
             }
             for _ in 0..s.can_release(self.restart, now) {
-                let Some((idx, read)) = s.held.pop_front() else {
+                let Some(h) = s.held.front() else {
                     break;
                 };
-                let cost = s.cost(read);
+                let cost = s.cost(h.read);
+                let op = h.op.clone();
+                if s.providers.available(op.as_deref(), now) < cost {
+                    // Its provider's policy is spent: it and those behind wait.
+                    s.providers.starve(op.as_deref());
+                    break;
+                }
+                let Some(Held { idx, .. }) = s.held.pop_front() else {
+                    break;
+                };
+                s.providers.take(idx, op.as_deref(), cost, now);
                 if let Some(b) = &mut s.bucket {
                     b.take(cost, now);
                     let at = b.sent();
@@ -396,11 +483,18 @@ impl Scopes {
                 let s = &self.map[k];
                 let room = s.room();
                 let want = s.cost_of_first(room.min(restart));
-                let refilled = s
+                let own = s
                     .bucket
                     .as_ref()
                     .filter(|b| room > 0 && b.active())
                     .map(|b| b.ready_at(want));
+                let head = s.held.front().filter(|_| room > 0);
+                // A head waiting for its operation's first answer waits for
+                // a landing, as one waiting for its window does.
+                let provider = head
+                    .filter(|h| !s.providers.probing(h.op.as_deref()))
+                    .and_then(|h| s.providers.ready_at(h.op.as_deref(), s.cost(h.read)));
+                let refilled = own.max(provider);
                 match (s.until.filter(|t| *t > now), refilled) {
                     (Some(p), Some(r)) => Some(p.max(r)),
                     (p, r) => p.or(r),
@@ -458,7 +552,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Scopes::new(20, 8);
         let key = "subscription-reads/abc";
-        assert!(s.admit(key, 0, true, t0));
+        assert!(s.admit(key, 0, true, None, t0));
         let mark = s.landed(key, 0).unwrap();
         // The principal's own bucket has plenty; the subscription's global
         // bucket, shared with every principal, has 3 left.
@@ -466,13 +560,13 @@ mod tests {
             "x-ms-ratelimit-remaining-subscription-reads": "249",
             "x-ms-ratelimit-remaining-subscription-global-reads": "3",
         });
-        s.observe_answer(key, true, &answer_with(headers), mark, t0);
+        s.observe_answer(key, true, None, &answer_with(headers), mark, t0);
         assert!(
-            (1..4).all(|i| s.admit(key, i, true, t0)),
+            (1..4).all(|i| s.admit(key, i, true, None, t0)),
             "the 3 the global bucket has"
         );
         assert!(
-            !s.admit(key, 4, true, t0),
+            !s.admit(key, 4, true, None, t0),
             "then the global bucket holds them"
         );
         let wake = s.next_wake(t0).expect("a refill to wait for");
@@ -483,12 +577,12 @@ mod tests {
         );
         // Tenant scopes have no global bucket: its header changes nothing.
         let tenant = "tenant-reads";
-        assert!(s.admit(tenant, 10, true, t0));
+        assert!(s.admit(tenant, 10, true, None, t0));
         let mark = s.landed(tenant, 10).unwrap();
         let headers =
             serde_json::json!({"x-ms-ratelimit-remaining-subscription-global-reads": "0"});
-        s.observe_answer(tenant, true, &answer_with(headers), mark, t0);
-        assert!(s.admit(tenant, 11, true, t0));
+        s.observe_answer(tenant, true, None, &answer_with(headers), mark, t0);
+        assert!(s.admit(tenant, 11, true, None, t0));
     }
 
     #[test]
@@ -497,15 +591,15 @@ mod tests {
         let mut s = Scopes::new(20, 8);
         let (hot, other) = ("subscription-deletes/hot", "subscription-deletes/other");
         assert!(
-            (0..200).all(|i| s.admit(hot, i, true, t0)),
+            (0..200).all(|i| s.admit(hot, i, true, None, t0)),
             "a full bucket: 200 deletes"
         );
         assert!(
-            !s.admit(hot, 200, true, t0) && !s.admit(hot, 201, true, t0),
+            !s.admit(hot, 200, true, None, t0) && !s.admit(hot, 201, true, None, t0),
             "then they wait"
         );
         assert!(
-            s.admit(other, 300, true, t0),
+            s.admit(other, 300, true, None, t0),
             "other scopes have their own bucket"
         );
         assert_eq!(
@@ -520,7 +614,7 @@ mod tests {
         );
         assert_eq!(s.release(t0 + Duration::from_millis(201)), [200, 201]);
         for i in 202..260 {
-            assert!(!s.admit(hot, i, true, t0 + Duration::from_millis(201)));
+            assert!(!s.admit(hot, i, true, None, t0 + Duration::from_millis(201)));
         }
         let t1 = t0 + Duration::from_millis(201);
         assert_eq!(
@@ -558,7 +652,7 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut s = Scopes::new(20, 8);
         // Nothing said yet: the app's requests go however many there are.
-        assert!((0..4000).all(|i| s.admit("app", i, false, t0)));
+        assert!((0..4000).all(|i| s.admit("app", i, false, None, t0)));
         let unit = |cost, used| Units {
             cost: Some(cost),
             used,
@@ -571,14 +665,14 @@ mod tests {
         let mark = s.landed("app", 0).expect("the app scope has a bucket");
         s.observe_units("app", false, unit(3.0, Some(0.9)), mark, t0);
         assert!(
-            !s.admit("app", 4000, false, t0),
+            !s.admit("app", 4000, false, None, t0),
             "the bucket holds them now"
         );
         assert!(
-            s.admit("mailbox/a", 9000, true, t0),
+            s.admit("mailbox/a", 9000, true, None, t0),
             "mailboxes are not in it"
         );
-        assert!(s.admit("other", 9001, true, t0), "nor other scopes");
+        assert!(s.admit("other", 9001, true, None, t0), "nor other scopes");
         assert_eq!(s.release(ms(5)), Vec::<usize>::new(), "350 a second");
         let woken = s.next_wake(t0).expect("a refill to wait for");
         let woke = woken.saturating_duration_since(t0).as_millis();
@@ -596,7 +690,10 @@ mod tests {
             s.landed("app", i);
         });
         for i in 4001..4021 {
-            assert!(!s.admit("app", i, false, t1), "queued behind the bucket");
+            assert!(
+                !s.admit("app", i, false, None, t1),
+                "queued behind the bucket"
+            );
         }
         let t2 = s.next_wake(t1).expect("a batch's worth: 60 units");
         let wait = t2.saturating_duration_since(t1).as_millis();
@@ -615,21 +712,23 @@ mod tests {
             used,
         };
         let mut s = Scopes::new(20, 8);
-        assert!(s.admit("app", 0, false, t0));
+        assert!(s.admit("app", 0, false, None, t0));
         let m = s.landed("app", 0).unwrap();
         s.observe_units("app", false, units(1e300, Some(0.9)), m, t0);
         assert!(
-            (1..4).all(|i| s.admit("app", i, false, t0)) && !s.admit("app", 4, false, t0),
+            (1..4).all(|i| s.admit("app", i, false, None, t0))
+                && !s.admit("app", 4, false, None, t0),
             "350 units left, a write charged 100 at most"
         );
         let wake = s.next_wake(t0).expect("a refill");
         assert!(wake <= t0 + Duration::from_secs(1), "{wake:?}");
         let mut z = Scopes::new(20, 8);
-        assert!(z.admit("app", 0, true, t0));
+        assert!(z.admit("app", 0, true, None, t0));
         let m = z.landed("app", 0).unwrap();
         z.observe_units("app", true, units(0.0, None), m, t0);
         assert!(
-            (1..3500).all(|i| z.admit("app", i, true, t0)) && !z.admit("app", 3500, true, t0),
+            (1..3500).all(|i| z.admit("app", i, true, None, t0))
+                && !z.admit("app", 3500, true, None, t0),
             "no request costs less than one unit"
         );
     }
@@ -643,7 +742,7 @@ mod tests {
             used: None,
         };
         // The service counts units but says nothing of the limit: less than 0.8 used.
-        assert!(s.admit("app", 0, true, t0));
+        assert!(s.admit("app", 0, true, None, t0));
         let m = s.landed("app", 0).unwrap();
         s.observe_units("app", true, cost, m, t0);
         let mut sent = 1;
@@ -651,7 +750,7 @@ mod tests {
         // Round trips of 500 reads: each answered below the signal.
         while sent < 8000 && rounds < 40 {
             let start = sent;
-            while s.admit("app", sent, true, t0) {
+            while s.admit("app", sent, true, None, t0) {
                 sent += 1;
             }
             s.clear_held_for_test();
@@ -675,19 +774,19 @@ mod tests {
     fn outlook_takes_four_at_once_per_mailbox() {
         let t0 = Instant::now();
         let mut s = Scopes::new(20, 8);
-        assert!((0..4).all(|i| s.admit("mailbox/a", i, true, t0)));
-        assert!(!s.admit("mailbox/a", 4, true, t0), "a fifth waits");
+        assert!((0..4).all(|i| s.admit("mailbox/a", i, true, None, t0)));
+        assert!(!s.admit("mailbox/a", 4, true, None, t0), "a fifth waits");
         assert!(
-            s.admit("mailbox/b", 5, true, t0),
+            s.admit("mailbox/b", 5, true, None, t0),
             "another mailbox does not"
         );
         s.landed("mailbox/a", 0);
         for _ in 0..100 {
-            s.succeeded("mailbox/a", 1.0, t0);
+            s.succeeded("mailbox/a", None, 1.0, t0);
         }
         assert_eq!(s.release(t0), [4], "one back, one out");
         assert!(
-            !s.admit("mailbox/a", 6, true, t0),
+            !s.admit("mailbox/a", 6, true, None, t0),
             "never more than four, however many succeed"
         );
     }
@@ -696,14 +795,16 @@ mod tests {
     fn a_throttled_scope_waits_then_restarts_small_and_grows() {
         let t0 = Instant::now();
         let mut s = Scopes::new(2, 2);
-        assert!(s.admit("a", 0, true, t0) && s.admit("b", 1, true, t0));
+        assert!(s.admit("a", 0, true, None, t0) && s.admit("b", 1, true, None, t0));
         s.landed("a", 0);
-        s.throttled("a", Duration::from_secs(1), t0);
+        s.throttled("a", Duration::from_secs(1), None, t0);
         assert!(
-            !s.admit("a", 2, true, t0) && !s.admit("a", 3, true, t0) && !s.admit("a", 4, true, t0),
+            !s.admit("a", 2, true, None, t0)
+                && !s.admit("a", 3, true, None, t0)
+                && !s.admit("a", 4, true, None, t0),
             "paused"
         );
-        assert!(s.admit("b", 5, true, t0), "other scopes go on");
+        assert!(s.admit("b", 5, true, None, t0), "other scopes go on");
         assert_eq!(s.held(), 3);
         assert_eq!(s.release(t0), Vec::<usize>::new());
         assert_eq!(s.next_wake(t0), Some(t0 + Duration::from_secs(1)));
@@ -716,19 +817,22 @@ mod tests {
             "a pause that ended is no reason to wake"
         );
         assert!(
-            s.admit("a", 2, true, t1) && s.admit("a", 3, true, t1),
+            s.admit("a", 2, true, None, t1) && s.admit("a", 3, true, None, t1),
             "released ones go without asking twice"
         );
-        assert!(!s.admit("a", 6, true, t1), "queued behind the held ones");
+        assert!(
+            !s.admit("a", 6, true, None, t1),
+            "queued behind the held ones"
+        );
         s.landed("a", 0);
-        s.succeeded("a", 1.0, t1);
+        s.succeeded("a", None, 1.0, t1);
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
         assert!(!s.holding() && s.held() == 0);
         for _ in 0..8 {
-            s.succeeded("a", 1.0, t1);
+            s.succeeded("a", None, 1.0, t1);
         }
         for i in 10..30 {
-            assert!(s.admit("a", i, true, t1), "open again");
+            assert!(s.admit("a", i, true, None, t1), "open again");
         }
     }
 }
