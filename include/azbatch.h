@@ -253,6 +253,21 @@ AzBatchStatus batch_info(char **info_out);
 // one pointer write.
 AzBatchStatus batch_url_api(const char *url, char **api_out);
 
+// A request in the library's own fields: the shapes of Invoke-AzRestMethod
+// (`Path`, `Payload`, the path by parts) and Invoke-MgGraphRequest (`Uri`,
+// `ContentType`), with keys in any case, become `url`, `method`, `body`,
+// `headers`... as `batch_add` takes them. Writes that JSON object to
+// `*json_out` (free with `batch_string_free`); on failure, the reason, naming
+// the request (as `request[index]`) and the field, to `*error_out`.
+//
+// # Safety
+// `request_json` is NULL or a NUL-terminated string; `json_out` and
+// `error_out` are NULL or valid for one pointer write.
+AzBatchStatus batch_request_json(const char *request_json,
+                                 uint64_t index,
+                                 char **json_out,
+                                 char **error_out);
+
 // The library version, e.g. "0.1.0" (same as `AZBATCH_VERSION`). Static: do
 // not free.
 const char *batch_version(void);

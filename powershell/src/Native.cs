@@ -100,6 +100,9 @@ namespace AzBatch
         [DllImport(Library, EntryPoint = "batch_url_api", CallingConvention = CallingConvention.Cdecl)]
         public static extern Status batch_url_api(byte[] url, out IntPtr apiOut);
 
+        [DllImport(Library, EntryPoint = "batch_request_json", CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status batch_request_json(byte[] requestJson, ulong index, out IntPtr jsonOut, out IntPtr errorOut);
+
         [DllImport(Library, EntryPoint = "batch_free", CallingConvention = CallingConvention.Cdecl)]
         public static extern void batch_free(IntPtr batch);
 
@@ -336,6 +339,23 @@ namespace AzBatch
         /// <summary>"Arm" or "Graph" for a request URL, or null when it could be
         /// either: the library's reading of it (batch_url_api).</summary>
         public static string ApiOfUrl(string url)
+        {
+            return ApiOfUrlCore(url);
+        }
+
+        /// <summary>A request in the library's own fields (batch_request_json):
+        /// Invoke-AzRestMethod's and Invoke-MgGraphRequest's shapes resolved.</summary>
+        public static string RequestJson(string requestJson, int index)
+        {
+            IntPtr json, error;
+            Status status = NativeMethods.batch_request_json(NativeMethods.Utf8(requestJson), (ulong)index, out json, out error);
+            string message = NativeMethods.TakeUtf8(error);
+            string text = NativeMethods.TakeUtf8(json);
+            if (status < 0) throw AzBatchException.For(status, message ?? "batch_request_json failed");
+            return text;
+        }
+
+        private static string ApiOfUrlCore(string url)
         {
             IntPtr p;
             Status status = NativeMethods.batch_url_api(NativeMethods.Utf8(url), out p);

@@ -34,6 +34,23 @@ namespace AzBatch
             new[] { "headers", "Headers" },
             new[] { "dependsOn", "DependsOn" },
             new[] { "bodyEncoding", "BodyEncoding" },
+            // Invoke-AzRestMethod's and Invoke-MgGraphRequest's shapes: the
+            // library resolves them (batch_request_json).
+            new[] { "path", "Path" },
+            new[] { "payload", "Payload" },
+            new[] { "subscriptionId", "SubscriptionId" },
+            new[] { "resourceGroupName", "ResourceGroupName" },
+            new[] { "resourceProviderName", "ResourceProviderName" },
+            new[] { "resourceType", "ResourceType" },
+            new[] { "resourceName", "ResourceName" },
+            new[] { "apiVersion", "ApiVersion" },
+            new[] { "contentType", "ContentType" },
+        };
+
+        /// <summary>Keys only the peers' shapes have.</summary>
+        private static readonly string[] PeerKeys = {
+            "path", "payload", "subscriptionId", "resourceGroupName", "resourceProviderName",
+            "resourceType", "resourceName", "apiVersion", "contentType",
         };
 
         /// <summary>A string is a GET of that URL; a hashtable or object gives
@@ -63,6 +80,10 @@ namespace AzBatch
             }
             Dictionary<string, object> values = Values(input, baseObject, at);
             object v;
+            foreach (string k in PeerKeys)
+            {
+                if (values.ContainsKey(k)) return ReadPeerShape(values, index, at);
+            }
             if (values.TryGetValue("id", out v) && v != null) { d.Id = Scalar(v); at += " (id '" + d.Id + "')"; }
             d.Method = values.TryGetValue("method", out v) && v != null ? Scalar(v).Trim().ToUpperInvariant() : "GET";
             if (!values.TryGetValue("url", out v) || v == null) throw new JsonInputException(at + ": Url is required");
@@ -95,20 +116,70 @@ namespace AzBatch
             return d;
         }
 
+        /// <summary>A request in Invoke-AzRestMethod's or Invoke-MgGraphRequest's
+        /// shape: its fields go to the library as given, which resolves them
+        /// (the path from its parts, Payload's JSON text) into its own; the
+        /// method, URL and ids are read back for ShouldProcess and dependsOn.</summary>
+        private static RequestDraft ReadPeerShape(Dictionary<string, object> values, int index, string at)
+        {
+            StringBuilder sb = new StringBuilder(256);
+            sb.Append('{');
+            bool first = true;
+            foreach (KeyValuePair<string, object> e in values)
+            {
+                if (e.Value == null) continue;
+                if (!first) sb.Append(',');
+                first = false;
+                JsonWriter.String(sb, e.Key);
+                sb.Append(':');
+                if (e.Key == "body") Body(sb, e.Value, at + ": Body");
+                else JsonWriter.Value(sb, e.Value, 0, at + ": " + e.Key);
+            }
+            sb.Append('}');
+            string json;
+            try { json = Batch.RequestJson(sb.ToString(), index); }
+            catch (AzBatchException ex) { throw new JsonInputException(ex.Message); }
+            Dictionary<string, object> read = new Dictionary<string, object>(StringComparer.Ordinal);
+            foreach (KeyValuePair<string, object> e in JsonReader.ReadObject(json)) read[e.Key] = e.Value;
+            RequestDraft d = new RequestDraft();
+            d.Json = json;
+            object x;
+            d.Url = read.TryGetValue("url", out x) ? Scalar(x) : "";
+            d.Method = read.TryGetValue("method", out x) ? Scalar(x).Trim().ToUpperInvariant() : "GET";
+            if (read.TryGetValue("id", out x) || read.TryGetValue("name", out x)) d.Id = Scalar(x);
+            if (read.TryGetValue("dependsOn", out x))
+            {
+                foreach (object dep in Items(x)) d.DependsOn.Add(Scalar(dep));
+            }
+            return d;
+        }
+
         /// <summary>The request's fields by their JSON name; an unknown key is an
         /// error rather than silently dropped.</summary>
         private static Dictionary<string, object> Values(object input, object baseObject, string at)
         {
             Dictionary<string, object> values = new Dictionary<string, object>(StringComparer.Ordinal);
+            List<KeyValuePair<string, object>> given = new List<KeyValuePair<string, object>>();
             IDictionary dict = baseObject as IDictionary;
             if (dict != null)
             {
-                foreach (DictionaryEntry e in dict) Put(values, Convert.ToString(e.Key, CultureInfo.InvariantCulture), e.Value, at);
-                return values;
+                foreach (DictionaryEntry e in dict) given.Add(new KeyValuePair<string, object>(Convert.ToString(e.Key, CultureInfo.InvariantCulture), e.Value));
             }
-            foreach (PSPropertyInfo p in PSObject.AsPSObject(input).Properties)
+            else
             {
-                Put(values, p.Name, p.Value, at);
+                foreach (PSPropertyInfo p in PSObject.AsPSObject(input).Properties) given.Add(new KeyValuePair<string, object>(p.Name, p.Value));
+            }
+            // Beside a ResourceType, Name is Invoke-AzRestMethod's resource name,
+            // not ARM's spelling of the id.
+            bool byParts = false;
+            foreach (KeyValuePair<string, object> e in given)
+            {
+                if (string.Equals(e.Key, "ResourceType", StringComparison.OrdinalIgnoreCase)) byParts = true;
+            }
+            foreach (KeyValuePair<string, object> e in given)
+            {
+                string key = byParts && string.Equals(e.Key, "Name", StringComparison.OrdinalIgnoreCase) ? "ResourceName" : e.Key;
+                Put(values, key, e.Value, at);
             }
             return values;
         }
@@ -127,7 +198,7 @@ namespace AzBatch
                     }
                 }
             }
-            throw new JsonInputException(string.Format("{0}: unknown key '{1}' (a request takes Url, Method, Id, Body, Headers, DependsOn and BodyEncoding)", at, key));
+            throw new JsonInputException(string.Format("{0}: unknown key '{1}' (a request takes Url, Method, Id, Body, Headers, DependsOn and BodyEncoding; or Invoke-AzRestMethod's Path, Payload, SubscriptionId, ResourceGroupName, ResourceProviderName, ResourceType, Name and ApiVersion; or Invoke-MgGraphRequest's Uri and ContentType)", at, key));
         }
 
         /// <summary>A body: hashtables and objects as JSON objects, arrays as

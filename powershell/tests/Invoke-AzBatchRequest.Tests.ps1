@@ -119,6 +119,48 @@ Describe 'Requests from the pipeline (ARM)' {
     }
 }
 
+Describe "Invoke-AzRestMethod's request shapes" {
+    It 'takes Path, Method and Payload as Invoke-AzRestMethod does' {
+        $reqs = @(
+            @{ Path = "/subscriptions/$Sub0/resourcegroups/rg-peer?api-version=2021-04-01"; Method = 'PUT'; Payload = '{"location":"westeurope","tags":{"from":"Invoke-AzRestMethod"}}' }
+            [pscustomobject]@{ Path = "/subscriptions/$Sub0/resourcegroups/rg-peer?api-version=2021-04-01"; Method = 'GET' }
+        )
+        $put = $reqs[0] | Invoke-AzBatchRequest @Common
+        $put.Status | Should -Be 201
+        $put.Body.tags.from | Should -Be 'Invoke-AzRestMethod'
+        $get = $reqs[1] | Invoke-AzBatchRequest @Common
+        ($get.Status, $get.Body.location) | Should -Be @(200, 'westeurope')
+    }
+
+    It 'builds the path from its parts, Name beside ResourceType being the resource' {
+        $sub5 = '00000000-0000-4000-8000-000000000005'
+        $r = @{ SubscriptionId = $sub5; ResourceProviderName = 'Microsoft.Batch'; ResourceType = 'batchAccounts'; ApiVersion = '2024-07-01' } |
+            Invoke-AzBatchRequest @Common
+        $r.Status | Should -Be 200
+        @($r.Body.value).Count | Should -BeGreaterThan 0
+        $r.Body.value[0].id | Should -BeLike "/subscriptions/$sub5/resourceGroups/*/providers/Microsoft.Batch/batchAccounts/*"
+        $csv = @"
+SubscriptionId,ResourceGroupName,ApiVersion,Id
+$Sub0,rg-peer,2021-04-01,fromcsv
+"@ | ConvertFrom-Csv
+        $put = @{ Path = "/subscriptions/$Sub0/resourcegroups/rg-peer?api-version=2021-04-01"; Method = 'PUT'; Payload = '{"location":"westeurope"}' } | Invoke-AzBatchRequest @Common
+        $put.Status | Should -BeIn @(200, 201)
+        $got = $csv | Invoke-AzBatchRequest @Common
+        ($got.Name, $got.Status, $got.Body.id) | Should -Be @('fromcsv', 200, "/subscriptions/$Sub0/resourceGroups/rg-peer")
+        # Name is the resource's beside ResourceType: the write is shown, not sent.
+        $vm = @{ SubscriptionId = $Sub0; ResourceGroupName = 'g'; ResourceProviderName = 'Microsoft.Compute'; ResourceType = 'virtualMachines/extensions'; Name = 'vm1'; ApiVersion = '2024-03-01'; Method = 'PUT'; Payload = '{}' } |
+            Invoke-AzBatchRequest -WhatIf @Common
+        $vm | Should -BeNullOrEmpty
+    }
+
+    It 'says which field is wrong in a shape it cannot read' {
+        { @{ Path = "/subscriptions/$Sub0/resourcegroups/x?api-version=2021-04-01"; Method = 'PUT'; Payload = '{oops' } | Invoke-AzBatchRequest @Common } |
+            Should -Throw '*payload*JSON*'
+        { @{ SubscriptionId = $Sub0; ResourceType = @('a', 'b', 'c'); Name = 'x'; ApiVersion = '1' } | Invoke-AzBatchRequest @Common } |
+            Should -Throw '*resourceType*3 types and 1 names*'
+    }
+}
+
 Describe 'Bodies keep their shape' {
     BeforeAll {
         function script:Put-Group([string]$Name, $Body) {
@@ -754,6 +796,7 @@ Describe 'Help' {
                 $PSDefaultParameterValues['Invoke-AzBatchRequest:AccessToken'] = $Token
                 $pw = 'Secret-1'; $skuId = 'c7df2760-2c81-4ef7-b578-5b5392b571df'; $groupId = $Group0; $userId = $User0
                 $groupIds = @($Group0, '00000001-0000-4000-a000-000000000001')
+                $subscriptionId = $Sub0
                 try {
                     $out = & ([scriptblock]::Create($code)) 2>&1
                     $errors = @($out | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })

@@ -29,6 +29,7 @@ C_TO_CS = {
     "struct AzBatch **": "out BatchHandle",
     "struct AzBatchProgress *": "out Progress",
     "uint32_t": "uint",
+    "uint64_t": "ulong",
     "AzBatchStatus": "Status",
     "void": "void",
 }

@@ -432,6 +432,33 @@ pub unsafe extern "C" fn batch_url_api(
     }))
 }
 
+/// A request in the library's own fields: the shapes of Invoke-AzRestMethod
+/// (`Path`, `Payload`, the path by parts) and Invoke-MgGraphRequest (`Uri`,
+/// `ContentType`), with keys in any case, become `url`, `method`, `body`,
+/// `headers`... as `batch_add` takes them. Writes that JSON object to
+/// `*json_out` (free with `batch_string_free`); on failure, the reason, naming
+/// the request (as `request[index]`) and the field, to `*error_out`.
+///
+/// # Safety
+/// `request_json` is NULL or a NUL-terminated string; `json_out` and
+/// `error_out` are NULL or valid for one pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn batch_request_json(
+    request_json: *const c_char,
+    index: u64,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut c_char,
+) -> AzBatchStatus {
+    status_of(guard("batch_request_json", error_out, || {
+        let text = str_arg(request_json, "request_json")?;
+        required(json_out, "json_out")?;
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        let spec = crate::request::RequestSpec::from_json(text, index)?.canonical(index)?;
+        write_string(json_out, spec.to_json().to_string());
+        Ok(())
+    }))
+}
+
 /// The library version, e.g. "0.1.0" (same as `AZBATCH_VERSION`). Static: do
 /// not free.
 #[no_mangle]

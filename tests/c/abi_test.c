@@ -109,6 +109,27 @@ static void test_url_api(void) {
     CHECK(batch_url_api("/users", NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_url_api without api_out");
 }
 
+static void test_request_json(void) {
+    char *json = NULL, *err = NULL;
+    const char *peer = "{\"SubscriptionId\":\"s1\",\"ResourceGroupName\":\"g\",\"ApiVersion\":\"2021-04-01\","
+                       "\"Method\":\"PUT\",\"Payload\":\"{\\\"location\\\":\\\"westeurope\\\"}\"}";
+    CHECK(batch_request_json(peer, 0, &json, &err) == AZBATCH_OK && json && err == NULL,
+          "batch_request_json: %s", err ? err : "(no error)");
+    CHECK(json && strstr(json, "\"url\":\"/subscriptions/s1/resourceGroups/g?api-version=2021-04-01\"")
+              && strstr(json, "\"body\":{\"location\":\"westeurope\"}") && !strstr(json, "ayload"),
+          "Invoke-AzRestMethod's shape in the library's fields: %s", json ? json : "(none)");
+    batch_string_free(json);
+    json = NULL;
+    CHECK(batch_request_json("{\"Path\":\"/x\",\"Payload\":\"{no\"}", 7, &json, &err) == AZBATCH_ERR_INVALID_VALUE
+              && json == NULL && err && strstr(err, "request[7]") && strstr(err, "payload"),
+          "a bad Payload is named: %s", err ? err : "(none)");
+    batch_string_free(err);
+    err = NULL;
+    CHECK(batch_request_json(NULL, 0, &json, &err) == AZBATCH_ERR_NULL_ARGUMENT, "batch_request_json(NULL)");
+    batch_string_free(err);
+    CHECK(batch_request_json("{}", 0, NULL, NULL) == AZBATCH_ERR_NULL_ARGUMENT, "batch_request_json without json_out");
+}
+
 static void test_null_arguments(void) {
     char *err = NULL;
     AzBatch *none = NULL;
@@ -463,6 +484,7 @@ int main(int argc, char **argv) {
     snprintf(url, sizeof url, "/subscriptions/00000000-0000-4000-8000-000000000001?api-version=2022-12-01");
     test_version();
     test_url_api();
+    test_request_json();
     test_error_out_is_cleared_on_success();
     test_null_arguments();
     test_bad_input();

@@ -2,10 +2,12 @@
 //! parsed, checked and given unique ids before a run starts, so the engine only
 //! ever sees well-formed work.
 
+mod peers;
+
 use std::collections::HashSet;
 
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::dialect::{self, Api};
@@ -132,8 +134,9 @@ fn json_len(v: &Value) -> usize {
 
 /// A request as a caller gives it, before it is checked: the fields of the C
 /// ABI's request JSON, typed. ARM's spellings (`name`, `httpMethod`, `content`)
-/// are accepted beside the general ones.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// are accepted beside the general ones, and the shapes of Invoke-AzRestMethod
+/// and Invoke-MgGraphRequest ([`peers`]), with keys in any case.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RequestSpec {
     /// A string or number; assigned when left out.
@@ -160,6 +163,22 @@ pub struct RequestSpec {
     pub depends_on: Option<Vec<Value>>,
     /// A template sent once in every subscription ([`crate::fanout`]).
     pub for_each_subscription: Option<bool>,
+    /// Invoke-AzRestMethod's `Path`: the `url`.
+    pub path: Option<String>,
+    /// Invoke-AzRestMethod's `Payload`: JSON text, the `body`.
+    pub payload: Option<Value>,
+    /// Invoke-AzRestMethod's path by parts (with `resourceGroupName`,
+    /// `resourceProviderName`, `resourceType`, `resourceName`, `apiVersion`).
+    pub subscription_id: Option<String>,
+    pub resource_group_name: Option<String>,
+    pub resource_provider_name: Option<String>,
+    /// Text (`/` between a type and its child types) or a list.
+    pub resource_type: Option<Value>,
+    /// Invoke-AzRestMethod's `Name` (beside `ResourceType`): text or a list.
+    pub resource_name: Option<Value>,
+    pub api_version: Option<String>,
+    /// Invoke-MgGraphRequest's `ContentType`: the `Content-Type` header.
+    pub content_type: Option<String>,
 }
 
 impl RequestSpec {
@@ -167,23 +186,56 @@ impl RequestSpec {
     /// value of the wrong type names the request and the field.
     pub fn from_json(text: &str, index: usize) -> Result<RequestSpec, Error> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            // Only on the error path: the id, to name the request by it.
-            let id = serde_json::from_str::<Value>(text)
-                .ok()
-                .and_then(|v| given_id_of(&v));
-            spec_error(e, &At::new(index, id.as_deref()))
-        })?;
-        de.end()
-            .map_err(|e| Error::InvalidJson(format!("request[{index}]: not valid JSON: {e}")))?;
-        Ok(spec)
+        match serde_path_to_error::deserialize::<_, RequestSpec>(&mut de) {
+            Ok(spec) => {
+                de.end().map_err(|e| {
+                    Error::InvalidJson(format!("request[{index}]: not valid JSON: {e}"))
+                })?;
+                Ok(spec)
+            }
+            // Keys in another spelling (`Path`, `Uri`): read again, by name.
+            Err(e) if e.inner().to_string().starts_with("unknown field") => {
+                let json: Value = serde_json::from_str(text).map_err(|e| {
+                    Error::InvalidJson(format!("request[{index}]: not valid JSON: {e}"))
+                })?;
+                RequestSpec::from_value(json, index)
+            }
+            Err(e) => {
+                // Only on the error path: the id, to name the request by it.
+                let id = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| given_id_of(&v));
+                Err(spec_error(e, &At::new(index, id.as_deref())))
+            }
+        }
     }
 
     /// [`RequestSpec::from_json`], from JSON already parsed.
-    pub fn from_value(json: Value, index: usize) -> Result<RequestSpec, Error> {
+    pub fn from_value(mut json: Value, index: usize) -> Result<RequestSpec, Error> {
+        if let Some(object) = json.as_object_mut() {
+            peers::canonical_keys(object);
+        }
         let id = given_id_of(&json);
         serde_path_to_error::deserialize(json)
             .map_err(|e| spec_error(e, &At::new(index, id.as_deref())))
+    }
+
+    /// The request in its own fields only, the peers' forms resolved
+    /// ([`peers`]): what the module sends, and shows before sending.
+    pub fn canonical(mut self, index: usize) -> Result<RequestSpec, Error> {
+        let id = self.id.clone().or(self.name.clone()).and_then(scalar_id);
+        peers::resolve(&mut self)
+            .map_err(|(field, why)| At::new(index, id.as_deref()).bad(field, why))?;
+        Ok(self)
+    }
+
+    /// Its JSON form, the fields given only.
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.retain(|_, x| !x.is_null());
+        }
+        v
     }
 
     /// A GET of `url`.
@@ -309,6 +361,7 @@ impl RequestList {
     /// request (`request[3]`, with its id when it has one) and the field at fault.
     pub fn add(&mut self, spec: RequestSpec, options: &Options) -> Result<&Request, Error> {
         let index = self.added;
+        let spec = spec.canonical(index)?;
         let id = given_id(spec.id, spec.name, index)?;
         let at = At::new(index, id.as_deref());
         if spec.for_each_subscription == Some(true) {
