@@ -6,6 +6,7 @@
 
 use url::Url;
 
+use crate::dialect::graph::VERSIONS as GRAPH_VERSIONS;
 use crate::dialect::Api;
 use crate::error::Error;
 
@@ -89,7 +90,11 @@ fn relative_url_as_given(text: &str, root: Root<'_>) -> Result<String, String> {
         return Ok(text.to_string());
     }
     if !text.contains("://") {
-        return relative_path(text, root.api);
+        let path = relative_path(text, root.api)?;
+        return match root.api {
+            Api::Graph => under_version(&path, root, text),
+            Api::Arm => Ok(path),
+        };
     }
     let url = Url::parse(text).map_err(|e| format!("\"{text}\" is not a valid URL ({e})"))?;
     if !is_same_origin(root.endpoint, &url) {
@@ -99,20 +104,56 @@ fn relative_url_as_given(text: &str, root: Root<'_>) -> Result<String, String> {
             root.endpoint.origin().ascii_serialization()
         ));
     }
-    let path = match url.path().strip_prefix(root.path) {
-        Some(p) if p.is_empty() || p.starts_with('/') => p,
-        _ if root.api == Api::Graph => {
-            return Err(format!(
-                "\"{text}\" is not under {}, the Graph version of this run",
-                root.path
-            ));
+    let path = match root.api {
+        Api::Graph => {
+            // Under the endpoint's own path, then the version.
+            let (base, _) = graph_root(root);
+            match url.path().strip_prefix(base) {
+                Some(p) if p.starts_with('/') => under_version(p, root, text)?,
+                _ => {
+                    return Err(format!(
+                        "\"{text}\" is not under {}, the Graph version of this run",
+                        root.path
+                    ))
+                }
+            }
         }
-        _ => url.path(),
+        Api::Arm => match url.path().strip_prefix(root.path) {
+            Some(p) if p.is_empty() || p.starts_with('/') => p.to_string(),
+            _ => url.path().to_string(),
+        },
     };
     Ok(match url.query() {
         Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
+        None => path,
     })
+}
+
+/// A Graph root's endpoint path and version (`{path}/{version}`).
+fn graph_root(root: Root<'_>) -> (&str, &str) {
+    root.path.rsplit_once('/').unwrap_or(("", root.path))
+}
+
+/// A Graph path as Invoke-MgGraphRequest takes it (`v1.0/users/x`,
+/// `/beta/me`, `/users/x`), relative to the run's version: the version it
+/// names goes, and a version other than the run's is refused with the fix.
+fn under_version(path: &str, root: Root<'_>, text: &str) -> Result<String, String> {
+    let (_, run) = graph_root(root);
+    let rest = path.trim_start_matches('/');
+    let (first, after) = rest.split_once('/').unwrap_or((rest, ""));
+    let first = first.split('?').next().unwrap_or(first);
+    let Some(asked) = GRAPH_VERSIONS
+        .iter()
+        .find(|v| first.eq_ignore_ascii_case(v))
+    else {
+        return Ok(path.to_string());
+    };
+    if !asked.eq_ignore_ascii_case(run) {
+        return Err(format!(
+            "\"{text}\" asks for Graph's {asked}, and this run sends to {run}: give graphVersion {asked} (--graph-version, -GraphVersion), or send the {asked} requests in a run of their own"
+        ));
+    }
+    Ok(format!("/{after}"))
 }
 
 fn relative_path(text: &str, api: Api) -> Result<String, String> {
@@ -208,8 +249,21 @@ mod tests {
             endpoint: &e,
             path: "",
         };
-        let table: [(Root, &str, Result<&str, &str>); 8] = [
+        let table: [(Root, &str, Result<&str, &str>); 13] = [
             (g, "me/messages", Ok("/me/messages")),
+            (g, "v1.0/users/x", Ok("/users/x")),
+            (g, "/V1.0/users/x?$select=id", Ok("/users/x?$select=id")),
+            (
+                g,
+                "/beta/users/x",
+                Err("asks for Graph's beta, and this run sends to v1.0"),
+            ),
+            (g, "/users/beta", Ok("/users/beta")),
+            (
+                g,
+                "https://graph.microsoft.com/v1.0/users/x",
+                Ok("/users/x"),
+            ),
             (
                 g,
                 "https://graph.microsoft.com/v1.0/users?$top=1",
@@ -218,7 +272,7 @@ mod tests {
             (
                 g,
                 "https://graph.microsoft.com/beta/me",
-                Err("not under /v1.0"),
+                Err("asks for Graph's beta"),
             ),
             (
                 g,

@@ -195,6 +195,26 @@ namespace AzBatch
 
         private bool Bound(string name) { return MyInvocation.BoundParameters.ContainsKey(name); }
 
+        /// <summary>The Graph version a URL names first (v1.0/users/x,
+        /// /beta/me, https://graph.microsoft.com/beta/me), or null.</summary>
+        internal static string GraphVersionOf(string url)
+        {
+            if (url == null) return null;
+            string path = url.Trim();
+            int scheme = path.IndexOf("://", StringComparison.Ordinal);
+            if (scheme >= 0)
+            {
+                int slash = path.IndexOf('/', scheme + 3);
+                path = slash < 0 ? "" : path.Substring(slash);
+            }
+            string first = path.TrimStart('/').Split('/', '?')[0];
+            foreach (string v in new[] { "v1.0", "beta" })
+            {
+                if (string.Equals(first, v, StringComparison.OrdinalIgnoreCase)) return v;
+            }
+            return null;
+        }
+
         private void Range(string name, int value, int min, int max)
         {
             if (value < min || value > max) throw Usage(string.Format(CultureInfo.InvariantCulture, "-{0} must be between {1} and {2} (got {3}).", name, min, max, value));
@@ -277,7 +297,10 @@ namespace AzBatch
             o.Append(",\"cloud\":");
             JsonWriter.String(o, cloud.Name);
             if (Endpoint != null) { o.Append(",\"endpoint\":"); JsonWriter.String(o, Endpoint.AbsoluteUri.TrimEnd('/')); }
-            if (GraphVersion != null) { o.Append(",\"graphVersion\":"); JsonWriter.String(o, GraphVersion); }
+            // Without -GraphVersion, the version the first request names
+            // (Invoke-MgGraphRequest's v1.0/users/x or https://graph.../beta/me).
+            string version = GraphVersion ?? (api == "Graph" ? GraphVersionOf(firstUrl) : null);
+            if (version != null) { o.Append(",\"graphVersion\":"); JsonWriter.String(o, version); }
             if (Bound("BatchSize")) o.Append(",\"batchSize\":").Append(BatchSize.ToString(CultureInfo.InvariantCulture));
             if (Bound("ThrottleLimit")) o.Append(",\"concurrency\":").Append(ThrottleLimit.ToString(CultureInfo.InvariantCulture));
             if (Bound("MaxAttempts")) o.Append(",\"maxAttempts\":").Append(MaxAttempts.ToString(CultureInfo.InvariantCulture));

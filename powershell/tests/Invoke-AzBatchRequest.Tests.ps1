@@ -161,6 +161,28 @@ $Sub0,rg-peer,2021-04-01,fromcsv
     }
 }
 
+Describe "Invoke-MgGraphRequest's request shapes" {
+    It 'takes Uri as Invoke-MgGraphRequest does: v1.0/..., /beta/..., the absolute URL' {
+        $reqs = @(
+            @{ Uri = "v1.0/users/$User0"; Id = 'short' }
+            [pscustomobject]@{ Uri = "$Endpoint/v1.0/users/$User1"; Id = 'absolute' }
+            @{ Uri = "/users/$User0"; Id = 'plain' }
+        )
+        $results = @($reqs | Invoke-AzBatchRequest @Common)
+        $results.Count | Should -Be 3
+        $results | ForEach-Object { $_.Status | Should -Be 200 -Because $_.Name }
+        ($results | Where-Object Name -eq 'absolute').Body.id | Should -Be $User1
+        # The version the first request names is the run's.
+        $beta = @{ Uri = "/beta/users/$User0"; Id = 'beta' } | Invoke-AzBatchRequest @Common
+        $beta.Status | Should -Be 200
+    }
+
+    It 'refuses a request for another Graph version than the run, naming it' {
+        { @(@{ Uri = "v1.0/users/$User0" }, @{ Uri = "beta/users/$User0"; Id = 'b2' }) | Invoke-AzBatchRequest @Common } |
+            Should -Throw "*b2*asks for Graph's beta*-GraphVersion*"
+    }
+}
+
 Describe 'Bodies keep their shape' {
     BeforeAll {
         function script:Put-Group([string]$Name, $Body) {

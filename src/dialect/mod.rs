@@ -57,11 +57,15 @@ impl Api {
     }
 
     /// The API a relative URL belongs to, from its first segment (Graph's
-    /// top-level resources, ARM's roots) or an `api-version` in its query;
-    /// `None` when it could be either. What `-Api` is inferred from.
+    /// versions and top-level resources, ARM's roots) or an `api-version` in
+    /// its query; `None` when it could be either. What `-Api` is inferred from.
     pub fn of_url(url: &str) -> Option<Api> {
         let first = first_segment(url);
-        if graph::is_root(first) {
+        if graph::is_root(first)
+            || graph::VERSIONS
+                .iter()
+                .any(|v| first.eq_ignore_ascii_case(v))
+        {
             Some(Api::Graph)
         } else if arm::is_root(first) || arm::has_api_version(url) {
             Some(Api::Arm)
@@ -360,6 +364,8 @@ mod tests {
                 Some(Api::Arm),
             ),
             ("/whatever?api-version=1", Some(Api::Arm)),
+            ("v1.0/users/x", Some(Api::Graph)),
+            ("/beta/me", Some(Api::Graph)),
             ("/whatever", None),
         ];
         for (url, api) in cases {

@@ -836,7 +836,7 @@ mod tests {
         for (input, want) in [
             (
                 r#"{"url":"https://graph.microsoft.com/beta/me"}"#,
-                "not under /v1.0",
+                "asks for Graph's beta, and this run sends to v1.0: give graphVersion beta",
             ),
             (
                 r#"{"url":"https://graph.microsoft.us/v1.0/me"}"#,
