@@ -99,6 +99,10 @@ namespace AzBatch
         [Parameter]
         public SwitchParameter Raw { get; set; }
 
+        [Parameter]
+        [ValidateSet("PSObject", "Hashtable", "Json", IgnoreCase = true)]
+        public string OutputType { get; set; }
+
         private Batch batch;
         /// <summary>The batch takes requests while it runs (not for -ForEachSubscription).</summary>
         private bool open;
@@ -436,6 +440,7 @@ namespace AzBatch
                 return;
             }
             Response response = Responses.Read(item);
+            if (OutputType != null) response.BodyAs = OutputType;
             if (!response.Succeeded) WriteError(Responses.Error(response));
             WriteObject(response);
         }

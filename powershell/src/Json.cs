@@ -142,8 +142,9 @@ namespace AzBatch
     /// <summary>A JSON value kept as text, read when it is wanted.</summary>
     public sealed class RawJson
     {
-        private string text;
+        private readonly string text;
         private object value;
+        private bool read;
 
         public RawJson(string text) { this.text = text; }
 
@@ -152,13 +153,42 @@ namespace AzBatch
         {
             get
             {
-                if (text != null)
+                if (!read)
                 {
                     value = JsonReader.Read(text);
-                    text = null;
+                    read = true;
                 }
                 return value;
             }
+        }
+
+        /// <summary>The JSON text as it came.</summary>
+        public string Text { get { return text; } }
+    }
+
+    /// <summary>JSON values in the forms other commands give them.</summary>
+    public static class JsonValues
+    {
+        /// <summary>Objects as case-insensitive hashtables (nested too), arrays
+        /// as object[]: what Invoke-MgGraphRequest gives by default. An object
+        /// whose keys differ only in case stays a case-sensitive dictionary.</summary>
+        public static object ToHashtables(object value)
+        {
+            PSObject pso = value as PSObject;
+            if (pso != null && pso.BaseObject is PSCustomObject)
+            {
+                Hashtable h = new Hashtable(StringComparer.OrdinalIgnoreCase);
+                foreach (PSPropertyInfo p in pso.Properties) h[p.Name] = ToHashtables(p.Value);
+                return h;
+            }
+            object[] array = value as object[];
+            if (array != null)
+            {
+                object[] copy = new object[array.Length];
+                for (int i = 0; i < array.Length; i++) copy[i] = ToHashtables(array[i]);
+                return copy;
+            }
+            return value;
         }
     }
 

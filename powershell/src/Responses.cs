@@ -22,8 +22,26 @@ namespace AzBatch
         // that only looks at Status or Succeeded never pays for them.
         internal RawJson body, headers;
 
-        /// <summary>The answer's body: JSON as PowerShell objects, or base64 text (see BodyEncoding).</summary>
-        public object Body { get { return body == null ? null : body.Value; } }
+        /// <summary>The answer's body: JSON as PowerShell objects (with
+        /// -OutputType Hashtable, as hashtables, as Invoke-MgGraphRequest gives
+        /// it; with -OutputType Json, the JSON text), or base64 text (see BodyEncoding).</summary>
+        public object Body
+        {
+            get
+            {
+                if (body == null) return null;
+                if (string.Equals(BodyAs, "Json", StringComparison.OrdinalIgnoreCase)) return body.Text;
+                if (string.Equals(BodyAs, "Hashtable", StringComparison.OrdinalIgnoreCase)) return JsonValues.ToHashtables(body.Value);
+                return body.Value;
+            }
+        }
+        /// <summary>The form Body takes: PSObject (null), Hashtable or Json.</summary>
+        internal string BodyAs;
+        /// <summary>Status, as Invoke-AzRestMethod's PSHttpResponse names it.</summary>
+        public int StatusCode { get { return Status; } }
+        /// <summary>The answer's body as JSON text, as Invoke-AzRestMethod's
+        /// PSHttpResponse has it; null when there was none.</summary>
+        public string Content { get { return body == null ? null : body.Text; } }
         /// <summary>The answer's headers.</summary>
         public object Headers { get { return headers == null ? null : headers.Value; } }
         /// <summary>Sends of the request, all pages together.</summary>

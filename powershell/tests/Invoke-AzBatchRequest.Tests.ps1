@@ -183,6 +183,30 @@ Describe "Invoke-MgGraphRequest's request shapes" {
     }
 }
 
+Describe "Answers that read as the peers' do" {
+    It 'offers StatusCode and Content as Invoke-AzRestMethod''s answer does' {
+        $r = Invoke-AzBatchRequest -Request $SubUrl @Common
+        $r.StatusCode | Should -BeOfType [int]
+        $r.StatusCode | Should -Be 200
+        $r.Content | Should -BeOfType [string]
+        ($r.Content | ConvertFrom-Json).subscriptionId | Should -Be $Sub0
+        $r.Body.subscriptionId | Should -Be $Sub0 -Because 'Body still reads after Content'
+    }
+
+    It 'gives Body as Invoke-MgGraphRequest does with -OutputType' {
+        $h = Invoke-AzBatchRequest -Request "/users/$User0" -OutputType Hashtable @Common
+        $h.Body | Should -BeOfType [hashtable]
+        $h.Body['id'] | Should -Be $User0
+        $h.Body.ID | Should -Be $User0 -Because 'keys are read in any case, as Invoke-MgGraphRequest''s'
+        $list = Invoke-AzBatchRequest -Request '/users?$top=2' -OutputType Hashtable @Common
+        $list.Body.value[0] | Should -BeOfType [hashtable]
+        $json = Invoke-AzBatchRequest -Request "/users/$User0" -OutputType Json @Common
+        $json.Body | Should -BeOfType [string]
+        ($json.Body | ConvertFrom-Json).id | Should -Be $User0
+        (Invoke-AzBatchRequest -Request "/users/$User0" -OutputType PSObject @Common).Body.id | Should -Be $User0
+    }
+}
+
 Describe 'Bodies keep their shape' {
     BeforeAll {
         function script:Put-Group([string]$Name, $Body) {
