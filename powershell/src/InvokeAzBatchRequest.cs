@@ -199,6 +199,9 @@ namespace AzBatch
 
         private bool Bound(string name) { return MyInvocation.BoundParameters.ContainsKey(name); }
 
+        /// <summary>Whether the run being opened is Graph's.</summary>
+        internal bool IsGraphRun { get { return api == "Graph"; } }
+
         /// <summary>The Graph version a URL names first (v1.0/users/x,
         /// /beta/me, https://graph.microsoft.com/beta/me), or null.</summary>
         internal static string GraphVersionOf(string url)
@@ -320,6 +323,12 @@ namespace AzBatch
             }
             this.resource = resource;
             azToken = Tokens.AppendCredential(o, this, resource);
+            if (azToken != null)
+            {
+                WriteVerbose(string.Format(CultureInfo.InvariantCulture, "Token from the {0}{1}",
+                    azToken.Source == "MgGraph" ? "Connect-MgGraph session" : "Az PowerShell context",
+                    azToken.RenewAtUtc.HasValue ? ", renewed from " + azToken.RenewAtUtc.Value.ToString("u", CultureInfo.InvariantCulture) : ""));
+            }
             o.Append('}');
             try { batch = new Batch(o.ToString()); }
             catch (AzBatchException e)
@@ -412,10 +421,11 @@ namespace AzBatch
         private void RenewToken()
         {
             List<string> tried = new List<string>();
-            AzContextToken fresh = Tokens.FromAzContext(this, resource, tried);
+            AzContextToken fresh = Tokens.Renew(this, resource, azToken, tried);
+            string what = azToken.Source == "MgGraph" ? "Connect-MgGraph session's" : "Az PowerShell";
             if (fresh == null)
             {
-                WriteWarning("AzBatch could not renew the Az PowerShell token: " + string.Join("; ", tried.ToArray()));
+                WriteWarning("AzBatch could not renew the " + what + " token: " + string.Join("; ", tried.ToArray()));
                 azToken.RenewAtUtc = null;
                 return;
             }
@@ -423,7 +433,7 @@ namespace AzBatch
             {
                 batch.SetToken(fresh.Token);
                 azToken = fresh;
-                WriteVerbose("Renewed the Az PowerShell token");
+                WriteVerbose("Renewed the " + what + " token" + (fresh.RenewAtUtc.HasValue ? "; next from " + fresh.RenewAtUtc.Value.ToString("u", CultureInfo.InvariantCulture) : ""));
             }
             catch (AzBatchException e)
             {

@@ -1,6 +1,7 @@
 // Where the token comes from: -AccessToken, -Identity (managed identity,
 // renewed by the core), -UseAzureCli (the Azure CLI, renewed by the core),
-// else the Az PowerShell context (Get-AzAccessToken), else the Azure CLI.
+// -UseClientSecret; else, for Graph, a Connect-MgGraph session; else the Az
+// PowerShell context (Get-AzAccessToken); else the Azure CLI.
 // The token goes into the options JSON only; it is never written anywhere.
 using System;
 using System.Collections.Generic;
@@ -15,6 +16,8 @@ namespace AzBatch
     public sealed class AzContextToken
     {
         public string Token;
+        /// <summary>Where it came from, to renew it there: "Az" or "MgGraph".</summary>
+        public string Source = "Az";
         /// <summary>When to renew it (a quarter of its life early, at most five
         /// minutes), or null when its expiry is not known.</summary>
         public DateTime? RenewAtUtc;
@@ -52,7 +55,9 @@ namespace AzBatch
                 return null;
             }
             List<string> tried = new List<string>();
-            AzContextToken token = FromAzContext(cmdlet, resource, tried);
+            bool graph = c.IsGraphRun;
+            AzContextToken token = graph ? FromGraphSession(cmdlet, tried) : null;
+            if (token == null) token = FromAzContext(cmdlet, resource, tried);
             if (token != null)
             {
                 AppendToken(o, token.Token);
@@ -61,8 +66,95 @@ namespace AzBatch
             if (AppendAzureCli(o, cmdlet, false)) return null;
             tried.Add("az: the Azure CLI is not installed");
             throw new PSInvalidOperationException(string.Format(
-                "No access token for {0}. Pass -AccessToken, use -Identity (a managed identity, as in Azure Automation), or sign in with Connect-AzAccount (Az PowerShell) or 'az login' (Azure CLI). Tried: {1}",
-                resource, string.Join("; ", tried.ToArray())));
+                "No access token for {0}. Pass -AccessToken, use -Identity (a managed identity, as in Azure Automation), or sign in with {1}Connect-AzAccount (Az PowerShell) or 'az login' (Azure CLI). Tried: {2}",
+                resource, graph ? "Connect-MgGraph (Microsoft Graph PowerShell), " : "", string.Join("; ", tried.ToArray())));
+        }
+
+        /// <summary>A fresh token from where `token` came from.</summary>
+        public static AzContextToken Renew(PSCmdlet cmdlet, string resource, AzContextToken token, List<string> tried)
+        {
+            return token.Source == "MgGraph" ? FromGraphSession(cmdlet, tried) : FromAzContext(cmdlet, resource, tried);
+        }
+
+        /// <summary>The token of a Connect-MgGraph session (Microsoft.Graph.Authentication
+        /// loaded and Get-MgContext not null). The session hands out no token by
+        /// itself: one Invoke-MgGraphRequest is made, GET v1.0/me?$select=id with
+        /// -SkipHttpErrorCheck -OutputType HttpResponseMessage, and the token is
+        /// read from the Authorization header the session put on it. Its answer is
+        /// not used, so it works whatever the session may read (an app-only
+        /// session's 400 included). The token's expiry is read from it (a JWT)
+        /// to renew it before it ends.</summary>
+        public static AzContextToken FromGraphSession(PSCmdlet cmdlet, List<string> tried)
+        {
+            CommandTypes kinds = CommandTypes.Cmdlet | CommandTypes.Function | CommandTypes.Alias;
+            CommandInfo context = cmdlet.InvokeCommand.GetCommand("Get-MgContext", kinds);
+            CommandInfo invoke = cmdlet.InvokeCommand.GetCommand("Invoke-MgGraphRequest", kinds);
+            if (context == null || invoke == null)
+            {
+                tried.Add("Get-MgContext: the Microsoft.Graph.Authentication module is not loaded");
+                return null;
+            }
+            using (PowerShell ps = PowerShell.Create(RunspaceMode.CurrentRunspace))
+            {
+                try
+                {
+                    ps.AddCommand(context);
+                    bool signedIn = false;
+                    foreach (PSObject r in ps.Invoke()) if (r != null) signedIn = true;
+                    if (!signedIn)
+                    {
+                        tried.Add("Get-MgContext: no session (run Connect-MgGraph)");
+                        return null;
+                    }
+                    ps.Commands.Clear();
+                    ps.AddCommand(invoke).AddParameter("Method", "GET").AddParameter("Uri", "v1.0/me?$select=id")
+                        .AddParameter("OutputType", "HttpResponseMessage").AddParameter("SkipHttpErrorCheck", true);
+                    if (Has(invoke, "ErrorAction")) ps.AddParameter("ErrorAction", "Stop");
+                    foreach (PSObject r in ps.Invoke())
+                    {
+                        object auth = Member(Member(Member(r, "RequestMessage"), "Headers"), "Authorization");
+                        string token = Convert.ToString(Member(auth, "Parameter"), System.Globalization.CultureInfo.InvariantCulture);
+                        if (string.IsNullOrEmpty(token)) continue;
+                        return new AzContextToken { Token = token, RenewAtUtc = RenewBefore(JwtExpiry(token)), Source = "MgGraph" };
+                    }
+                    tried.Add("Invoke-MgGraphRequest: the session put no token on its request");
+                }
+                catch (RuntimeException e)
+                {
+                    tried.Add("Connect-MgGraph session: " + e.Message);
+                }
+            }
+            return null;
+        }
+
+        private static object Member(object o, string name)
+        {
+            if (o == null) return null;
+            PSPropertyInfo p = PSObject.AsPSObject(o).Properties[name];
+            return p == null ? null : p.Value;
+        }
+
+        /// <summary>The exp claim of a JWT, or null.</summary>
+        public static DateTime? JwtExpiry(string token)
+        {
+            string[] parts = token.Split('.');
+            if (parts.Length < 2) return null;
+            try
+            {
+                string b64 = parts[1].Replace('-', '+').Replace('_', '/');
+                b64 = b64.PadRight(b64.Length + (4 - b64.Length % 4) % 4, '=');
+                string json = Encoding.UTF8.GetString(Convert.FromBase64String(b64));
+                foreach (KeyValuePair<string, object> e in JsonReader.ReadObject(json))
+                {
+                    if (e.Key != "exp" || e.Value == null) continue;
+                    long exp = (long)Math.Floor(Convert.ToDouble(e.Value, System.Globalization.CultureInfo.InvariantCulture));
+                    return new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddSeconds(exp);
+                }
+            }
+            catch (FormatException) { }
+            catch (OverflowException) { }
+            catch (ArgumentException) { }
+            return null;
         }
 
         /// <summary>The core runs az itself and renews the token during long runs;
@@ -131,10 +223,17 @@ namespace AzBatch
             object v = expiresOn.Value;
             PSObject pso = v as PSObject;
             if (pso != null) v = pso.BaseObject;
-            DateTime expires;
-            if (v is DateTimeOffset) expires = ((DateTimeOffset)v).UtcDateTime;
-            else if (v is DateTime) expires = ((DateTime)v).ToUniversalTime();
-            else return null;
+            if (v is DateTimeOffset) return RenewBefore(((DateTimeOffset)v).UtcDateTime);
+            if (v is DateTime) return RenewBefore(((DateTime)v).ToUniversalTime());
+            return null;
+        }
+
+        /// <summary>When to renew a token that expires at `expires` (UTC): a
+        /// quarter of its life early, at most five minutes.</summary>
+        private static DateTime? RenewBefore(DateTime? expiresAt)
+        {
+            if (!expiresAt.HasValue) return null;
+            DateTime expires = expiresAt.Value;
             TimeSpan life = expires - DateTime.UtcNow;
             if (life <= TimeSpan.Zero) return DateTime.UtcNow;
             TimeSpan early = TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(5).Ticks, life.Ticks / 4));

@@ -508,6 +508,49 @@ Import-Module '$ModuleDir/AzBatch.psd1'
         }
     }
 
+    It 'takes the token of a Connect-MgGraph session for Graph, renewed as the run goes' {
+        # A double of Microsoft.Graph.Authentication: Get-MgContext says a
+        # session is there; Invoke-MgGraphRequest puts the session's token on
+        # its request (from the emulator, living 3 s; the run takes about 6 s).
+        $short = Start-Emulator @('--users', '5', '--latency-ms', '300', '--token-lifetime-secs', '3')
+        $global:MgCalls = @()
+        $global:ShortEndpoint = $short.Url
+        function global:Get-MgContext { [pscustomobject]@{ TenantId = '72f988bf-0000-4000-8000-000000000000'; AuthType = 'Delegated' } }
+        function global:Invoke-MgGraphRequest {
+            [CmdletBinding()]
+            param([string]$Method, [string]$Uri, [string]$OutputType, [switch]$SkipHttpErrorCheck)
+            $global:MgCalls += "$Method $Uri $OutputType $SkipHttpErrorCheck"
+            $t = Invoke-RestMethod -Uri "$global:ShortEndpoint/msi/token?resource=$([uri]::EscapeDataString('https://graph.microsoft.com'))&api-version=2019-08-01" -Headers @{ 'X-IDENTITY-HEADER' = 'emulator-identity-header' }
+            [pscustomobject]@{ StatusCode = 400; RequestMessage = [pscustomobject]@{ Headers = [pscustomobject]@{ Authorization = [pscustomobject]@{ Scheme = 'Bearer'; Parameter = $t.access_token } } } }
+        }
+        try {
+            $urls = 0..19 | ForEach-Object { "/users/$User0`?n=$_" }
+            $results = @($urls | Invoke-AzBatchRequest -Endpoint $short.Url -BatchSize 1 -ThrottleLimit 1 -WarningVariable warned)
+            $results.Count | Should -Be 20
+            @($results | Where-Object { $_.Status -ne 200 }).Count | Should -Be 0 -Because (($results | Where-Object Status -ne 200 | Select-Object -First 1).Error | Out-String)
+            $global:MgCalls.Count | Should -BeGreaterOrEqual 2 -Because 'the 3-second token was renewed'
+            $global:MgCalls[0] | Should -Be 'GET v1.0/me?$select=id HttpResponseMessage True'
+            $warned | Should -BeNullOrEmpty
+            # ARM runs do not use the Graph session (whatever else they find).
+            $before = $global:MgCalls.Count
+            try { $null = $SubUrl | Invoke-AzBatchRequest -Endpoint $short.Url -ErrorAction SilentlyContinue } catch { }
+            $global:MgCalls.Count | Should -Be $before
+        } finally {
+            Remove-Item function:global:Get-MgContext, function:global:Invoke-MgGraphRequest
+            Stop-Process -Id $short.Process.Id -ErrorAction SilentlyContinue
+        }
+    }
+
+    It 'says what it tried, Connect-MgGraph included, when a Graph run finds no sign-in' {
+        function global:Get-MgContext { $null }
+        function global:Invoke-MgGraphRequest { throw 'not to be called without a session' }
+        try {
+            { "/users/$User0" | Invoke-AzBatchRequest @NoTokenEnv } | Should -Throw '*Connect-MgGraph*Get-MgContext: no session (run Connect-MgGraph)*'
+        } finally {
+            Remove-Item function:global:Get-MgContext, function:global:Invoke-MgGraphRequest
+        }
+    }
+
     It 'takes the token as a SecureString and never writes it' {
         $secure = ConvertTo-SecureString $Token -AsPlainText -Force
         $all = Invoke-AzBatchRequest -Request $SubUrl -Endpoint $Endpoint -AccessToken $secure -Verbose -Debug 4>&1 5>&1 | Out-String

@@ -134,7 +134,13 @@ impl TokenSource {
         }
         let now = self.clock.now();
         if let Some((t, fetched_at)) = &st.current {
-            if !needs_refresh(t, *fetched_at, now) {
+            let usable = match self.credential {
+                // Nothing here can renew it: it is used to its last moment
+                // (the caller hands in the next one ahead of that).
+                Credential::Static(_) => t.expires_at.is_none_or(|e| e > now),
+                _ => !needs_refresh(t, *fetched_at, now),
+            };
+            if usable {
                 return Ok((t.token.clone(), st.generation));
             }
             if let Credential::Static(_) = self.credential {
