@@ -73,8 +73,9 @@ step "The other platforms: win-x64 under Wine (C ABI, imports, azbatch.exe), lin
 bash tests/c/run-cross.sh
 
 step "PowerShell: Pester tests in PowerShell 7"
-cargo build --quiet -p azbatch-emulator
+cargo build --quiet -p azbatch-emulator -p azbatch-cli
 AZBATCH_NO_SKIPS=1 AZBATCH_MODULE="$module" AZBATCH_PACKAGE="$package" AZBATCH_EMULATOR="$PWD/target/debug/azbatch-emulator" \
+  AZBATCH_CLI="$PWD/target/debug/azbatch" \
   scripts/pwsh -NoProfile -File powershell/tests/Run-Pester.ps1
 
 step "Rust unit, property and integration tests (the kill test included)"

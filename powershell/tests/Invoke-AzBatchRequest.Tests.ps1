@@ -207,6 +207,73 @@ Describe "Answers that read as the peers' do" {
     }
 }
 
+Describe 'docs/migrating.md' {
+    BeforeAll {
+        # The page's blocks: ```powershell before / after, ```sh before / after.
+        $text = Get-Content -Raw (Join-Path $Repo 'docs/migrating.md')
+        $script:Blocks = @([regex]::Matches($text, '(?ms)^```(powershell|sh) (before|after)\r?\n(.*?)^```') | ForEach-Object {
+            [pscustomobject]@{ Language = $_.Groups[1].Value; Side = $_.Groups[2].Value; Code = $_.Groups[3].Value }
+        })
+        $script:Cli = $env:AZBATCH_CLI
+        if (-not $Cli) { $script:Cli = Join-Path $Repo 'target/debug/azbatch' }
+    }
+
+    It 'has a before and an after for each peer' {
+        @($Blocks | Where-Object Side -eq 'before').Count | Should -Be 4
+        @($Blocks | Where-Object Side -eq 'after').Count | Should -BeGreaterOrEqual 4
+    }
+
+    It 'has PowerShell that parses, before and after' {
+        foreach ($b in $Blocks | Where-Object Language -eq 'powershell') {
+            $errors = $null
+            [void][System.Management.Automation.Language.Parser]::ParseInput($b.Code, [ref]$null, [ref]$errors)
+            $errors | Should -BeNullOrEmpty -Because $b.Code
+        }
+    }
+
+    It 'runs each PowerShell "after" against the emulator, with no error or warning' {
+        $subscriptionId = $Sub0
+        $userIds = @($User0, $User1)
+        $PSDefaultParameterValues['Invoke-AzBatchRequest:Endpoint'] = $Endpoint
+        $PSDefaultParameterValues['Invoke-AzBatchRequest:AccessToken'] = $Token
+        try {
+            foreach ($b in $Blocks | Where-Object { $_.Language -eq 'powershell' -and $_.Side -eq 'after' }) {
+                $out = @(& ([scriptblock]::Create($b.Code)) 2>&1 3>&1)
+                @($out | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] -or $_ -is [System.Management.Automation.WarningRecord] }) |
+                    Should -BeNullOrEmpty -Because $b.Code
+            }
+            # What the examples did is there.
+            (Invoke-AzBatchRequest -Request "/subscriptions/$Sub0/resourcegroups/rg-jobs?api-version=2021-04-01").Status | Should -Be 200
+            (Invoke-AzBatchRequest -Request "/users/$User1").Body.department | Should -Be 'Platform'
+        } finally {
+            $PSDefaultParameterValues.Remove('Invoke-AzBatchRequest:Endpoint')
+            $PSDefaultParameterValues.Remove('Invoke-AzBatchRequest:AccessToken')
+        }
+    }
+
+    It 'runs the "azbatch run" after against the emulator' -Skip:([System.IO.Path]::DirectorySeparatorChar -eq '\') {
+        if (-not (Test-Path $Cli)) { throw "the azbatch command is not built: $Cli (cargo build -p azbatch-cli)" }
+        $dir = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-migrate-' + [guid]::NewGuid())
+        New-Item -ItemType Directory $dir | Out-Null
+        try {
+            Set-Content -Path (Join-Path $dir 'user-ids.txt') -Value @($User0, $User1)
+            $code = ($Blocks | Where-Object { $_.Language -eq 'sh' -and $_.Side -eq 'after' } | Select-Object -First 1).Code
+            Set-Content -Path (Join-Path $dir 'after.sh') -Value $code
+            $env:AZBATCH_ENDPOINT = $Endpoint; $env:AZBATCH_TOKEN = $Token
+            $env:PATH = (Split-Path $Cli) + [IO.Path]::PathSeparator + $env:PATH
+            Push-Location $dir
+            try { bash ./after.sh 2>$null } finally { Pop-Location }
+            $LASTEXITCODE | Should -Be 0
+            $results = @(Get-Content (Join-Path $dir 'results.jsonl') | ConvertFrom-Json)
+            $results.Count | Should -Be 2
+            $results | ForEach-Object { $_.status | Should -Be 204 -Because ($_ | ConvertTo-Json -Compress) }
+        } finally {
+            Remove-Item Env:AZBATCH_ENDPOINT, Env:AZBATCH_TOKEN -ErrorAction SilentlyContinue
+            Remove-Item -Recurse -Force $dir -ErrorAction SilentlyContinue
+        }
+    }
+}
+
 Describe 'Bodies keep their shape' {
     BeforeAll {
         function script:Put-Group([string]$Name, $Body) {

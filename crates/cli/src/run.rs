@@ -48,7 +48,7 @@ pub struct Common {
     #[arg(long)]
     cloud: Option<String>,
     /// The service endpoint, overriding the cloud's (e.g. the emulator's http://127.0.0.1:PORT).
-    #[arg(long)]
+    #[arg(long, env = "AZBATCH_ENDPOINT")]
     endpoint: Option<String>,
     /// Where tokens come from when no --token is given.
     #[arg(long, value_parser = ["azureCli", "managedIdentity", "clientSecret"], conflicts_with = "token")]
