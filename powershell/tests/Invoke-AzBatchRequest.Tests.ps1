@@ -274,6 +274,17 @@ Describe 'docs/migrating.md' {
     }
 }
 
+Describe 'The default table' {
+    It 'shows a failure''s error code and message, and each subscription''s name' {
+        $bad = Invoke-AzBatchRequest -Request @{ Id = 'bad'; Url = "/subscriptions/$Sub0/resourcegroups/nowhere?api-version=2021-04-01" } -ErrorAction SilentlyContinue @Common
+        $table = $bad | Format-Table | Out-String -Width 200
+        $table | Should -Match 'Name\s+Status\s+Error\s+Message'
+        $table | Should -Match "bad\s+404\s+$([regex]::Escape($bad.Error.code))\s+\S"
+        $subs = Invoke-AzBatchRequest -ForEachSubscription -Url '/subscriptions/{subscriptionId}?api-version=2022-12-01' @Common
+        ($subs | Format-Table | Out-String -Width 200) | Should -Match ([regex]::Escape("$Sub0 (Subscription 0)"))
+    }
+}
+
 Describe 'Bodies keep their shape' {
     BeforeAll {
         function script:Put-Group([string]$Name, $Body) {
