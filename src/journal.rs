@@ -284,6 +284,8 @@ fn result_of(v: &Value) -> Option<ItemResult> {
     };
     Some(ItemResult {
         id: text("id")?,
+        method: text("method").unwrap_or_default(),
+        url: text("url").unwrap_or_default(),
         status: u16::try_from(v.get("status")?.as_u64()?).ok()?,
         headers: v
             .get("headers")

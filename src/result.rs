@@ -89,6 +89,13 @@ impl ErrorInfo {
 pub struct ItemResult {
     /// The request's id.
     pub id: String,
+    /// The request's method, so that a result reads on its own (absent when
+    /// the request never reached the run, e.g. refused input).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// The request's URL as sent (path and query; for Graph, under the version).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub url: String,
     /// HTTP status of the final answer; 0 when there was none.
     pub status: u16,
     /// Headers of the final answer.
@@ -127,6 +134,8 @@ impl ItemResult {
     pub fn no_answer(index: usize, id: &str, attempts: u32, error: ErrorInfo) -> ItemResult {
         ItemResult {
             id: id.to_string(),
+            method: String::new(),
+            url: String::new(),
             status: 0,
             headers: Map::new(),
             body: Value::Null,

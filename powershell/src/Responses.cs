@@ -14,6 +14,10 @@ namespace AzBatch
     {
         /// <summary>The request's id (given, or its position in the input).</summary>
         public string Name { get; internal set; }
+        /// <summary>The request's method and URL (path and query, as sent), so
+        /// that a response reads on its own.</summary>
+        public string Method { get; internal set; }
+        public string Url { get; internal set; }
         /// <summary>HTTP status of the final answer; 0 when there was none.</summary>
         public int Status { get; internal set; }
         /// <summary>A 2xx answer and no error.</summary>
@@ -86,6 +90,8 @@ namespace AzBatch
                 switch (p.Key)
                 {
                     case "id": r.Name = Convert.ToString(p.Value, CultureInfo.InvariantCulture); break;
+                    case "method": r.Method = p.Value as string; break;
+                    case "url": r.Url = p.Value as string; break;
                     case "status": status = Convert.ToInt32(p.Value, CultureInfo.InvariantCulture); break;
                     case "body": r.body = (RawJson)p.Value; break;
                     case "headers": r.headers = (RawJson)p.Value; break;
@@ -124,9 +130,12 @@ namespace AzBatch
                 code = Convert.ToString(Get(e, "code"), CultureInfo.InvariantCulture) ?? "";
                 message = Convert.ToString(Get(e, "message"), CultureInfo.InvariantCulture) ?? "";
             }
+            // What was asked, so the message reads on its own:
+            // "Request '0' (GET /subscriptions/...) failed with status 404: ResourceGroupNotFound: ...".
+            string what = string.IsNullOrEmpty(response.Method) ? "" : string.Format(CultureInfo.InvariantCulture, " ({0} {1})", response.Method, response.Url);
             string text = status == 0
-                ? string.Format(CultureInfo.InvariantCulture, "Request '{0}' failed: {1}: {2}", name, code, message)
-                : string.Format(CultureInfo.InvariantCulture, "Request '{0}' failed with status {1}: {2}: {3}", name, status, code, message);
+                ? string.Format(CultureInfo.InvariantCulture, "Request '{0}'{1} failed: {2}: {3}", name, what, code, message)
+                : string.Format(CultureInfo.InvariantCulture, "Request '{0}'{1} failed with status {2}: {3}: {4}", name, what, status, code, message);
             ErrorCategory category;
             switch (status)
             {

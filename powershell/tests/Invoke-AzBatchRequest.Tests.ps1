@@ -681,6 +681,7 @@ Describe 'Failures and parameters' {
         $failed.Count | Should -Be 1
         $failed[0].Exception.Message | Should -Match "status 404: ResourceGroupNotFound: Resource group 'missing' could not be found"
         $failed[0].TargetObject.Status | Should -Be 404
+        ($failed[0].TargetObject.Method, $failed[0].TargetObject.Url) | Should -Be @('GET', "/subscriptions/$Sub0/resourcegroups/missing?api-version=2021-04-01")
         $failed[0].TargetObject.Body.error.code | Should -Be 'ResourceGroupNotFound'
         $failed[0].ErrorDetails | Should -BeNullOrEmpty
         $failed[0].FullyQualifiedErrorId | Should -Match '^AzBatch.RequestFailed.ResourceGroupNotFound'
@@ -689,7 +690,7 @@ Describe 'Failures and parameters' {
 
     It 'stops at the first failure with -ErrorAction Stop' {
         { Invoke-AzBatchRequest -Request "/subscriptions/$Sub0/resourcegroups/nope?api-version=2021-04-01" @Common -ErrorAction Stop } |
-            Should -Throw "*Request '0' failed with status 404*"
+            Should -Throw "*Request '0' (GET /subscriptions/$Sub0/resourcegroups/nope?api-version=2021-04-01) failed with status 404*"
     }
 
     It 'checks ranges against the library''s limits, in the module''s names' {

@@ -189,6 +189,8 @@ impl Item {
         };
         ItemResult {
             id: self.request.id.clone(),
+            method: self.request.method.clone(),
+            url: self.request.url.clone(),
             status,
             error: error.or_else(|| error_of(status, &body)),
             headers,
@@ -227,6 +229,8 @@ impl Item {
     /// The final result when there is no HTTP answer to give.
     pub fn finish_without_answer(&mut self, error: ErrorInfo) -> ItemResult {
         let mut r = ItemResult::no_answer(0, &self.request.id, self.attempts, error);
+        r.method.clone_from(&self.request.method);
+        r.url.clone_from(&self.request.url);
         r.pages = self.pages;
         r
     }

@@ -23,7 +23,15 @@ pub enum Format {
 }
 
 /// The columns of CSV and table output when `--select` names none.
-const DEFAULT_COLUMNS: [&str; 5] = ["id", "status", "error.code", "attempts", "error.message"];
+const DEFAULT_COLUMNS: [&str; 7] = [
+    "id",
+    "method",
+    "url",
+    "status",
+    "error.code",
+    "attempts",
+    "error.message",
+];
 
 /// Turns results into output bytes, in the chosen form.
 pub struct Output {

@@ -127,6 +127,14 @@ fn a_json_array_from_a_file_in_order_with_a_failure() {
         .collect();
     assert_eq!(ids, want, "--ordered keeps input order");
     assert_eq!(out.lines[30]["error"]["code"], "SubscriptionNotFound");
+    // A result reads on its own: what was asked is in it.
+    assert_eq!(
+        (&out.lines[30]["method"], &out.lines[30]["url"]),
+        (
+            &Value::from("GET"),
+            &Value::from(format!("/subscriptions/{}?api-version=2022-12-01", sub(99)))
+        )
+    );
 }
 
 /// No requests (a CI step's filter that selected nothing) is a run of none:
