@@ -451,6 +451,14 @@ namespace AzBatch
             }
             Response response = Responses.Read(item);
             if (OutputType != null) response.BodyAs = OutputType;
+            if (Responses.TokenRefused(response))
+            {
+                // Once for the run, terminating, as Invoke-RestMethod's 401 is:
+                // the core sends nothing more with this token.
+                try { batch.Cancel(); } catch (AzBatchException) { }
+                ThrowTerminatingError(new ErrorRecord(new UnauthorizedAccessException(Responses.TokenRefusedMessage(response, api)),
+                    "AzBatch.TokenRefused", ErrorCategory.AuthenticationError, response));
+            }
             if (!response.Succeeded) WriteError(Responses.Error(response));
             WriteObject(response);
         }

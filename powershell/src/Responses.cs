@@ -110,6 +110,30 @@ namespace AzBatch
             return r;
         }
 
+        /// <summary>Whether the service refused the run's token (an envelope
+        /// 401, or a request not sent after one), or the token expired.</summary>
+        public static bool TokenRefused(Response r)
+        {
+            if (r.Succeeded) return false;
+            if (r.Status == 401) return true;
+            PSObject e = r.Error as PSObject;
+            string code = e == null ? null : Convert.ToString(Get(e, "code"), CultureInfo.InvariantCulture);
+            return r.Status == 0 && (code == "AuthenticationFailed" || code == "TokenExpired");
+        }
+
+        /// <summary>The refusal in PowerShell's words, with what to do.</summary>
+        public static string TokenRefusedMessage(Response r, string api)
+        {
+            PSObject e = r.Error as PSObject;
+            string code = e == null ? "" : Convert.ToString(Get(e, "code"), CultureInfo.InvariantCulture) ?? "";
+            string message = e == null ? "" : Convert.ToString(Get(e, "message"), CultureInfo.InvariantCulture) ?? "";
+            string signIn = api == "Graph" ? "Connect-MgGraph (or Connect-AzAccount)" : "Connect-AzAccount";
+            return string.Format(CultureInfo.InvariantCulture,
+                "The service refused the token ({0}{1}{2}), so AzBatch stopped sending. Pass a valid -AccessToken, sign in again with {3}, or use -Identity (a managed identity) or -UseAzureCli.",
+                r.Status == 0 ? code : "HTTP " + r.Status.ToString(CultureInfo.InvariantCulture) + (code.Length > 0 ? " " + code : ""),
+                message.Length > 0 ? ": " : "", message, signIn);
+        }
+
         private static object Get(PSObject o, string name)
         {
             PSPropertyInfo p = o.Properties[name];

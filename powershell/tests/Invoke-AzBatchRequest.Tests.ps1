@@ -629,6 +629,20 @@ Import-Module '$ModuleDir/AzBatch.psd1'
         }
     }
 
+    It 'stops at a token the service refuses: one terminating error, with what to do' {
+        $urls = 0..9 | ForEach-Object { "/subscriptions/$Sub0`?api-version=2022-12-01&n=$_" }
+        $errors = @()
+        try {
+            $urls | Invoke-AzBatchRequest -Endpoint $Endpoint -AccessToken 'wrong-token' -BatchSize 1 -ThrottleLimit 1 -ErrorVariable +errors -ErrorAction SilentlyContinue
+        } catch { $caught = $_ }
+        $caught | Should -Not -BeNullOrEmpty -Because 'a refused token ends the run'
+        $caught.FullyQualifiedErrorId | Should -Match '^AzBatch.TokenRefused'
+        $caught.CategoryInfo.Category | Should -Be 'AuthenticationError'
+        $caught.Exception.Message | Should -Match 'refused the token \(HTTP 401.*-AccessToken.*Connect-AzAccount'
+        $caught.Exception.Message | Should -Not -Match 'wrong-token'
+        @($errors | Where-Object { "$($_.FullyQualifiedErrorId)" -match 'RequestFailed' }).Count | Should -Be 0 -Because 'one error, not one per request'
+    }
+
     It 'takes the token as a SecureString and never writes it' {
         $secure = ConvertTo-SecureString $Token -AsPlainText -Force
         $all = Invoke-AzBatchRequest -Request $SubUrl -Endpoint $Endpoint -AccessToken $secure -Verbose -Debug 4>&1 5>&1 | Out-String

@@ -175,6 +175,20 @@ impl TokenSource {
         Ok(())
     }
 
+    /// The service refused the token, which nothing here can renew: every
+    /// batch after this one ends at once with `why` instead of being sent, until
+    /// the caller hands in another token ([`TokenSource::hand_in`]).
+    pub async fn refuse(&self, why: &str) {
+        if self.can_refresh() {
+            return;
+        }
+        let mut st = self.state.lock().await;
+        st.failure = Some(AuthError {
+            expired: false,
+            message: format!("not sent: {why}; pass a valid token"),
+        });
+    }
+
     /// Replaces the token of `generation` after the service rejected it (only
     /// once per generation, however many batches saw the rejection).
     pub async fn refresh(&self, generation: u64) -> Result<(), AuthError> {

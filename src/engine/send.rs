@@ -182,11 +182,23 @@ impl Ctx {
             },
             Unauthorized::CheckExpiry => match auth.token().await {
                 Err(e) => Reply::Auth(e),
-                Ok(_) => Reply::Envelope {
-                    status: 401,
-                    headers,
-                    body,
-                },
+                Ok(_) => {
+                    // A live token the service refuses will be refused again:
+                    // the batches after this one are not sent.
+                    let why = match crate::result::error_of(401, &body) {
+                        Some(e) if e.code != codes::HTTP_ERROR => format!(
+                            "the service refused the token earlier in this run (HTTP 401 {}: {})",
+                            e.code, e.message
+                        ),
+                        _ => "the service refused the token earlier in this run (HTTP 401)".into(),
+                    };
+                    auth.refuse(&why).await;
+                    Reply::Envelope {
+                        status: 401,
+                        headers,
+                        body,
+                    }
+                }
             },
         }
     }

@@ -1031,6 +1031,39 @@ async fn a_static_token_that_expires_mid_run_ends_the_rest_promptly() {
     );
 }
 
+/// A token the service refuses is refused again: after the first batch's
+/// 401 nothing more is sent, and every request still gets its result, saying
+/// it was not sent and why.
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_stops_the_run_from_sending() {
+    let mut o = options();
+    (o.batch_size, o.concurrency) = (1, 1);
+    let reqs = (0..10).map(|i| get(&i.to_string(), "/a")).collect();
+    let handler: Handler = Box::new(|_| {
+        Ok(HttpResponse {
+            status: 401,
+            headers: vec![],
+            body: json!({"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}})
+                .to_string()
+                .into_bytes(),
+        })
+    });
+    let (results, log, _) = run(o, reqs, handler).await;
+    assert_eq!(log.len(), 1, "one batch sent, then none: {log:?}");
+    assert_eq!(results.len(), 10, "every request has its result");
+    let not_sent: Vec<&ItemResult> = results.iter().filter(|r| r.status == 0).collect();
+    assert_eq!(not_sent.len(), 9);
+    for r in not_sent {
+        let e = r.error.as_ref().unwrap();
+        assert_eq!(e.code, "AuthenticationFailed");
+        assert!(
+            e.message.contains("not sent: the service refused the token earlier in this run (HTTP 401 InvalidAuthenticationToken"),
+            "{}",
+            e.message
+        );
+    }
+}
+
 /// Sets environment variables for one test and removes them after. The
 /// library's unit tests set no other variables these sources read.
 struct EnvGuard {

@@ -543,13 +543,14 @@ fn report(job: &Job, auth_failed: Option<String>) -> i32 {
     } else {
         String::new()
     };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     eprintln!(
-        "azbatch: {} requests: {} succeeded, {} failed{replayed}, {} retries, {} batches, {:.2} s",
-        s.total,
+        "azbatch: {}: {} succeeded, {} failed{replayed}, {}, {}, {:.2} s",
+        plural(s.total, "request", "requests"),
         s.succeeded,
         s.failed,
-        s.retries,
-        s.batches,
+        plural(s.retries, "retry", "retries"),
+        plural(s.batches, "batch", "batches"),
         s.elapsed_ms as f64 / 1000.0
     );
     if s.fallback.is_some() {

@@ -312,6 +312,33 @@ fn authentication_failures_exit_3() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(out.lines[0]["status"], 401);
     assert!(!out.stderr.contains("wrong-token-value"));
+    // After the first refusal nothing more is sent; every request says so.
+    let many: String = (0..10).map(|_| format!("\"{url}\"\n")).collect();
+    let refused = azbatch(
+        &[
+            "run",
+            "--endpoint",
+            &emu.url(),
+            "--token",
+            "wrong-token-value",
+            "--batch-size",
+            "1",
+            "--concurrency",
+            "1",
+        ],
+        &many,
+        &[],
+    );
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert_eq!(refused.lines.len(), 10, "every request has its result");
+    assert!(
+        refused.stderr.contains(", 1 batch, "),
+        "one batch sent: {}",
+        refused.stderr
+    );
+    assert!(refused.lines.iter().skip(1).all(|l| l["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("not sent: the service refused the token"))));
     assert!(
         out.stderr
             .contains("authentication failed: the service refused the token (HTTP 401"),
