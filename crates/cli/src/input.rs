@@ -49,8 +49,7 @@ pub fn read_each(
             }
             return Ok(count);
         }
-        let json: Value =
-            serde_json::from_str(t).map_err(|e| format!("line {line_no}: not valid JSON: {e}"))?;
+        let json: Value = serde_json::from_str(t).map_err(|e| not_json(line_no, t, &e))?;
         if !json.is_object() && !json.is_string() {
             return Err(format!(
                 "line {line_no}: a request must be a JSON object (or a URL string)"
@@ -62,6 +61,22 @@ pub fn read_each(
         })?;
         count += 1;
     }
+}
+
+/// Line `line_no` (`text`) is not JSON: one position (the column; the line
+/// is the input's), and for what looks like a bare URL, the fix.
+fn not_json(line_no: usize, text: &str, e: &serde_json::Error) -> String {
+    let e = e.to_string();
+    let why = match e.rsplit_once(" at line 1 column ") {
+        Some((head, column)) => format!("{head} (column {column})"),
+        None => e,
+    };
+    let hint = if text.starts_with('/') || text.starts_with("http") {
+        format!("; each line is a JSON object with a \"url\", or a JSON string: \"{text}\"")
+    } else {
+        String::new()
+    };
+    format!("line {line_no}: not valid JSON: {why}{hint}")
 }
 
 /// Skips a UTF-8 byte order mark (Windows PowerShell 5.1's `Out-File` and

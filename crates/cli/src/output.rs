@@ -79,12 +79,19 @@ impl Output {
                 match &self.select {
                     None => serde_json::to_writer(&mut out, r).expect("results serialize"),
                     Some(fields) => {
+                        // In the order asked for (a JSON map would sort them).
                         let v = serde_json::to_value(r).expect("results serialize");
-                        let picked: Map<String, Value> = fields
-                            .iter()
-                            .map(|f| (f.clone(), pick(&v, f).cloned().unwrap_or(Value::Null)))
-                            .collect();
-                        serde_json::to_writer(&mut out, &picked).expect("JSON serializes");
+                        out.push(b'{');
+                        for (k, f) in fields.iter().enumerate() {
+                            if k > 0 {
+                                out.push(b',');
+                            }
+                            serde_json::to_writer(&mut out, f).expect("JSON serializes");
+                            out.push(b':');
+                            let value = pick(&v, f).unwrap_or(&Value::Null);
+                            serde_json::to_writer(&mut out, value).expect("JSON serializes");
+                        }
+                        out.push(b'}');
                     }
                 }
                 if self.format == Format::Jsonl {
@@ -222,7 +229,8 @@ mod tests {
         let lines = text(&mut Output::new(Format::Jsonl, Some("id,body.v")), &rs);
         assert_eq!(
             lines,
-            "{\"body.v\":1,\"id\":\"a\"}\n{\"body.v\":2,\"id\":\"b\"}\n"
+            "{\"id\":\"a\",\"body.v\":1}\n{\"id\":\"b\",\"body.v\":2}\n",
+            "in the order asked for"
         );
     }
 }

@@ -102,9 +102,9 @@ pub struct Common {
     /// array, CSV, or a table (printed once every result is in).
     #[arg(long, value_enum, default_value = "jsonl")]
     output: Format,
-    /// Fields to print, comma-separated dotted paths: id,status,body.value.0.id
-    /// (CSV and table default: id,status,error.code,attempts,error.message).
-    #[arg(long, value_name = "FIELDS")]
+    /// Fields to print, comma-separated dotted paths, in that order: id,status,body.value.0.id
+    /// (CSV and table default: id,method,url,status,error.code,attempts,error.message).
+    #[arg(long, value_name = "FIELDS", value_parser = some_fields)]
     select: Option<String>,
     /// Check everything, print the plan (dependency waves, batches, each item's
     /// method, URL and throttle scope) and send nothing; no token is asked for.
@@ -138,6 +138,14 @@ pub struct SubscriptionsArgs {
     /// JSON body of each request.
     #[arg(long)]
     body: Option<String>,
+}
+
+/// `--select`'s value, refused when it names no field.
+fn some_fields(s: &str) -> Result<String, String> {
+    if s.split(',').all(|f| f.trim().is_empty()) {
+        return Err("names no field (give fields such as id,status,body.value)".into());
+    }
+    Ok(s.to_string())
 }
 
 fn usage(message: impl std::fmt::Display) -> i32 {

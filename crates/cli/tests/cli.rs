@@ -193,7 +193,14 @@ fn bad_input_names_the_line_and_field() {
     let endpoint = emu.url();
     let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
     let cases = [
-        ("{\"url\":\"/a\"}\n{\"url\":\n", "line 2: not valid JSON"),
+        (
+            "{\"url\":\"/a\"}\n{\"url\":\n",
+            "line 2: not valid JSON: EOF while parsing a value (column 7)",
+        ),
+        (
+            "{\"url\":\"/a\"}\n/subscriptions/x\n",
+            "line 2: not valid JSON: expected value (column 1); each line is a JSON object with a \"url\", or a JSON string: \"/subscriptions/x\"",
+        ),
         (
             "{\"url\":\"/a\"}\n\n{\"id\":\"x\",\"url\":\"https://evil.example/x\"}\n",
             "line 3: request[1] (id \"x\"): field \"url\"",
@@ -819,6 +826,26 @@ fn csv_table_and_json_show_the_same_results() {
         picked.lines().next(),
         Some("{\"id\":\"s0\",\"status\":200}")
     );
+    // In the order asked for, in JSON too.
+    let picked = run(&["--select", "status,id"]);
+    assert_eq!(
+        picked.lines().next(),
+        Some("{\"status\":200,\"id\":\"s0\"}")
+    );
+    let (code, _) = run_raw(
+        &[
+            "run",
+            "--endpoint",
+            &url,
+            "--token",
+            TOKEN,
+            "--select",
+            " , ",
+        ],
+        &input,
+        &[],
+    );
+    assert_eq!(code, Some(2), "--select naming no field is refused");
 }
 
 /// 25 resource groups: a PUT of each, then a GET after it.
