@@ -89,6 +89,8 @@ impl ErrorInfo {
 pub struct ItemResult {
     /// The request's id.
     pub id: String,
+    /// HTTP status of the final answer; 0 when there was none.
+    pub status: u16,
     /// The request's method, so that a result reads on its own (absent when
     /// the request never reached the run, e.g. refused input).
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -96,8 +98,6 @@ pub struct ItemResult {
     /// The request's URL as sent (path and query; for Graph, under the version).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub url: String,
-    /// HTTP status of the final answer; 0 when there was none.
-    pub status: u16,
     /// Headers of the final answer.
     pub headers: Map<String, Value>,
     /// The answer's JSON (pages merged), a string when it was not JSON, or null.

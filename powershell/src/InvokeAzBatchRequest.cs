@@ -245,7 +245,8 @@ namespace AzBatch
                 if (skipped.Contains(dep))
                 {
                     if (d.Id != null) skipped.Add(d.Id);
-                    WriteVerbose(string.Format("Skipping {0} {1}: it depends on '{2}', which was not sent", d.Method, d.Url, dep));
+                    // Said where -WhatIf users look, not only in -Verbose.
+                    WriteWarning(string.Format("Skipping {0} {1}: it depends on '{2}', which was not sent", d.Method, d.Url, dep));
                     return;
                 }
             }
@@ -336,7 +337,8 @@ namespace AzBatch
                 ThrowTerminatingError(new ErrorRecord(new ArgumentException("AzBatch refused the options: " + e.Message), "AzBatch.OptionsRefused", ErrorCategory.InvalidArgument, null));
             }
             finally { o.Clear(); }
-            WriteVerbose("API: " + api);
+            WriteVerbose(string.Format(CultureInfo.InvariantCulture, "API: {0}; endpoint {1} ({2})", api,
+                Endpoint != null ? Endpoint.AbsoluteUri.TrimEnd('/') : (api == "Graph" ? cloud.Graph : cloud.Arm), cloud.Name));
             if (ParameterSetName != "Subscription")
             {
                 batch.Open();
@@ -459,7 +461,12 @@ namespace AzBatch
                 ThrowTerminatingError(new ErrorRecord(new UnauthorizedAccessException(Responses.TokenRefusedMessage(response, api)),
                     "AzBatch.TokenRefused", ErrorCategory.AuthenticationError, response));
             }
-            if (!response.Succeeded) WriteError(Responses.Error(response));
+            if (!response.Succeeded)
+            {
+                ErrorRecord failed = Responses.Error(response);
+                WriteVerbose("Failed: " + failed.Exception.Message);
+                WriteError(failed);
+            }
             WriteObject(response);
         }
     }

@@ -526,8 +526,9 @@ Import-Module '$ModuleDir/AzBatch.psd1'
         $out = @(
             @{ Id = 'make'; Method = 'PUT'; Url = $rg; Body = @{ location = 'westeurope' } }
             @{ Id = 'tag'; Method = 'PATCH'; Url = $rg; DependsOn = 'make'; Body = @{ tags = @{ a = '1' } } }
-        ) | Invoke-AzBatchRequest @NoTokenEnv -WhatIf -Verbose 4>&1
-        ($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match "depends on 'make'" }) | Should -Not -BeNullOrEmpty
+        ) | Invoke-AzBatchRequest @NoTokenEnv -WhatIf 3>&1
+        # A warning, shown without -Verbose.
+        ($out | Where-Object { $_ -is [System.Management.Automation.WarningRecord] -and $_.Message -match "Skipping PATCH .*whatif2.*depends on 'make'" }) | Should -Not -BeNullOrEmpty
     }
 
     It 'asks for no token on an empty pipeline' {
@@ -700,6 +701,13 @@ Describe 'Failures and parameters' {
         $failed[0].ErrorDetails | Should -BeNullOrEmpty
         $failed[0].FullyQualifiedErrorId | Should -Match '^AzBatch.RequestFailed.ResourceGroupNotFound'
         @($results | Where-Object Succeeded).Count | Should -Be 1
+    }
+
+    It 'names the endpoint and each failed request in -Verbose' {
+        $out = @(Invoke-AzBatchRequest -Request "/subscriptions/$Sub0/resourcegroups/gone?api-version=2021-04-01" @Common -ErrorAction SilentlyContinue -Verbose 4>&1)
+        $verbose = @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+        $verbose | Where-Object { $_ -like "API: Arm; endpoint $Endpoint (AzureCloud)" } | Should -Not -BeNullOrEmpty -Because ($verbose -join "`n")
+        $verbose | Where-Object { $_ -like "Failed: Request '0' (GET /subscriptions/$Sub0/resourcegroups/gone*) failed with status 404*" } | Should -Not -BeNullOrEmpty -Because ($verbose -join "`n")
     }
 
     It 'stops at the first failure with -ErrorAction Stop' {

@@ -251,7 +251,7 @@ pub unsafe extern "C" fn batch_set_token(
 /// Starts the batch and waits for every result. On success `*result_out` gets
 /// `{"responses":[...one per request, in the order added...],
 /// "summary":{"total","succeeded","failed","retries","batches","elapsedMs"}}`;
-/// each response is `{"id","method","url","status","headers","body","attempts","pages","error"}`.
+/// each response is `{"id","status","method","url","headers","body","attempts","pages","error"}`.
 /// Free it with `batch_string_free`.
 ///
 /// Memory: everything at once, since it returns everything: every request

@@ -40,7 +40,7 @@ pub fn print(requests: &[Request], options: &Options, out: &mut impl Write) -> s
             if w == 0 {
                 ""
             } else {
-                ", after the wave before succeeded"
+                ", each sent once the requests it depends on have succeeded"
             }
         )?;
         while !ready.is_empty() {

@@ -228,8 +228,7 @@ mod tests {
         assert_eq!(empty, json!([]));
         let lines = text(&mut Output::new(Format::Jsonl, Some("id,body.v")), &rs);
         assert_eq!(
-            lines,
-            "{\"id\":\"a\",\"body.v\":1}\n{\"id\":\"b\",\"body.v\":2}\n",
+            lines, "{\"id\":\"a\",\"body.v\":1}\n{\"id\":\"b\",\"body.v\":2}\n",
             "in the order asked for"
         );
     }

@@ -918,7 +918,9 @@ fn a_dry_run_prints_the_plan_and_sends_nothing() {
         "{plan}"
     );
     assert!(
-        plan.contains("wave 2 (25 requests, after the wave before succeeded)"),
+        plan.contains(
+            "wave 2 (25 requests, each sent once the requests it depends on have succeeded)"
+        ),
         "{plan}"
     );
     assert!(plan.contains(&format!("PUT    /subscriptions/{}/resourcegroups/rg0?api-version=2021-04-01  [subscription-writes/{}] id put0", sub(0), sub(0))), "{plan}");
