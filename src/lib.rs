@@ -3,7 +3,7 @@
 //! result for each of them.
 //!
 //! Data flows one way through the modules:
-//! [`request`] (typed or JSON input, checked; its [`graph`] of dependencies)
+//! [`request`] (typed or JSON input, checked; its [`dependencies`] graph)
 //! → [`plan`] (which ready requests travel together) → [`engine`] (send, poll,
 //! ask the [`decision`] table what each outcome means, retry or finish)
 //! → [`result`] (one per request). [`job`] is the Rust API's whole run and the
@@ -18,13 +18,13 @@ pub mod auth;
 pub mod clock;
 pub mod cloud;
 pub mod decision;
+pub mod dependencies;
 pub mod dialect;
 pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod fanout;
 pub mod ffi;
-pub mod graph;
 pub mod job;
 pub mod journal;
 pub mod limiter;

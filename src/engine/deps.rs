@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::item::Item;
-use crate::graph::DependencyGraph;
+use crate::dependencies::DependencyGraph;
 use crate::options::Options;
 use crate::reference;
 use crate::result::{codes, ItemResult};

@@ -5,8 +5,8 @@
 use super::deps::{failed_dependency, fill_references, Kept};
 use super::item::{Item, Slot};
 use super::run::{Run, ALLOW_RESEND, HELD_WINDOWS, KEEP_FOR_LATECOMERS};
+use crate::dependencies::GIVEN_IDS_ONLY;
 use crate::dialect::{self};
-use crate::graph::GIVEN_IDS_ONLY;
 use crate::journal::Past;
 use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult};

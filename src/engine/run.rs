@@ -14,7 +14,7 @@ use super::deps::Kept;
 use super::item::Slot;
 use super::scopes::Scopes;
 use super::send::Ctx;
-use crate::graph::DependencyGraph;
+use crate::dependencies::DependencyGraph;
 use crate::limits;
 use crate::options::Options;
 use crate::progress::Progress;

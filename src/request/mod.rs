@@ -10,9 +10,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::dependencies::{DependencyGraph, GIVEN_IDS_ONLY};
 use crate::dialect::{self, Api};
 use crate::error::Error;
-use crate::graph::{DependencyGraph, GIVEN_IDS_ONLY};
 use crate::limits;
 use crate::options::Options;
 use crate::reference;
