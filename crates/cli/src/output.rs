@@ -7,7 +7,7 @@
 //! waits for every result (it sizes its columns), the other forms stream.
 
 use azbatch::ItemResult;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
