@@ -275,3 +275,61 @@ fn odata_next_links_are_followed() {
     assert_eq!(names.len(), 23);
     assert!(r.body.get("@odata.nextLink").is_none());
 }
+
+/// Conditional Access: the emulator allows the tenant one request a second and
+/// answers the rest 429 without `Retry-After`, as Graph documents; the engine,
+/// seeded at that rate, meets no 429 at all.
+#[test]
+// The emulator answers on real sockets, in real time.
+#[allow(clippy::disallowed_methods)]
+fn conditional_access_is_paced_at_one_a_second_and_meets_no_429() {
+    let emu = emulator(Config::default());
+    let b = graph_batch(&emu, json!({}));
+    for i in 0..4 {
+        add(
+            &b,
+            json!({"id": format!("p{i}"), "url": format!("/identity/conditionalAccess/policies?n={i}")}),
+        );
+    }
+    let started = std::time::Instant::now();
+    let run = execute(&b, 4);
+    assert!(
+        run.results.iter().all(|r| r.status != 429),
+        "{:?}",
+        run.results
+    );
+    let refused = emu.ops().iter().filter(|o| o.status == 429).count();
+    assert_eq!(refused, 0, "no request met the limit");
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "four requests at one a second: {:?}",
+        started.elapsed()
+    );
+    // The emulator's rule itself: CA requests sent together meet it, and
+    // its 429 names no time.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<(u16, bool)> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut out = vec![];
+        for i in 0..3 {
+            let r = client
+                .get(format!(
+                    "{}/v1.0/identity/conditionalAccess/policies?b={i}",
+                    emu.url()
+                ))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            out.push((r.status().as_u16(), r.headers().contains_key("retry-after")));
+        }
+        out
+    });
+    assert!(
+        statuses.iter().skip(1).any(|&(s, ra)| s == 429 && !ra),
+        "{statuses:?}"
+    );
+}

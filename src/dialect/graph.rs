@@ -181,7 +181,9 @@ pub(crate) fn scope(path: &str) -> String {
 /// riskyUser (and its history), namedLocation, conditionalAccessPolicy.
 pub(crate) const PROTECTION: &str = "tenant-identity-protection";
 
-fn is_protection(path: &str) -> bool {
+/// Whether a Graph path is identity protection's or Conditional Access's
+/// (the emulator throttles them as the service does).
+pub fn is_protection(path: &str) -> bool {
     let p = path.trim_start_matches('/').to_ascii_lowercase();
     [
         "identityprotection/",
@@ -196,8 +198,14 @@ fn is_protection(path: &str) -> bool {
 /// The documented bucket of a Graph scope other than the app's units, if it
 /// has one: units in a full bucket, units added a second.
 pub(crate) fn seed(key: &str) -> Option<(f64, f64)> {
-    (key == PROTECTION).then_some((1.0, 1.0))
+    // A little under the documented one a second: requests reach the service
+    // milliseconds apart from when they left, and a one-second window refuses
+    // one that comes a millisecond early.
+    (key == PROTECTION).then_some((1.0, PROTECTION_RATE))
 }
+
+/// What identity protection and Conditional Access are paced at, a second.
+const PROTECTION_RATE: f64 = 0.98;
 
 /// The scope of every Graph call but a mailbox's.
 pub(crate) const APP: &str = "app";

@@ -60,6 +60,9 @@ pub struct Service {
     graph_units: Mutex<(f64, Instant)>,
     /// Outlook requests running now, per mailbox.
     mailboxes: Mutex<HashMap<String, usize>>,
+    /// Identity protection and Conditional Access: when the tenant's one
+    /// request a second was last taken.
+    protection: Mutex<Option<Instant>>,
     rng: Mutex<StdRng>,
     /// Faults injected so far, by kind.
     injected: Mutex<BTreeMap<&'static str, u64>>,
@@ -86,6 +89,7 @@ impl Service {
             graph: Mutex::new(GraphModel::new(config.graph_users, config.graph_groups)),
             graph_units: Mutex::new((config.graph_throttle.capacity, Instant::now())),
             mailboxes: Mutex::new(HashMap::new()),
+            protection: Mutex::new(None),
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
             injected: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
@@ -181,6 +185,17 @@ impl Service {
         Ok(100.0 * (1.0 - g.0 / t.capacity))
     }
 
+    /// Takes the tenant's one identity-protection request of this second.
+    fn take_protection(&self) -> bool {
+        let mut last = self.protection.lock().unwrap();
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     /// Counts a request to a mailbox as running until the guard drops; none
     /// when the mailbox already has Outlook's four at once. Requests that are
     /// not to a mailbox always enter.
@@ -233,6 +248,13 @@ impl Service {
             self.log(method, path, r.status, in_batch);
             return r;
         };
+        if t.enabled && is_protection(&path) && !self.take_protection() {
+            // "1 request per second" per tenant, and the 429 carries no
+            // Retry-After ("Microsoft Graph service-specific throttling limits").
+            let r = error(429, "TooManyRequests", "Too many requests.");
+            self.log(method, path, r.status, in_batch);
+            return r;
+        }
         // Resource units are the directory's (identity and access) limit;
         // Outlook counts its own way and sends neither header.
         let counted = mailbox_of(&path).is_none() && t.enabled;
@@ -350,7 +372,7 @@ impl Service {
 
 /// Outlook's limit and which paths reach a mailbox are Graph's facts,
 /// written once, in the library's dialect.
-pub use azbatch::dialect::graph::{mailbox_of, OUTLOOK_CONCURRENCY};
+pub use azbatch::dialect::graph::{is_protection, mailbox_of, OUTLOOK_CONCURRENCY};
 
 /// A request counted as running in its mailbox.
 struct MailboxGuard<'a> {
