@@ -70,8 +70,8 @@ fn noise_again(share: f64, then: f64) -> bool {
     share > then * HELPED && share < then / HELPED && share < NOISE_AT_MOST
 }
 
-/// The fewest answers a scope's first throttle is judged on: one 429 among
-/// the first few answers says nothing of a rate.
+/// The fewest answers a throttle is judged on (the first, and each span
+/// after): one 429 among a few answers says nothing of a rate.
 const MIN_ANSWERS: f64 = 20.0;
 /// The fewest units served between two throttles that measure anything
 /// (none served over a span measures only that the scope sent nothing).
@@ -241,8 +241,9 @@ impl Rate {
             None => self.cut_to(from * FIRST_CUT, share),
             Some(since) => {
                 let span = now.saturating_duration_since(since);
-                if span < MIN_SPAN {
-                    // The same burst: keep counting from the first of it.
+                if span < MIN_SPAN || answers < MIN_ANSWERS {
+                    // The same burst, or too few answers to tell a rate by
+                    // (a scope that sends little): keep counting.
                     return Learned::Kept { rate: from };
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
@@ -422,6 +423,24 @@ mod tests {
     }
 
     #[test]
+    fn a_span_of_few_answers_teaches_nothing() {
+        // A scope that sends little (a subscription's few writes): after its
+        // first lesson, 2 served and a 429 over 2 s is no measure of a rate.
+        let t0 = Instant::now();
+        let mut r = Rate::new(10.0, 10.0, t0);
+        warmed(&mut r, t0);
+        r.throttled(t0, false);
+        let cut = r.per_second();
+        r.starved();
+        r.served(2.0, at(t0, 1_000));
+        assert_eq!(
+            r.throttled(at(t0, 2_000), false),
+            Learned::Kept { rate: cut }
+        );
+        assert_eq!(r.per_second(), cut, "not measured down to 2 served in 2 s");
+    }
+
+    #[test]
     fn one_429_among_the_first_answers_teaches_nothing() {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
@@ -531,7 +550,7 @@ mod tests {
         );
         // A real limit shows more 429s than the noise, and is learned.
         r.starved();
-        for _ in 0..10 {
+        for _ in 0..15 {
             t += 100;
             r.served(1.0, at(t0, t));
         }
