@@ -76,7 +76,9 @@ const MIN_ANSWERS: f64 = 20.0;
 /// The fewest units served between two throttles that measure anything
 /// (none served over a span measures only that the scope sent nothing).
 const MIN_SERVED: f64 = 1.0;
-/// The lowest rate a scope is paced at (one request a minute).
+/// The lowest rate a scope is paced at (one request a minute). No share of
+/// the ceiling is a floor: a provider's policy can be a fiftieth of the
+/// subscription's rate, and 429s that do not follow the rate are noise.
 const FLOOR: f64 = 1.0 / 60.0;
 
 /// A scope's sustainable rate, in units a second.
@@ -171,13 +173,6 @@ impl Rate {
         self.starved = true;
     }
 
-    /// The lowest a lesson takes the rate: one a minute. (A provider's
-    /// policy can be a fiftieth of the subscription's rate, so no share of
-    /// the ceiling is a floor; 429s that do not follow the rate are noise.)
-    fn floor(&self) -> f64 {
-        FLOOR
-    }
-
     /// Units a second the scope is paced at now.
     pub fn per_second(&self) -> f64 {
         self.per_second
@@ -232,8 +227,10 @@ impl Rate {
         if !self.starved && share < STRAY_SHARE {
             return Learned::Stray { rate: from };
         }
-        if !informed && self.empty_at.is_none() && answers < MIN_ANSWERS {
-            // Too few answers to tell yet: wait for more.
+        if answers < MIN_ANSWERS && (self.empty_at.is_some() || !informed) {
+            // Too few answers to tell a rate by (a cold scope, one that sends
+            // little): keep counting. (A scope its headers pace records its
+            // first empty moment all the same.)
             return Learned::Kept { rate: from };
         }
         let learned = match self.empty_at {
@@ -241,15 +238,14 @@ impl Rate {
             None => self.cut_to(from * FIRST_CUT, share),
             Some(since) => {
                 let span = now.saturating_duration_since(since);
-                if span < MIN_SPAN || answers < MIN_ANSWERS {
-                    // The same burst, or too few answers to tell a rate by
-                    // (a scope that sends little): keep counting.
+                if span < MIN_SPAN {
+                    // The same burst: keep counting from the first of it.
                     return Learned::Kept { rate: from };
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
                 // A cut after which the 429s are what they were, or what the
                 // scope's noise is at any rate, did not help.
-                let heard = self.noise.answers > 0.0 && self.within_noise();
+                let heard = self.noisy() && self.within_noise();
                 if let Some((before, _)) = self
                     .cut
                     .filter(|&(_, then)| heard || noise_again(share, then))
@@ -311,7 +307,7 @@ impl Rate {
     /// was and the `share` of 429s that led here, for the next span to judge.
     fn cut_to(&mut self, to: f64, share: f64) -> Learned {
         let from = self.per_second;
-        self.per_second = to.max(self.floor());
+        self.per_second = to.max(FLOOR);
         self.cut = Some((from, share));
         Learned::Cut {
             from,

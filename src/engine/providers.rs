@@ -43,10 +43,9 @@ pub(super) struct Providers {
 impl Providers {
     /// The buckets of the policies operation `op` meets.
     fn of<'a>(&'a mut self, op: Option<&str>) -> impl Iterator<Item = &'a mut Bucket> + 'a {
-        let names = op
+        let names: &[String] = op
             .and_then(|op| self.met.get(op))
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
         self.buckets
             .iter_mut()
             .filter(move |(name, _)| names.contains(name))

@@ -291,13 +291,11 @@ impl Scopes {
         mark: Mark,
         now: Instant,
     ) {
-        if let Some(s) = op.and_then(|op| self.map.get_mut(key).map(|s| (s, op))) {
-            s.0.providers.answered(s.1);
-        }
-        if let (Some(op), Some(value)) = (op, answer.header(REMAINING_RESOURCE)) {
-            if let Some(s) = self.map.get_mut(key) {
-                let left = provider_policies(&value);
+        if let (Some(op), Some(s)) = (op, self.map.get_mut(key)) {
+            s.providers.answered(op);
+            if let Some(value) = answer.header(REMAINING_RESOURCE) {
                 let settled = s.in_flight == 0;
+                let left = provider_policies(&value);
                 s.providers
                     .observe(op, &left, s.in_flight as f64, settled, now);
             }
@@ -441,13 +439,12 @@ impl Scopes {
                     break;
                 };
                 let cost = s.cost(h.read);
-                let op = h.op.clone();
-                if s.providers.available(op.as_deref(), now) < cost {
+                if s.providers.available(h.op.as_deref(), now) < cost {
                     // Its provider's policy is spent: it and those behind wait.
-                    s.providers.starve(op.as_deref());
+                    s.providers.starve(h.op.as_deref());
                     break;
                 }
-                let Some(Held { idx, .. }) = s.held.pop_front() else {
+                let Some(Held { idx, op, .. }) = s.held.pop_front() else {
                     break;
                 };
                 s.providers.take(idx, op.as_deref(), cost, now);
