@@ -283,6 +283,21 @@ fn the_module_asks_the_library_which_api_a_url_belongs_to() {
                 p.display()
             );
         }
+        // The request keys and their spellings, the peers' keys and Graph's
+        // versions come from batch_info.
+        for fact in [
+            "\"HttpMethod\"",
+            "\"Payload\"",
+            "\"ResourceGroupName\"",
+            "\"ContentType\"",
+            "\"beta\"",
+        ] {
+            assert!(
+                !text.to_lowercase().contains(&fact.to_lowercase()),
+                "{} keeps its own list ({fact}): read it from batch_info",
+                p.display()
+            );
+        }
     }
     assert!(sources > 3, "read the module's sources: {sources}");
 }

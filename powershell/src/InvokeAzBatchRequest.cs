@@ -46,7 +46,7 @@ namespace AzBatch
         public string Api { get; set; }
 
         [Parameter]
-        [ValidateSet("v1.0", "beta", IgnoreCase = false)]
+        [ArgumentCompleter(typeof(GraphVersionCompleter))]
         public string GraphVersion { get; set; }
 
         [Parameter]
@@ -194,6 +194,8 @@ namespace AzBatch
             int sources = (Bound("AccessToken") ? 1 : 0) + (Identity.IsPresent ? 1 : 0) + (UseAzureCli.IsPresent ? 1 : 0) + (UseClientSecret.IsPresent ? 1 : 0);
             if (sources > 1) throw Usage("Give one of -AccessToken, -Identity, -UseAzureCli and -UseClientSecret, not more than one.");
             if (Bound("AccountId") && !Identity.IsPresent) throw Usage("-AccountId names a user-assigned managed identity: use it with -Identity.");
+            if (Bound("GraphVersion") && Array.IndexOf(Module.Info.GraphVersions, GraphVersion) < 0)
+                throw Usage(string.Format("-GraphVersion must be one of {0} (got '{1}').", string.Join(", ", Module.Info.GraphVersions), GraphVersion));
             if (Bound("GraphVersion") && Api != null && !Api.Equals("Graph", StringComparison.OrdinalIgnoreCase)) throw Usage("-GraphVersion applies to -Api Graph only.");
         }
 
@@ -215,7 +217,7 @@ namespace AzBatch
                 path = slash < 0 ? "" : path.Substring(slash);
             }
             string first = path.TrimStart('/').Split('/', '?')[0];
-            foreach (string v in new[] { "v1.0", "beta" })
+            foreach (string v in Module.Info.GraphVersions)
             {
                 if (string.Equals(first, v, StringComparison.OrdinalIgnoreCase)) return v;
             }
@@ -471,18 +473,32 @@ namespace AzBatch
         }
     }
 
-    /// <summary>Completes -Environment with the library's cloud names.</summary>
-    public sealed class CloudCompleter : IArgumentCompleter
+    /// <summary>Completes a parameter with names the library hands out.</summary>
+    public abstract class LibraryCompleter : IArgumentCompleter
     {
+        protected abstract string[] Names();
+
         public IEnumerable<System.Management.Automation.CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
         {
             List<System.Management.Automation.CompletionResult> results = new List<System.Management.Automation.CompletionResult>();
             try { Module.Load(); } catch (DllNotFoundException) { return results; }
-            foreach (string name in Module.Info.CloudNames())
+            foreach (string name in Names())
             {
                 if (name.StartsWith(wordToComplete ?? "", StringComparison.OrdinalIgnoreCase)) results.Add(new System.Management.Automation.CompletionResult(name));
             }
             return results;
         }
+    }
+
+    /// <summary>Completes -Environment with the library's cloud names.</summary>
+    public sealed class CloudCompleter : LibraryCompleter
+    {
+        protected override string[] Names() { return Module.Info.CloudNames(); }
+    }
+
+    /// <summary>Completes -GraphVersion with the library's Graph versions.</summary>
+    public sealed class GraphVersionCompleter : LibraryCompleter
+    {
+        protected override string[] Names() { return Module.Info.GraphVersions; }
     }
 }

@@ -37,6 +37,27 @@ namespace AzBatch
             return names.ToArray();
         }
 
+        /// <summary>Which field a request key fills (in any case), or null.</summary>
+        public string FieldOf(string key)
+        {
+            string field;
+            return requestKeys.TryGetValue(key, out field) ? field : null;
+        }
+
+        /// <summary>Whether a key belongs to Invoke-AzRestMethod's or
+        /// Invoke-MgGraphRequest's shape (the library resolves those).</summary>
+        public bool IsPeerKey(string key) { return peerKeys.Contains(key); }
+
+        /// <summary>The keys a request takes, for messages.</summary>
+        public string RequestKeyList() { return string.Join(", ", keyNames.ToArray()); }
+
+        /// <summary>The Graph versions a URL can name (v1.0, beta).</summary>
+        public string[] GraphVersions = new string[0];
+
+        private readonly Dictionary<string, string> requestKeys = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        private readonly HashSet<string> peerKeys = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        private readonly List<string> keyNames = new List<string>();
+
         public static LibraryInfo Parse(string json)
         {
             PSObject o = (PSObject)JsonReader.Read(json);
@@ -62,6 +83,17 @@ namespace AzBatch
                     GraphResource = (string)p.Properties["graphResource"].Value,
                 });
             }
+            foreach (object k in (object[])o.Properties["requestKeys"].Value)
+            {
+                PSObject p = (PSObject)k;
+                string key = (string)p.Properties["key"].Value;
+                info.requestKeys[key] = (string)p.Properties["field"].Value;
+                if ((bool)p.Properties["peer"].Value) info.peerKeys.Add(key);
+                info.keyNames.Add(char.ToUpperInvariant(key[0]) + key.Substring(1));
+            }
+            List<string> versions = new List<string>();
+            foreach (object v in (object[])o.Properties["graphVersions"].Value) versions.Add((string)v);
+            info.GraphVersions = versions.ToArray();
             return info;
         }
 

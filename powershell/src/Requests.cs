@@ -26,33 +26,6 @@ namespace AzBatch
     /// in the input, and its id when it has one) and the field.</summary>
     public static class Requests
     {
-        private static readonly string[][] Fields = {
-            new[] { "url", "Url", "Uri" },
-            new[] { "method", "Method", "HttpMethod" },
-            new[] { "id", "Id", "Name" },
-            new[] { "body", "Body", "Content" },
-            new[] { "headers", "Headers" },
-            new[] { "dependsOn", "DependsOn" },
-            new[] { "bodyEncoding", "BodyEncoding" },
-            // Invoke-AzRestMethod's and Invoke-MgGraphRequest's shapes: the
-            // library resolves them (batch_request_json).
-            new[] { "path", "Path" },
-            new[] { "payload", "Payload" },
-            new[] { "subscriptionId", "SubscriptionId" },
-            new[] { "resourceGroupName", "ResourceGroupName" },
-            new[] { "resourceProviderName", "ResourceProviderName" },
-            new[] { "resourceType", "ResourceType" },
-            new[] { "resourceName", "ResourceName" },
-            new[] { "apiVersion", "ApiVersion" },
-            new[] { "contentType", "ContentType" },
-        };
-
-        /// <summary>Keys only the peers' shapes have.</summary>
-        private static readonly string[] PeerKeys = {
-            "path", "payload", "subscriptionId", "resourceGroupName", "resourceProviderName",
-            "resourceType", "resourceName", "apiVersion", "contentType",
-        };
-
         /// <summary>A string is a GET of that URL; a hashtable or object gives
         /// Url, Method, Id (or Name), Body, Headers, DependsOn and BodyEncoding.</summary>
         public static RequestDraft Read(object input, int index)
@@ -78,12 +51,14 @@ namespace AzBatch
                 d.Json = "{\"url\":" + Quote(s) + "}";
                 return d;
             }
-            Dictionary<string, object> values = Values(input, baseObject, at);
-            object v;
-            foreach (string k in PeerKeys)
+            List<KeyValuePair<string, object>> given = Given(input, baseObject);
+            LibraryInfo info = Module.Info;
+            foreach (KeyValuePair<string, object> e in given)
             {
-                if (values.ContainsKey(k)) return ReadPeerShape(values, index, at);
+                if (info.IsPeerKey(e.Key)) return ReadPeerShape(given, index, at);
             }
+            Dictionary<string, object> values = Values(given, at);
+            object v;
             if (values.TryGetValue("id", out v) && v != null) { d.Id = Scalar(v); at += " (id '" + d.Id + "')"; }
             d.Method = values.TryGetValue("method", out v) && v != null ? Scalar(v).Trim().ToUpperInvariant() : "GET";
             if (!values.TryGetValue("url", out v) || v == null) throw new JsonInputException(at + ": Url is required");
@@ -97,6 +72,16 @@ namespace AzBatch
             if (values.TryGetValue("body", out v) && v != null) { sb.Append(",\"body\":"); Body(sb, v, at + ": Body"); }
             if (values.TryGetValue("headers", out v) && v != null) { sb.Append(",\"headers\":"); JsonWriter.Value(sb, v, 0, at + ": Headers"); }
             if (values.TryGetValue("bodyEncoding", out v) && v != null) { sb.Append(",\"bodyEncoding\":"); JsonWriter.String(sb, Scalar(v)); }
+            foreach (KeyValuePair<string, object> e in values)
+            {
+                if (e.Value == null || Array.IndexOf(ReadHere, e.Key) >= 0) continue;
+                // The library's other fields (requestHeaderDetails,
+                // forEachSubscription): passed on for it to check.
+                sb.Append(',');
+                JsonWriter.String(sb, e.Key);
+                sb.Append(':');
+                JsonWriter.Value(sb, e.Value, 0, at + ": " + e.Key);
+            }
             if (values.TryGetValue("dependsOn", out v) && v != null)
             {
                 sb.Append(",\"dependsOn\":[");
@@ -120,19 +105,20 @@ namespace AzBatch
         /// shape: its fields go to the library as given, which resolves them
         /// (the path from its parts, Payload's JSON text) into its own; the
         /// method, URL and ids are read back for ShouldProcess and dependsOn.</summary>
-        private static RequestDraft ReadPeerShape(Dictionary<string, object> values, int index, string at)
+        private static RequestDraft ReadPeerShape(List<KeyValuePair<string, object>> given, int index, string at)
         {
             StringBuilder sb = new StringBuilder(256);
             sb.Append('{');
             bool first = true;
-            foreach (KeyValuePair<string, object> e in values)
+            LibraryInfo info = Module.Info;
+            foreach (KeyValuePair<string, object> e in given)
             {
                 if (e.Value == null) continue;
                 if (!first) sb.Append(',');
                 first = false;
                 JsonWriter.String(sb, e.Key);
                 sb.Append(':');
-                if (e.Key == "body") Body(sb, e.Value, at + ": Body");
+                if (info.FieldOf(e.Key) == "body") Body(sb, e.Value, at + ": " + e.Key);
                 else JsonWriter.Value(sb, e.Value, 0, at + ": " + e.Key);
             }
             sb.Append('}');
@@ -154,11 +140,9 @@ namespace AzBatch
             return d;
         }
 
-        /// <summary>The request's fields by their JSON name; an unknown key is an
-        /// error rather than silently dropped.</summary>
-        private static Dictionary<string, object> Values(object input, object baseObject, string at)
+        /// <summary>The keys given and their values, as spelled.</summary>
+        private static List<KeyValuePair<string, object>> Given(object input, object baseObject)
         {
-            Dictionary<string, object> values = new Dictionary<string, object>(StringComparer.Ordinal);
             List<KeyValuePair<string, object>> given = new List<KeyValuePair<string, object>>();
             IDictionary dict = baseObject as IDictionary;
             if (dict != null)
@@ -169,36 +153,27 @@ namespace AzBatch
             {
                 foreach (PSPropertyInfo p in PSObject.AsPSObject(input).Properties) given.Add(new KeyValuePair<string, object>(p.Name, p.Value));
             }
-            // Beside a ResourceType, Name is Invoke-AzRestMethod's resource name,
-            // not ARM's spelling of the id.
-            bool byParts = false;
-            foreach (KeyValuePair<string, object> e in given)
-            {
-                if (string.Equals(e.Key, "ResourceType", StringComparison.OrdinalIgnoreCase)) byParts = true;
-            }
-            foreach (KeyValuePair<string, object> e in given)
-            {
-                string key = byParts && string.Equals(e.Key, "Name", StringComparison.OrdinalIgnoreCase) ? "ResourceName" : e.Key;
-                Put(values, key, e.Value, at);
-            }
-            return values;
+            return given;
         }
 
-        private static void Put(Dictionary<string, object> values, string key, object value, string at)
+        /// <summary>The fields read here; the library's other fields are passed on.</summary>
+        private static readonly string[] ReadHere = { "id", "method", "url", "body", "headers", "bodyEncoding", "dependsOn" };
+
+        /// <summary>The request's fields by the library's name for them (its
+        /// batch_info says which key fills which field); an unknown key is an
+        /// error rather than silently dropped.</summary>
+        private static Dictionary<string, object> Values(List<KeyValuePair<string, object>> given, string at)
         {
-            foreach (string[] names in Fields)
+            Dictionary<string, object> values = new Dictionary<string, object>(StringComparer.Ordinal);
+            LibraryInfo info = Module.Info;
+            foreach (KeyValuePair<string, object> e in given)
             {
-                for (int i = 1; i < names.Length; i++)
-                {
-                    if (string.Equals(names[i], key, StringComparison.OrdinalIgnoreCase))
-                    {
-                        if (values.ContainsKey(names[0])) throw new JsonInputException(string.Format("{0}: {1} is given twice (as {2} and another spelling)", at, names[1], key));
-                        values[names[0]] = value;
-                        return;
-                    }
-                }
+                string field = info.FieldOf(e.Key);
+                if (field == null) throw new JsonInputException(string.Format("{0}: unknown key '{1}' (a request takes {2})", at, e.Key, info.RequestKeyList()));
+                if (values.ContainsKey(field)) throw new JsonInputException(string.Format("{0}: {1} is given twice (as {2} and another spelling)", at, char.ToUpperInvariant(field[0]) + field.Substring(1), e.Key));
+                values[field] = e.Value;
             }
-            throw new JsonInputException(string.Format("{0}: unknown key '{1}' (a request takes Url, Method, Id, Body, Headers, DependsOn and BodyEncoding; or Invoke-AzRestMethod's Path, Payload, SubscriptionId, ResourceGroupName, ResourceProviderName, ResourceType, Name and ApiVersion; or Invoke-MgGraphRequest's Uri and ContentType)", at, key));
+            return values;
         }
 
         /// <summary>A body: hashtables and objects as JSON objects, arrays as

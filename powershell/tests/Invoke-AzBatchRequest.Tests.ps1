@@ -728,6 +728,18 @@ Describe 'Failures and parameters' {
         $done.CompletionMatches.CompletionText | Should -Be @('AzureUSGovernment')
     }
 
+    It 'takes the Graph versions and the request keys from the library' {
+        { "/users/$User0" | Invoke-AzBatchRequest -GraphVersion v2.0 @Common } | Should -Throw "*-GraphVersion must be one of v1.0, beta (got 'v2.0')*"
+        $line = 'Invoke-AzBatchRequest -GraphVersion b'
+        $done = TabExpansion2 -inputScript $line -cursorColumn $line.Length
+        $done.CompletionMatches.CompletionText | Should -Be @('beta')
+        # The message lists the library's keys, the peers' among them.
+        { @{ Url = $SubUrl; Boddy = @{} } | Invoke-AzBatchRequest @Common } | Should -Throw '*a request takes Id, Name, Method, HttpMethod, Url*Path, Payload*ContentType, Uri)*'
+        { @{ Url = $SubUrl; Uri = $SubUrl } | Invoke-AzBatchRequest @Common } | Should -Throw '*Url is given twice (as Uri and another spelling)*'
+        # A field of the library's the module does not read itself is passed on, not dropped.
+        { @{ Url = $SubUrl; ForEachSubscription = 'yes' } | Invoke-AzBatchRequest @Common } | Should -Throw '*forEachSubscription*'
+    }
+
     It 'writes one verbose line per batch and no debug line per result' {
         $reqs = 0..39 | ForEach-Object { "/subscriptions/$Sub0`?api-version=2022-12-01&n=$_" }
         $out = $reqs | Invoke-AzBatchRequest -BatchSize 10 -ThrottleLimit 1 @Common -Verbose -Debug 4>&1 5>&1

@@ -84,6 +84,13 @@ struct Info {
     version: &'static str,
     limits: limits::Limits,
     clouds: Vec<CloudInfo>,
+    /// Every key a request object takes, the field it fills, and whether it
+    /// is one of the peers' shapes (resolved by `batch_request_json`).
+    #[serde(rename = "requestKeys")]
+    request_keys: Vec<crate::request::peers::RequestKey>,
+    /// The Graph versions a URL can name (`v1.0/users/x`).
+    #[serde(rename = "graphVersions")]
+    graph_versions: &'static [&'static str],
 }
 
 #[derive(Serialize)]
@@ -378,7 +385,8 @@ pub unsafe extern "C" fn batch_string_free(s: *mut c_char) {
 /// "limits":{"armMaxBatchSize","graphMaxBatchSize","defaultBatchSize",
 /// "minConcurrency","maxConcurrency","defaultConcurrency","minAttempts",
 /// "maxAttempts","defaultMaxAttempts","maxTimeoutSeconds","defaultTimeoutSeconds"},
-/// "clouds":[{"name","arm","graph","login","armResource","graphResource"}]}`
+/// "clouds":[{"name","arm","graph","login","armResource","graphResource"}],
+/// "requestKeys":[{"key","field","peer"}],"graphVersions":["v1.0","beta"]}`
 /// in `*info_out` (free with `batch_string_free`).
 ///
 /// # Safety
@@ -407,6 +415,8 @@ fn info() -> Info {
                 graph_resource: c.resource(crate::dialect::Api::Graph),
             })
             .collect(),
+        request_keys: crate::request::peers::request_keys(),
+        graph_versions: &crate::dialect::graph::VERSIONS,
     }
 }
 

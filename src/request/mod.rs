@@ -2,7 +2,7 @@
 //! parsed, checked and given unique ids before a run starts, so the engine only
 //! ever sees well-formed work.
 
-mod peers;
+pub(crate) mod peers;
 
 use std::collections::HashSet;
 

@@ -28,6 +28,58 @@ fn keys() -> &'static [&'static str] {
 /// Invoke-MgGraphRequest's `Uri` is the request's `url`.
 const SYNONYMS: [(&str, &str); 1] = [("uri", "url")];
 
+/// ARM's spellings of a field: the key, and the field the check reads it as
+/// (they are fields of [`RequestSpec`] of their own, refused beside the other).
+const ARM_SPELLINGS: [(&str, &str); 3] = [
+    ("name", "id"),
+    ("httpMethod", "method"),
+    ("content", "body"),
+];
+
+/// The keys only the peers' shapes have: a request that gives one of them
+/// is turned into the library's own fields by [`resolve`].
+const PEER_KEYS: [&str; 9] = [
+    "path",
+    "payload",
+    "subscriptionId",
+    "resourceGroupName",
+    "resourceProviderName",
+    "resourceType",
+    "resourceName",
+    "apiVersion",
+    "contentType",
+];
+
+/// A key a request object takes, read in any case: the field it fills, and
+/// whether it belongs to a peer's shape (what the PowerShell module reads
+/// from `batch_info` instead of keeping its own list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct RequestKey {
+    pub(crate) key: &'static str,
+    pub(crate) field: &'static str,
+    pub(crate) peer: bool,
+}
+
+/// Every key a request takes: its own fields, ARM's spellings and the peers'.
+pub(crate) fn request_keys() -> Vec<RequestKey> {
+    let field = |key: &'static str| {
+        ARM_SPELLINGS
+            .iter()
+            .chain(SYNONYMS.iter())
+            .find(|(k, _)| *k == key)
+            .map_or(key, |(_, f)| *f)
+    };
+    keys()
+        .iter()
+        .chain(SYNONYMS.iter().map(|(k, _)| k))
+        .map(|&key| RequestKey {
+            key,
+            field: field(key),
+            peer: PEER_KEYS.contains(&key),
+        })
+        .collect()
+}
+
 /// Brings a request object's keys to their own spelling, in place: `Path` to
 /// `path`, `Uri` to `url`, and `Name` beside a `ResourceType` to
 /// `resourceName` (Invoke-AzRestMethod's resource name; elsewhere `name` is
@@ -355,6 +407,35 @@ mod tests {
         let keys = keys();
         assert!(keys.contains(&"dependsOn") && keys.contains(&"resourceGroupName"));
         assert_eq!(keys.len(), 21, "{keys:?}");
+    }
+
+    /// The peer keys are exactly those [`resolve`] turns into other fields:
+    /// each one alone changes what resolve makes of a request, no other key
+    /// does.
+    #[test]
+    fn the_peer_keys_are_what_resolve_reads() {
+        let sample = |key: &str| match key {
+            "resourceType" | "resourceName" | "payload" => json!("x"),
+            "headers" => json!({"a": "b"}),
+            "dependsOn" => json!(["a"]),
+            "forEachSubscription" => json!(true),
+            _ => json!("{}"),
+        };
+        for k in request_keys() {
+            let mut object = json!({ k.key: sample(k.key) });
+            canonical_keys(object.as_object_mut().unwrap());
+            let mut spec: RequestSpec =
+                serde_json::from_value(object).unwrap_or_else(|e| panic!("{}: {e}", k.key));
+            let before = spec.to_json();
+            let changed = match resolve(&mut spec) {
+                Err(_) => true,
+                Ok(()) => spec.to_json() != before,
+            };
+            assert_eq!(changed, k.peer, "{k:?}");
+            assert!(keys().contains(&k.field), "{k:?} fills a field");
+        }
+        let fields: Vec<_> = request_keys().iter().map(|k| (k.key, k.field)).collect();
+        assert!(fields.contains(&("uri", "url")) && fields.contains(&("name", "id")));
     }
 
     #[test]
