@@ -11,6 +11,7 @@ pub mod config;
 pub mod faults;
 pub mod graph;
 pub mod identity;
+pub mod plain;
 pub mod reply;
 pub mod server;
 pub mod service;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use config::{Config, Faults, GraphThrottle, Latency, Throttle};
+pub use plain::{Calls, PlainRule, PlainServer};
 pub use service::{BatchRecord, Op, Service};
 
 /// A running emulator on 127.0.0.1, served by its own thread and runtime so it

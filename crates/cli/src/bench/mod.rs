@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use azbatch_emulator::arm::model::subscription_id;
 use azbatch_emulator::graph::model::user_id;
-use azbatch_emulator::{Config, Emulator, GraphThrottle, Latency, Throttle};
+use azbatch_emulator::{
+    Config, Emulator, GraphThrottle, Latency, PlainRule, PlainServer, Throttle,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 pub mod library;
+mod plain;
 mod sdk;
 
 const TOKEN: &str = "bench-token";
@@ -37,7 +40,7 @@ pub struct Args {
     /// Print the rows as a JSON array instead of a table.
     #[arg(long)]
     json: bool,
-    /// Workloads to run, by letter (a to h); default all.
+    /// Workloads to run, by letter (a to p); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Mean latency of every call inside the emulator, in milliseconds (each call takes 0.5x to 1.5x of it).
@@ -56,6 +59,8 @@ pub struct Args {
 #[serde(rename_all = "camelCase")]
 struct Row {
     workload: String,
+    /// What answered: the emulator, or the plain server (429 and Retry-After only).
+    server: &'static str,
     strategy: String,
     /// None for a strategy that could not run here (its note says why).
     seconds: Option<f64>,
@@ -94,6 +99,8 @@ struct Workload {
     cloud: Option<&'static str>,
     /// A limit AzBatch learns from the answers: AzBatch's row alone.
     learned: bool,
+    /// Runs against the plain server with these rules instead of the emulator.
+    plain: Option<Vec<PlainRule>>,
 }
 
 fn reads(n: usize, subscriptions: usize) -> Vec<String> {
@@ -131,6 +138,16 @@ impl Workload {
             graph_throttle: GraphThrottle::default(),
             cloud: None,
             learned: false,
+            plain: None,
+        }
+    }
+
+    /// This workload against the plain server, its limits `rules`.
+    fn plain(self, rules: Vec<PlainRule>) -> Workload {
+        Workload {
+            plain: Some(rules),
+            learned: true,
+            ..self
         }
     }
 
@@ -170,6 +187,7 @@ fn workloads(latency_ms: u64, scale: f64) -> Vec<Workload> {
     let mut all = arm_workloads(&n, latency);
     all.extend(graph_workloads(&n, latency));
     all.extend(learned_workloads(&n, latency));
+    all.extend(plain::workloads(&n, latency));
     all.push(Workload {
         baselines: false,
         ..Workload::arm(
@@ -406,7 +424,53 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The server AzBatch runs against: the emulator or the plain one.
+trait Server {
+    fn url(&self) -> String;
+    /// Item attempts answered so far, and how many were 429.
+    fn counts(&self) -> (usize, usize);
+}
+
+impl Server for Emulator {
+    fn url(&self) -> String {
+        Emulator::url(self)
+    }
+    fn counts(&self) -> (usize, usize) {
+        let ops = self.ops();
+        let throttled = ops.iter().filter(|o| o.status == 429).count();
+        (ops.len(), throttled)
+    }
+}
+
+impl Server for PlainServer {
+    fn url(&self) -> String {
+        PlainServer::url(self)
+    }
+    fn counts(&self) -> (usize, usize) {
+        PlainServer::counts(self)
+    }
+}
+
 async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
+    if let Some(rules) = &w.plain {
+        let server =
+            PlainServer::start(rules.clone(), w.latency).context("starting the plain server")?;
+        let ideal = plain::ideal(w, rules);
+        let m = azbatch_child(&server, w)?;
+        return Ok(vec![Row {
+            workload: w.name.clone(),
+            server: "plain",
+            strategy: "AzBatch".into(),
+            seconds: Some(round(m.seconds)),
+            ideal_seconds: Some(round(ideal)),
+            ratio: Some(round(m.seconds / ideal)),
+            attempts: m.attempts,
+            throttled: m.throttled,
+            peak_rss_mb: m.peak_rss_mb.map(round),
+            cpu_seconds: m.cpu_seconds.map(round),
+            note: None,
+        }]);
+    }
     let throttle = w.throttle;
     let emu = restart(w, throttle)?;
     let ideal = ideal(w, &throttle);
@@ -414,6 +478,7 @@ async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
     let mut row = |strategy: &str, m: Measured, note: Option<String>| {
         rows.push(Row {
             workload: w.name.clone(),
+            server: "emulator",
             strategy: strategy.into(),
             seconds: m.ran.then_some(round(m.seconds)),
             ideal_seconds: ideal.map(round),
@@ -901,11 +966,11 @@ fn library_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
 /// time, its peak memory and CPU from the kernel, and what the emulator saw
 /// meanwhile.
 fn timed_child<T: Send + 'static>(
-    emu: &Emulator,
+    emu: &impl Server,
     mut cmd: std::process::Command,
     read: impl FnOnce(std::process::ChildStdout) -> std::io::Result<T> + Send + 'static,
 ) -> Result<(Measured, T)> {
-    let before = emu.ops().len();
+    let before = emu.counts();
     let t = Instant::now();
     let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
     let out = child.stdout.take().context("the child's output")?;
@@ -917,13 +982,12 @@ fn timed_child<T: Send + 'static>(
     let got = reader
         .join()
         .map_err(|_| anyhow::anyhow!("reading the output failed"))??;
-    let ops = emu.ops();
-    let new = &ops[before..];
+    let after = emu.counts();
     let m = Measured {
         ran: true,
         seconds,
-        attempts: new.len(),
-        throttled: new.iter().filter(|o| o.status == 429).count(),
+        attempts: after.0 - before.0,
+        throttled: after.1 - before.1,
         failed: usage.failed,
         peak_rss_mb: usage.peak_rss_mb,
         cpu_seconds: usage.cpu_seconds,
@@ -933,7 +997,7 @@ fn timed_child<T: Send + 'static>(
 
 /// AzBatch as a user runs it: `azbatch run` in a process of its own, requests
 /// from a file, results to a pipe that is read and dropped.
-fn azbatch_child(emu: &Emulator, w: &Workload) -> Result<Measured> {
+fn azbatch_child(emu: &impl Server, w: &Workload) -> Result<Measured> {
     let urls = &w.urls;
     let file = std::env::temp_dir().join(format!("azbatch-bench-{}.jsonl", std::process::id()));
     let mut expected = urls.len();
@@ -1005,7 +1069,10 @@ fn watch_peak(pid: u32) -> std::thread::JoinHandle<Option<f64>> {
     std::thread::spawn(move || {
         let path = format!("/proc/{pid}/status");
         let mut peak = None;
-        // The first reads may still see the parent's memory: the last one counts.
+        let started = Instant::now();
+        // The first reads may still see the parent's memory: the last one
+        // counts. Read often at first, so a run of a few milliseconds is not
+        // measured by the loader's first page.
         while let Ok(status) = std::fs::read_to_string(&path) {
             let kb = status
                 .lines()
@@ -1015,7 +1082,12 @@ fn watch_peak(pid: u32) -> std::thread::JoinHandle<Option<f64>> {
                 Some(kb) => peak = Some(kb / 1024.0),
                 None => break, // exiting: its memory is gone
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let every = if started.elapsed() < Duration::from_millis(500) {
+                1
+            } else {
+                20
+            };
+            std::thread::sleep(Duration::from_millis(every));
         }
         peak
     })
@@ -1061,7 +1133,7 @@ fn print_table(rows: &[Row]) {
             let ideal = r
                 .ideal_seconds
                 .map_or("none".to_string(), |i| format!("{i:.2} s"));
-            println!("\n{}  (ideal {ideal})", r.workload);
+            println!("\n{}  (ideal {ideal}; {})", r.workload, r.server);
             println!(
                 "  {:<42} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7}",
                 "strategy", "seconds", "ratio", "attempts", "429s", "peak MB", "CPU s"
