@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use azbatch_emulator::graph::limits::ServiceLimits;
 use azbatch_emulator::graph::model::{group_id, user_id, SKU};
 use azbatch_emulator::{Config, GraphThrottle, Latency};
 use base64::Engine as _;
@@ -331,5 +332,79 @@ fn conditional_access_is_paced_at_one_a_second_and_meets_no_429() {
     assert!(
         statuses.iter().skip(1).any(|&(s, ra)| s == 429 && !ra),
         "{statuses:?}"
+    );
+}
+
+/// Graph's identity writes (3,000 per 2 min 30 s per app and tenant, here
+/// shrunk to 40 per 2 s): the emulator refuses the rest 429 naming the limit
+/// (`x-ms-throttle-scope`, `x-ms-throttle-information`); the engine meets
+/// it from its answers alone (the app's resource units hold plenty) and every
+/// write lands once.
+#[test]
+fn identity_writes_past_their_own_limit_are_paced_and_each_applied_once() {
+    let emu = emulator(Config {
+        graph_users: 200,
+        graph_throttle: GraphThrottle {
+            services: ServiceLimits {
+                identity_writes: (40.0, 2.0),
+                ..ServiceLimits::default()
+            },
+            ..GraphThrottle::default()
+        },
+        ..Config::default()
+    });
+    // The emulator's rule itself: the 41st write at once is refused, saying which limit.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut last = None;
+        for i in 0..41 {
+            let r = client
+                .patch(format!("{}/v1.0/users/{}", emu.url(), user_id(i)))
+                .bearer_auth(TOKEN)
+                .json(&json!({"department": "Sales"}))
+                .send()
+                .await
+                .unwrap();
+            last = Some((
+                r.status().as_u16(),
+                r.headers()
+                    .get("x-ms-throttle-information")
+                    .map(|v| v.to_str().unwrap().to_string()),
+                r.headers().contains_key("retry-after"),
+            ));
+        }
+        last.unwrap()
+    });
+    assert_eq!(refused, (429, Some("WriteLimitExceeded".into()), true));
+    std::thread::sleep(Duration::from_secs(2));
+    let b = graph_batch(&emu, json!({}));
+    for i in 0..200 {
+        add(
+            &b,
+            json!({"method": "PATCH", "url": format!("/users/{}", user_id(i)), "body": {"department": "Finance"}}),
+        );
+    }
+    let run = execute(&b, 200);
+    assert!(
+        run.results.iter().all(|r| r.status == 204),
+        "{:?}",
+        run.results.iter().find(|r| r.status != 204)
+    );
+    let throttled = b.progress().throttled;
+    eprintln!("identity writes: {throttled} throttled of 200");
+    assert!(throttled > 0, "the limit was met");
+    let patches = emu
+        .ops()
+        .iter()
+        .filter(|o| o.method == "PATCH" && o.status == 204)
+        .count();
+    assert_eq!(
+        patches,
+        200 + 40,
+        "each update applied once (and the 40 above)"
     );
 }

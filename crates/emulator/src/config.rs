@@ -81,6 +81,9 @@ pub struct GraphThrottle {
     /// (`x-ms-resource-unit`, `x-ms-throttle-limit-percentage`); off, as most of
     /// Graph, a 429 with `Retry-After` is all the service says.
     pub headers: bool,
+    /// The per-service limits beside the resource units: identity writes,
+    /// Intune, Outlook's count per mailbox.
+    pub services: crate::graph::limits::ServiceLimits,
 }
 
 impl Default for GraphThrottle {
@@ -92,6 +95,7 @@ impl Default for GraphThrottle {
             read_cost: 1.0,
             write_cost: 3.0,
             headers: true,
+            services: Default::default(),
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct Service {
     /// Identity protection and Conditional Access: when the tenant's one
     /// request a second was last taken.
     protection: Mutex<Option<Instant>>,
+    /// Graph's per-service limits: identity writes, Intune, Outlook's count.
+    service_limits: crate::graph::limits::Limits,
     rng: Mutex<StdRng>,
     /// Faults injected so far, by kind.
     injected: Mutex<BTreeMap<&'static str, u64>>,
@@ -90,6 +92,7 @@ impl Service {
             graph_units: Mutex::new((config.graph_throttle.capacity, Instant::now())),
             mailboxes: Mutex::new(HashMap::new()),
             protection: Mutex::new(None),
+            service_limits: crate::graph::limits::Limits::new(config.graph_throttle.services),
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
             injected: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
@@ -218,6 +221,37 @@ impl Service {
         })
     }
 
+    /// The 429 of a Graph per-service limit (identity writes, Intune,
+    /// Outlook's count) the call is over, naming the limit as Graph does.
+    fn refused_by_service_limits(&self, method: &str, path: &str) -> Option<Reply> {
+        let t = self.config.graph_throttle;
+        if !t.enabled {
+            return None;
+        }
+        let refused = self
+            .service_limits
+            .take(method, path, Instant::now())
+            .err()?;
+        let mut r = error(
+            429,
+            "TooManyRequests",
+            "Too many requests, please retry later.",
+        );
+        r.headers.push((
+            "Retry-After".into(),
+            format!("{:.0}", refused.retry_after.ceil().max(1.0)),
+        ));
+        if t.headers {
+            r.headers
+                .push(("x-ms-throttle-scope".into(), refused.scope));
+            r.headers.push((
+                "x-ms-throttle-information".into(),
+                refused.information.into(),
+            ));
+        }
+        Some(r)
+    }
+
     /// Runs one Graph operation: throttling, latency, the directory, the log.
     /// `url` is relative to the version root (or absolute); `root` is the
     /// absolute version root for links.
@@ -252,6 +286,10 @@ impl Service {
             // "1 request per second" per tenant, and the 429 carries no
             // Retry-After ("Microsoft Graph service-specific throttling limits").
             let r = error(429, "TooManyRequests", "Too many requests.");
+            self.log(method, path, r.status, in_batch);
+            return r;
+        }
+        if let Some(r) = self.refused_by_service_limits(method, &path) {
             self.log(method, path, r.status, in_batch);
             return r;
         }
