@@ -150,7 +150,7 @@ fn under_version(path: &str, root: Root<'_>, text: &str) -> Result<String, Strin
     };
     if !asked.eq_ignore_ascii_case(run) {
         return Err(format!(
-            "\"{text}\" asks for Graph's {asked}, and this run sends to {run}: give graphVersion {asked} (--graph-version, -GraphVersion), or send the {asked} requests in a run of their own"
+            "\"{text}\" asks for Graph's {asked}, and this run sends to {run}: give graphVersion {asked} (--graph-version {asked}, -GraphVersion {asked}), or send the {asked} requests in a run of their own"
         ));
     }
     Ok(format!("/{after}"))

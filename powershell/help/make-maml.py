@@ -35,15 +35,29 @@ def para(text: str) -> str:
     return f"<maml:para>{escape(text)}</maml:para>"
 
 
-def parameter_xml(p: dict, text: str) -> str:
+def parameter_xml(p: dict, text: str, default: str) -> str:
     values = "".join(f"<command:parameterValue required=\"true\">{escape(v)}</command:parameterValue>" for v in p["values"])
     value = "" if p["type"] == "switch" else f"<command:parameterValue required=\"true\">{escape(p['type'])}</command:parameterValue>"
     return (
         f'<command:parameter required="{str(p["mandatory"]).lower()}" globbing="false" '
         f'pipelineInput="{"true (ByValue)" if p["pipeline"] else "false"}" position="{p["position"]}">'
         f"<maml:name>{p['name']}</maml:name><maml:description>{para(text)}</maml:description>"
-        f"{value}{values}<dev:type><maml:name>{escape(p['type'])}</maml:name></dev:type></command:parameter>"
+        f"{value}{values}<dev:type><maml:name>{escape(p['type'])}</maml:name></dev:type>"
+        f"<dev:defaultValue>{escape(default)}</dev:defaultValue></command:parameter>"
     )
+
+
+def default_of(h: dict, p: dict) -> str:
+    """A parameter's default as help shows it: a switch is off; every other
+    parameter's is written in the help JSON (a missing one is an error)."""
+    if p["type"] == "switch":
+        return "False"
+    return h["defaults"][p["name"]]
+
+
+def link_xml(link: dict) -> str:
+    return (f"<maml:navigationLink><maml:linkText>{escape(link['text'])}</maml:linkText>"
+            f"<maml:uri>{escape(link['uri'])}</maml:uri></maml:navigationLink>")
 
 
 def main() -> int:
@@ -55,12 +69,16 @@ def main() -> int:
     if missing or extra or not params:
         print(f"help and cmdlet disagree: undocumented {missing}, documenting no parameter {extra}", file=sys.stderr)
         return 1
+    no_default = [p["name"] for p in params if p["type"] != "switch" and p["name"] not in h["defaults"]]
+    if no_default:
+        print(f"help gives no default value for {no_default}", file=sys.stderr)
+        return 1
     verb, noun = h["name"].split("-", 1)
     sets = sorted({s for p in params for s in p["sets"]}) or ["__AllParameterSets"]
     syntax = ""
     for s in sets:
         members = [p for p in params if not p["sets"] or s in p["sets"]]
-        syntax += f"<command:syntaxItem><maml:name>{h['name']}</maml:name>" + "".join(parameter_xml(p, h["parameters"][p["name"]]) for p in members) + "</command:syntaxItem>"
+        syntax += f"<command:syntaxItem><maml:name>{h['name']}</maml:name>" + "".join(parameter_xml(p, h["parameters"][p["name"]], default_of(h, p)) for p in members) + "</command:syntaxItem>"
     examples = "".join(
         f"<command:example><maml:title>-------------------------- Example {i} --------------------------</maml:title>"
         f"<dev:code>{escape(e['code'])}</dev:code><dev:remarks>{para(e['remarks'])}</dev:remarks></command:example>"
@@ -76,12 +94,13 @@ def main() -> int:
         f"<maml:description>{para(h['synopsis'])}</maml:description></command:details>"
         f"<maml:description>{''.join(para(t) for t in h['description'])}</maml:description>"
         f"<command:syntax>{syntax}</command:syntax>"
-        f"<command:parameters>{''.join(parameter_xml(p, h['parameters'][p['name']]) for p in params)}</command:parameters>"
+        f"<command:parameters>{''.join(parameter_xml(p, h['parameters'][p['name']], default_of(h, p)) for p in params)}</command:parameters>"
         "<command:inputTypes><command:inputType><dev:type><maml:name>System.Object[]</maml:name></dev:type>"
         f"<maml:description>{para('Requests: strings, hashtables or objects.')}</maml:description></command:inputType></command:inputTypes>"
         "<command:returnValues><command:returnValue><dev:type><maml:name>AzBatch.Response</maml:name></dev:type>"
         f"<maml:description>{para('One per request: Name, Status, Succeeded, Body, Headers, Attempts, Pages, Error, BodyEncoding (JSON text with -Raw).')}</maml:description></command:returnValue></command:returnValues>"
         f"<command:examples>{examples}</command:examples>"
+        f"<command:relatedLinks>{''.join(link_xml(l) for l in h['links'])}</command:relatedLinks>"
         "</command:command></helpItems>\n"
     )
     with open(out_path, "w", encoding="utf-8") as f:

@@ -3,6 +3,7 @@
 // the precompiled AzBatch.dll (netstandard2.0, so Windows PowerShell 5.1 and
 // PowerShell 7 load the same file); kept to C# 5, as the rest of the module.
 using System;
+using System.Text.RegularExpressions;
 using System.Collections.Generic;
 using System.IO;
 using System.Reflection;
@@ -150,9 +151,37 @@ namespace AzBatch
 
         public AzBatchException(Status status, string message) : base(message) { Status = status; }
 
+        /// <summary>The library's message in PowerShell's words: where it names
+        /// an option in each of AzBatch's faces, "api graph (--api graph, -Api
+        /// Graph)", only the parameter is kept ("-Api Graph"): the words before
+        /// the parentheses are as many as the parameter's.</summary>
+        public static string InPowerShellWords(string message)
+        {
+            if (message == null || message.IndexOf("(--", StringComparison.Ordinal) < 0) return message;
+            StringBuilder sb = new StringBuilder(message.Length);
+            int at = 0;
+            foreach (Match m in Hint.Matches(message))
+            {
+                string before = message.Substring(at, m.Index - at);
+                string parameter = m.Groups[1].Value;
+                // Drop the option's own words (its JSON name and value) before the hint.
+                string[] words = before.TrimEnd().Split(' ');
+                int keep = Math.Max(0, words.Length - parameter.Split(' ').Length);
+                sb.Append(string.Join(" ", words, 0, keep));
+                if (keep > 0) sb.Append(' ');
+                sb.Append(parameter);
+                at = m.Index + m.Length;
+            }
+            sb.Append(message.Substring(at));
+            return sb.ToString();
+        }
+
+        private static readonly Regex Hint = new Regex(@" ?\(--[^,()]+, (-[A-Z][^()]*)\)", RegexOptions.CultureInvariant);
+
         /// <summary>The exception of a failed call's status.</summary>
         public static AzBatchException For(Status status, string message)
         {
+            message = InPowerShellWords(message);
             switch (status)
             {
                 case Status.NullArgument: return new AzBatchNullArgumentException(message);

@@ -152,7 +152,7 @@ namespace AzBatch
             if (e != null)
             {
                 code = Convert.ToString(Get(e, "code"), CultureInfo.InvariantCulture) ?? "";
-                message = Convert.ToString(Get(e, "message"), CultureInfo.InvariantCulture) ?? "";
+                message = AzBatchException.InPowerShellWords(Convert.ToString(Get(e, "message"), CultureInfo.InvariantCulture) ?? "");
             }
             // What was asked, so the message reads on its own:
             // "Request '0' (GET /subscriptions/...) failed with status 404: ResourceGroupNotFound: ...".

@@ -181,6 +181,20 @@ Describe "Invoke-MgGraphRequest's request shapes" {
         { @(@{ Uri = "v1.0/users/$User0" }, @{ Uri = "beta/users/$User0"; Id = 'b2' }) | Invoke-AzBatchRequest @Common } |
             Should -Throw "*b2*asks for Graph's beta*-GraphVersion*"
     }
+
+    It 'says the fix in PowerShell''s words, not the command line''s' {
+        $e = { @(@{ Uri = "v1.0/users/$User0" }, @{ Uri = "beta/users/$User0"; Id = 'b2' }) | Invoke-AzBatchRequest @Common } |
+            Should -Throw -PassThru
+        $e.Exception.Message | Should -BeLike '*: give -GraphVersion beta, or send the beta requests in a run of their own*'
+        $e.Exception.Message | Should -Not -BeLike '*--graph-version*'
+        $e = { @{ Url = '/me/messages' } | Invoke-AzBatchRequest -Api Arm @Common } | Should -Throw -PassThru
+        $e.Exception.Message | Should -BeLike '*use -Api Graph'
+        $e.Exception.Message | Should -Not -BeLike '*--api*'
+        [AzBatch.AzBatchException]::InPowerShellWords('pick the version with graphVersion (--graph-version, -GraphVersion)') |
+            Should -Be 'pick the version with -GraphVersion'
+        [AzBatch.AzBatchException]::InPowerShellWords('allow that with retryNonIdempotent (--retry-non-idempotent, -RetryNonIdempotent); then more') |
+            Should -Be 'allow that with -RetryNonIdempotent; then more'
+    }
 }
 
 Describe "Answers that read as the peers' do" {
@@ -984,6 +998,26 @@ Describe 'Help' {
         $help.parameters.parameter | ForEach-Object { ($_.description | Out-String).Trim() | Should -Not -BeNullOrEmpty }
         @($help.examples.example).Count | Should -BeGreaterOrEqual 6
         $help.Synopsis | Should -Match 'batch endpoints'
+    }
+
+    It 'shows each parameter''s default (the numbers the library''s) and related links' {
+        $info = [AzBatch.Batch]::Info() | ConvertFrom-Json
+        $help = Get-Help Invoke-AzBatchRequest -Full
+        $d = @{}
+        $help.parameters.parameter | ForEach-Object { $d[$_.name] = "$($_.defaultValue)" }
+        $d['BatchSize'] | Should -Be "$($info.limits.defaultBatchSize)"
+        $d['ThrottleLimit'] | Should -Be "$($info.limits.defaultConcurrency)"
+        $d['MaxAttempts'] | Should -Be "$($info.limits.defaultMaxAttempts)"
+        $d['TimeoutSec'] | Should -Be "$($info.limits.defaultTimeoutSeconds)"
+        $d['AttemptTimeoutSec'] | Should -Be "$($info.limits.defaultAttemptTimeoutSeconds)"
+        $d['Environment'] | Should -Be $info.clouds[0].name
+        $d['RetryNonIdempotent'] | Should -Be 'False'
+        $d.Values | ForEach-Object { $_ | Should -Not -BeNullOrEmpty }
+        $links = @($help.relatedLinks.navigationLink)
+        $links.linkText | Should -Contain 'Invoke-MgGraphRequest'
+        $links.linkText | Should -Contain 'Invoke-AzRestMethod'
+        @($links | Where-Object uri -like '*docs/migrating.md').Count | Should -Be 1
+        ($help | Out-String) | Should -Match 'RELATED LINKS'
     }
 
     It 'has examples that run against the emulator' {

@@ -21,9 +21,11 @@ use crate::progress::Progress;
 use crate::queue::ResultSender;
 use crate::result::ItemResult;
 
-/// How a caller allows resending writes, in each of AzBatch's faces.
+/// How a caller allows resending writes, in each of AzBatch's faces (the
+/// option, then the CLI's flag and the module's parameter: the module keeps
+/// the last).
 pub(super) const ALLOW_RESEND: &str =
-    "allow that with --retry-non-idempotent, -RetryNonIdempotent, or the option retryNonIdempotent";
+    "allow that with retryNonIdempotent (--retry-non-idempotent, -RetryNonIdempotent)";
 
 /// Answers kept for requests that may still arrive and read them, while the
 /// input is open (beyond those that have dependents waiting already).
