@@ -236,7 +236,8 @@ void batch_string_free(char *s);
 // "limits":{"armMaxBatchSize","graphMaxBatchSize","defaultBatchSize",
 // "minConcurrency","maxConcurrency","defaultConcurrency","minAttempts",
 // "maxAttempts","defaultMaxAttempts","maxTimeoutSeconds","defaultTimeoutSeconds"},
-// "clouds":[{"name","arm","graph","login","armResource","graphResource"}]}`
+// "clouds":[{"name","arm","graph","login","armResource","graphResource"}],
+// "requestKeys":[{"key","field","peer"}],"graphVersions":["v1.0","beta"]}`
 // in `*info_out` (free with `batch_string_free`).
 //
 // # Safety
