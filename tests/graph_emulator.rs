@@ -337,13 +337,11 @@ fn conditional_access_is_paced_at_one_a_second_and_meets_no_429() {
 
 /// Graph's identity writes (3,000 per 2 min 30 s per app and tenant, here
 /// shrunk to 40 per 2 s): the emulator refuses the rest 429 naming the limit
-/// (`x-ms-throttle-scope`, `x-ms-throttle-information`); the engine meets
-/// it from its answers alone (the app's resource units hold plenty) and every
-/// write lands once.
+/// (`x-ms-throttle-scope`, `x-ms-throttle-information`).
 #[test]
-fn identity_writes_past_their_own_limit_are_paced_and_each_applied_once() {
+fn the_emulator_refuses_writes_past_their_limit_naming_it() {
     let emu = emulator(Config {
-        graph_users: 200,
+        graph_users: 50,
         graph_throttle: GraphThrottle {
             services: ServiceLimits {
                 identity_writes: (40.0, 2.0),
@@ -353,12 +351,11 @@ fn identity_writes_past_their_own_limit_are_paced_and_each_applied_once() {
         },
         ..Config::default()
     });
-    // The emulator's rule itself: the 41st write at once is refused, saying which limit.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let refused = rt.block_on(async {
+    let last = rt.block_on(async {
         let client = reqwest::Client::new();
         let mut last = None;
         for i in 0..41 {
@@ -369,42 +366,68 @@ fn identity_writes_past_their_own_limit_are_paced_and_each_applied_once() {
                 .send()
                 .await
                 .unwrap();
+            let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
             last = Some((
                 r.status().as_u16(),
-                r.headers()
-                    .get("x-ms-throttle-information")
-                    .map(|v| v.to_str().unwrap().to_string()),
-                r.headers().contains_key("retry-after"),
+                h("x-ms-throttle-information"),
+                h("x-ms-throttle-scope")
+                    .is_some_and(|s| s.starts_with("Tenant_Application/Write/")),
+                h("retry-after"),
             ));
         }
         last.unwrap()
     });
-    assert_eq!(refused, (429, Some("WriteLimitExceeded".into()), true));
-    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        last,
+        (
+            429,
+            Some("WriteLimitExceeded".into()),
+            true,
+            Some("1".into())
+        )
+    );
+}
+
+/// The documented identity write limit (3,000 per 2 min 30 s) is honoured
+/// from the start: 3,200 writes, the last 200 at its 20 a second, meet it
+/// (all but) never (the resource units are set wide, so the write limit is
+/// the one that binds); each write lands once.
+#[test]
+fn identity_writes_are_paced_to_their_documented_limit() {
+    let n = 3_200;
+    let emu = emulator(Config {
+        graph_users: n,
+        graph_throttle: GraphThrottle {
+            capacity: 1e9,
+            refill: 1e9,
+            ..GraphThrottle::default()
+        },
+        ..Config::default()
+    });
     let b = graph_batch(&emu, json!({}));
-    for i in 0..200 {
+    for i in 0..n {
         add(
             &b,
             json!({"method": "PATCH", "url": format!("/users/{}", user_id(i)), "body": {"department": "Finance"}}),
         );
     }
-    let run = execute(&b, 200);
+    let run = execute(&b, n);
     assert!(
         run.results.iter().all(|r| r.status == 204),
         "{:?}",
         run.results.iter().find(|r| r.status != 204)
     );
-    let throttled = b.progress().throttled;
-    eprintln!("identity writes: {throttled} throttled of 200");
-    assert!(throttled > 0, "the limit was met");
+    // Without the pacing, 386 of them met it; a busy machine can bring a
+    // send a few milliseconds early, so a few are allowed.
+    let refused = emu.ops().iter().filter(|o| o.status == 429).count();
+    assert!(
+        refused <= n / 100,
+        "the write limit was met {refused} times"
+    );
     let patches = emu
         .ops()
         .iter()
         .filter(|o| o.method == "PATCH" && o.status == 204)
         .count();
-    assert_eq!(
-        patches,
-        200 + 40,
-        "each update applied once (and the 40 above)"
-    );
+    assert_eq!(patches, n, "each update applied once");
 }

@@ -205,10 +205,129 @@ pub(crate) fn seed(key: &str) -> Option<(f64, f64)> {
 }
 
 /// What identity protection and Conditional Access are paced at, a second.
-const PROTECTION_RATE: f64 = 0.98;
+const PROTECTION_RATE: f64 = UNDER;
 
 /// The scope of every Graph call but a mailbox's.
 pub(crate) const APP: &str = "app";
+
+/// Graph's own limits beside the app's resource units, as policies of a
+/// count of requests refilled evenly over a period, per app and tenant
+/// ("Microsoft Graph service-specific throttling limits"): identity and
+/// access writes, 3,000 per 2 minutes 30 seconds; Intune devices, POST, PUT,
+/// DELETE and PATCH 200 per 20 seconds and any request 2,000 per 20 seconds.
+/// Each is `(name, (requests in a full bucket, requests a second))`, paced
+/// a little under the documented rate ([`UNDER`]).
+const IDENTITY_WRITES: Policy = ("graph/identity-writes", (3000.0, 3000.0 / 150.0 * UNDER));
+const INTUNE_WRITES: Policy = ("graph/intune-writes", (200.0, 200.0 / 20.0 * UNDER));
+const INTUNE: Policy = ("graph/intune", (2000.0, 2000.0 / 20.0 * UNDER));
+
+/// The share of a documented rate a limit is paced at: requests reach the
+/// service milliseconds apart from when they left, and a bucket refilled at
+/// exactly the rate refuses one that comes a little early.
+const UNDER: f64 = 0.98;
+
+/// A documented policy: its name, and (requests in a full bucket, requests
+/// a second).
+pub(crate) type Policy = (&'static str, (f64, f64));
+
+/// The operations those limits tell apart, and the policies each meets.
+const OPERATIONS: [(&str, &[Policy]); 3] = [
+    ("graph identity writes", &[IDENTITY_WRITES]),
+    ("graph intune writes", &[INTUNE_WRITES, INTUNE]),
+    ("graph intune reads", &[INTUNE]),
+];
+
+/// The operation a Graph call is, as its service's own limits see it:
+/// Intune's reads and writes (`/deviceManagement/...`, paced at Intune
+/// devices' limits, the largest of Intune's; a smaller one is learned from
+/// the 429s that name it), and writes to the identity and access resources;
+/// none for reads of the directory (the resource units' alone), other
+/// services' calls,
+/// a mailbox's calls (Outlook's scope) and identity protection's (its own).
+pub(crate) fn operation(method: &str, path: &str) -> Option<&'static str> {
+    let path = path.split('?').next().unwrap_or("");
+    if is_protection(path) || mailbox_of(path).is_some() {
+        return None;
+    }
+    let write = !matches!(method, "GET" | "HEAD");
+    let intune = path
+        .trim_start_matches('/')
+        .get(..17)
+        .is_some_and(|head| head.eq_ignore_ascii_case("deviceManagement/"));
+    let root = path
+        .trim_start_matches('/')
+        .split(['/', '('])
+        .next()
+        .unwrap_or("");
+    let identity = IDENTITY_ROOTS.iter().any(|r| r.eq_ignore_ascii_case(root));
+    let name = match (intune, identity, write) {
+        (true, _, true) => "graph intune writes",
+        (true, _, false) => "graph intune reads",
+        (false, true, true) => "graph identity writes",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// The roots of the identity and access resources the write quota covers
+/// (the limits page's list: users, groups, applications, service
+/// principals, devices, directory objects and roles, domains, contacts,
+/// policies, organization, subscribed SKUs, permission grants, contracts).
+const IDENTITY_ROOTS: [&str; 18] = [
+    "me",
+    "users",
+    "groups",
+    "applications",
+    "servicePrincipals",
+    "devices",
+    "directory",
+    "directoryObjects",
+    "directoryRoles",
+    "directoryRoleTemplates",
+    "domains",
+    "groupSettings",
+    "groupSettingTemplates",
+    "contacts",
+    "oauth2PermissionGrants",
+    "organization",
+    "policies",
+    "contracts",
+];
+
+/// The documented policies operation `op` meets (none for an operation
+/// that is not Graph's).
+pub(crate) fn policies(op: &str) -> &'static [Policy] {
+    OPERATIONS
+        .iter()
+        .find(|(name, _)| *name == op)
+        .map_or(&[], |(_, p)| p)
+}
+
+/// The policy of `op` a 429 says is spent, told by `x-ms-throttle-information`
+/// (`WriteLimitExceeded`) or `x-ms-throttle-scope` (`.../Write/...`): the
+/// operation's write policy; another limit named, its policy for any call;
+/// else its first. None when the answer names no limit (the app's units, or
+/// a service that says nothing).
+pub(crate) fn spent_policy(
+    op: &str,
+    header: impl Fn(&str) -> Option<String>,
+) -> Option<&'static str> {
+    let info = header(THROTTLE_INFORMATION).unwrap_or_default();
+    let scope = header(THROTTLE_SCOPE).unwrap_or_default();
+    if info.is_empty() && scope.is_empty() {
+        return None;
+    }
+    let write = info.to_ascii_lowercase().contains("write")
+        || scope
+            .split('/')
+            .nth(1)
+            .is_some_and(|k| k.eq_ignore_ascii_case("write"));
+    let mine = policies(op);
+    mine.iter()
+        .find(|(name, _)| name.ends_with("writes") == write)
+        .or(mine.first())
+        .map(|(name, _)| *name)
+}
 
 /// Items can carry headers; a body gets the `Content-Type` Graph requires.
 pub(crate) fn item_headers(
@@ -323,6 +442,68 @@ pub fn decode(body: &[u8]) -> Result<Vec<ItemAnswer>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_own_limits_by_operation() {
+        assert_eq!(
+            operation("PATCH", "/users/u1"),
+            Some("graph identity writes")
+        );
+        assert_eq!(operation("GET", "/users/u1"), None, "the units' alone");
+        assert_eq!(
+            operation("POST", "/groups/g1/members/$ref"),
+            Some("graph identity writes")
+        );
+        assert_eq!(
+            operation("POST", "/teams/t1/channels"),
+            None,
+            "not an identity resource"
+        );
+        assert_eq!(operation("POST", "/users/u1/messages"), None, "Outlook's");
+        assert_eq!(
+            operation("GET", "/identity/conditionalAccess/policies"),
+            None
+        );
+        assert_eq!(
+            operation("DELETE", "/deviceManagement/managedDevices/d1?x=1"),
+            Some("graph intune writes")
+        );
+        assert_eq!(
+            operation("GET", "/devicemanagement/managedDevices"),
+            Some("graph intune reads")
+        );
+        let names: Vec<_> = policies("graph intune writes")
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(names, ["graph/intune-writes", "graph/intune"]);
+        assert!(policies("microsoft.compute/virtualmachines reads").is_empty());
+        // A 429 names its limit by its headers; none named, none taught.
+        let headers = |info: &'static str, scope: &'static str| {
+            move |k: &str| match k {
+                THROTTLE_INFORMATION if !info.is_empty() => Some(info.to_string()),
+                THROTTLE_SCOPE if !scope.is_empty() => Some(scope.to_string()),
+                _ => None,
+            }
+        };
+        let op = "graph intune writes";
+        assert_eq!(
+            spent_policy(op, headers("WriteLimitExceeded", "")),
+            Some("graph/intune-writes")
+        );
+        assert_eq!(
+            spent_policy(op, headers("", "Tenant_Application/ReadWrite/a/t")),
+            Some("graph/intune")
+        );
+        assert_eq!(
+            spent_policy(
+                "graph intune reads",
+                headers("", "Tenant_Application/ReadWrite/a/t")
+            ),
+            Some("graph/intune")
+        );
+        assert_eq!(spent_policy(op, headers("", "")), None);
+    }
 
     #[test]
     fn throttle_headers_are_read_into_words() {

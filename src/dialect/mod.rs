@@ -256,18 +256,29 @@ pub fn throttle_scope(api: Api, method: &str, url: &str) -> String {
     }
 }
 
-/// The operation a request is, as a resource provider's own limits see it
-/// (ARM's providers; Graph has none): see [`arm::operation`].
+/// The operation a request is, as the service's own limits inside a scope
+/// see it: ARM's resource providers ([`arm::operation`]), Graph's services
+/// ([`graph::operation`]).
 pub(crate) fn provider_operation(api: Api, method: &str, url: &str) -> Option<String> {
     match api {
         Api::Arm => arm::operation(method, url),
-        Api::Graph => None,
+        Api::Graph => graph::operation(method, url).map(str::to_string),
     }
 }
 
-/// The provider policy an ARM answer says is spent (its figure below one),
-/// the emptiest when several are: the limit that refused it.
-pub(crate) fn spent_policy(answer: &ItemAnswer) -> Option<String> {
+/// The documented policies an operation meets from its start (Graph's
+/// services; ARM's providers say theirs on their answers).
+pub(crate) fn documented_policies(op: &str) -> &'static [graph::Policy] {
+    graph::policies(op)
+}
+
+/// The policy of operation `op` an answer says is spent: ARM's provider
+/// policy whose figure is below one (the emptiest when several are), or the
+/// Graph limit its throttle headers name.
+pub(crate) fn spent_policy(op: Option<&str>, answer: &ItemAnswer) -> Option<String> {
+    if let Some(named) = op.and_then(|op| graph::spent_policy(op, |k| answer.header(k))) {
+        return Some(named.to_string());
+    }
     let value = answer.header(arm::REMAINING_RESOURCE)?;
     arm::provider_policies(&value)
         .into_iter()

@@ -179,8 +179,9 @@ impl Run {
                 .observe_answer(&item.scope, read, op, &answer, mark, Instant::now());
         }
         if let Some(pause) = d.pause_scope {
-            let key = &self.items[idx].live().scope;
-            let policy = dialect::spent_policy(&answer);
+            let item = self.items[idx].live();
+            let key = &item.scope;
+            let policy = dialect::spent_policy(item.operation.as_deref(), &answer);
             tracing::info!(
                 scope = key.as_str(),
                 wait_ms = pause.as_millis() as u64,

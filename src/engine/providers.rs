@@ -11,6 +11,11 @@
 //! A policy's bucket starts as full as its first figure says, refilled over
 //! the period its name tells (`HighCostGet3Min`: three minutes), then the
 //! figures correct its tokens and its 429s teach its [`crate::limiter::Rate`].
+//!
+//! Graph's services (identity writes, Intune) have policies of the same kind
+//! that no answer counts down: their operations meet them from the start, as
+//! documented ([`Providers::know`]), and a 429 whose throttle headers name one
+//! teaches it. A policy counts requests, whatever the scope's bucket charges.
 
 use std::collections::{HashMap, HashSet};
 
@@ -112,6 +117,24 @@ impl Providers {
         for b in self.of(op) {
             b.served(units, now);
         }
+    }
+
+    /// Operation `op` meets `documented` policies from its start (Graph's
+    /// services): each a bucket as its documentation sizes it, the operation
+    /// known without a probe. Nothing for an operation met before, or none
+    /// documented.
+    pub fn know(&mut self, op: &str, documented: &[(&str, (f64, f64))], now: Instant) {
+        if documented.is_empty() || self.met.contains_key(op) {
+            return;
+        }
+        for (name, seed) in documented {
+            self.buckets
+                .entry((*name).to_string())
+                .or_insert_with(|| Bucket::new(*seed, now));
+        }
+        let names = documented.iter().map(|(n, _)| (*n).to_string()).collect();
+        self.met.insert(op.to_string(), names);
+        self.answered.insert(op.to_string());
     }
 
     /// An answer to a request of `op` came, with or without the figures.

@@ -31,6 +31,10 @@ fn counts_units(key: &str) -> bool {
 
 const UNLIMITED: usize = usize::MAX;
 
+/// What a request takes from each of its operation's policies: one call
+/// (ARM's providers and Graph's services count calls, not units).
+const CALL: f64 = 1.0;
+
 /// The most a Graph request is charged, whatever `x-ms-resource-unit` says.
 const MAX_COST: f64 = 100.0;
 
@@ -237,10 +241,14 @@ impl Scopes {
             return true;
         }
         let s = self.scope(key, now);
+        if let Some(op) = op {
+            s.providers
+                .know(op, crate::dialect::documented_policies(op), now);
+        }
         let paused = s.until.is_some_and(|t| t > now);
         let blocked = paused || s.in_flight >= s.window || !s.held.is_empty();
         let cost = s.cost(read);
-        let providers_lack = !blocked && s.providers.available(op, now) < cost;
+        let providers_lack = !blocked && s.providers.available(op, now) < CALL;
         if providers_lack {
             s.providers.starve(op);
         }
@@ -254,7 +262,7 @@ impl Scopes {
             self.waiting.insert(key.to_string());
             return false;
         }
-        s.providers.take(idx, op, cost, now);
+        s.providers.take(idx, op, CALL, now);
         s.in_flight += 1;
         if let Some(at) = s.bucket.as_ref().map(Bucket::sent) {
             self.marks.insert(idx, Mark { at, charged: cost });
@@ -415,7 +423,7 @@ impl Scopes {
     ) -> Option<f64> {
         let open = self.open;
         let s = self.map.get_mut(key)?;
-        s.providers.served(op, units, now);
+        s.providers.served(op, CALL, now);
         if s.window < s.max_window {
             s.window += 1;
             if s.window >= open {
@@ -439,7 +447,7 @@ impl Scopes {
                     break;
                 };
                 let cost = s.cost(h.read);
-                if s.providers.available(h.op.as_deref(), now) < cost {
+                if s.providers.available(h.op.as_deref(), now) < CALL {
                     // Its provider's policy is spent: it and those behind wait.
                     s.providers.starve(h.op.as_deref());
                     break;
@@ -447,7 +455,7 @@ impl Scopes {
                 let Some(Held { idx, op, .. }) = s.held.pop_front() else {
                     break;
                 };
-                s.providers.take(idx, op.as_deref(), cost, now);
+                s.providers.take(idx, op.as_deref(), CALL, now);
                 if let Some(b) = &mut s.bucket {
                     b.take(cost, now);
                     let at = b.sent();
@@ -490,7 +498,7 @@ impl Scopes {
                 // a landing, as one waiting for its window does.
                 let provider = head
                     .filter(|h| !s.providers.probing(h.op.as_deref()))
-                    .and_then(|h| s.providers.ready_at(h.op.as_deref(), s.cost(h.read)));
+                    .and_then(|h| s.providers.ready_at(h.op.as_deref(), CALL));
                 let refilled = own.max(provider);
                 match (s.until.filter(|t| *t > now), refilled) {
                     (Some(p), Some(r)) => Some(p.max(r)),
