@@ -6,8 +6,7 @@
 
 use url::Url;
 
-use crate::dialect::graph::VERSIONS as GRAPH_VERSIONS;
-use crate::dialect::Api;
+use crate::dialect::{graph, Api};
 use crate::error::Error;
 
 /// Parses an endpoint: `https://` anywhere, `http://` only on a loopback host
@@ -92,7 +91,7 @@ fn relative_url_as_given(text: &str, root: Root<'_>) -> Result<String, String> {
     if !text.contains("://") {
         let path = relative_path(text, root.api)?;
         return match root.api {
-            Api::Graph => under_version(&path, root, text),
+            Api::Graph => Ok(under_version(&path, root)),
             Api::Arm => Ok(path),
         };
     }
@@ -109,7 +108,7 @@ fn relative_url_as_given(text: &str, root: Root<'_>) -> Result<String, String> {
             // Under the endpoint's own path, then the version.
             let (base, _) = graph_root(root);
             match url.path().strip_prefix(base) {
-                Some(p) if p.starts_with('/') => under_version(p, root, text)?,
+                Some(p) if p.starts_with('/') => under_version(p, root),
                 _ => {
                     return Err(format!(
                         "\"{text}\" is not under {}, the Graph version of this run",
@@ -135,25 +134,20 @@ fn graph_root(root: Root<'_>) -> (&str, &str) {
 }
 
 /// A Graph path as Invoke-MgGraphRequest takes it (`v1.0/users/x`,
-/// `/beta/me`, `/users/x`), relative to the run's version: the version it
-/// names goes, and a version other than the run's is refused with the fix.
-fn under_version(path: &str, root: Root<'_>, text: &str) -> Result<String, String> {
+/// `/beta/me`, `/users/x`), relative to the run's version: the run's own
+/// version goes; another stays in front (`/beta/me`), and the request
+/// travels in a batch of that version ([`crate::dialect::graph::version_of`]).
+fn under_version(path: &str, root: Root<'_>) -> String {
     let (_, run) = graph_root(root);
-    let rest = path.trim_start_matches('/');
-    let (first, after) = rest.split_once('/').unwrap_or((rest, ""));
-    let first = first.split('?').next().unwrap_or(first);
-    let Some(asked) = GRAPH_VERSIONS
-        .iter()
-        .find(|v| first.eq_ignore_ascii_case(v))
-    else {
-        return Ok(path.to_string());
-    };
-    if !asked.eq_ignore_ascii_case(run) {
-        return Err(format!(
-            "\"{text}\" asks for Graph's {asked}, and this run sends to {run}: give graphVersion {asked} (--graph-version {asked}, -GraphVersion {asked}), or send the {asked} requests in a run of their own"
-        ));
+    match graph::version_of(path) {
+        Some((asked, rest)) if asked.eq_ignore_ascii_case(run) => match rest {
+            "" => "/".to_string(),
+            r if r.starts_with('?') => format!("/{r}"),
+            r => r.to_string(),
+        },
+        Some((asked, rest)) => format!("/{asked}{rest}"),
+        None => path.to_string(),
     }
-    Ok(format!("/{after}"))
 }
 
 fn relative_path(text: &str, api: Api) -> Result<String, String> {
@@ -249,15 +243,14 @@ mod tests {
             endpoint: &e,
             path: "",
         };
-        let table: [(Root, &str, Result<&str, &str>); 13] = [
+        let table: [(Root, &str, Result<&str, &str>); 15] = [
             (g, "me/messages", Ok("/me/messages")),
             (g, "v1.0/users/x", Ok("/users/x")),
             (g, "/V1.0/users/x?$select=id", Ok("/users/x?$select=id")),
-            (
-                g,
-                "/beta/users/x",
-                Err("asks for Graph's beta, and this run sends to v1.0"),
-            ),
+            // Another version stays in front: its batch goes to that version.
+            (g, "/beta/users/x", Ok("/beta/users/x")),
+            (g, "BETA/me?$select=id", Ok("/beta/me?$select=id")),
+            (g, "/v1.0?$x=1", Ok("/?$x=1")),
             (g, "/users/beta", Ok("/users/beta")),
             (
                 g,
@@ -269,11 +262,7 @@ mod tests {
                 "https://graph.microsoft.com/v1.0/users?$top=1",
                 Ok("/users?$top=1"),
             ),
-            (
-                g,
-                "https://graph.microsoft.com/beta/me",
-                Err("asks for Graph's beta"),
-            ),
+            (g, "https://graph.microsoft.com/beta/me", Ok("/beta/me")),
             (
                 g,
                 "https://evil.example/v1.0/me",

@@ -249,6 +249,11 @@ impl Options {
 
     /// The URL of the batch endpoint.
     pub fn batch_url(&self) -> Url {
+        self.batch_url_in(None)
+    }
+
+    /// The URL of the batch endpoint of Graph's `version` (none: the run's).
+    pub fn batch_url_in(&self, version: Option<&str>) -> Url {
         let mut u = self.endpoint.clone();
         let base = u.path().trim_end_matches('/').to_string();
         match self.api {
@@ -256,7 +261,10 @@ impl Options {
                 u.set_path(&format!("{base}/batch"));
                 u.set_query(Some(&format!("api-version={}", self.api_version)));
             }
-            Api::Graph => u.set_path(&format!("{base}/{}/$batch", self.graph_version)),
+            Api::Graph => u.set_path(&format!(
+                "{base}/{}/$batch",
+                version.unwrap_or(&self.graph_version)
+            )),
         }
         u
     }
@@ -264,10 +272,15 @@ impl Options {
     /// The path that request URLs are relative to: the endpoint's own path for
     /// ARM, `{path}/{version}` for Graph.
     pub fn url_root(&self) -> String {
+        self.url_root_in(None)
+    }
+
+    /// [`Options::url_root`] for Graph's `version` (none: the run's).
+    pub fn url_root_in(&self, version: Option<&str>) -> String {
         let base = self.endpoint.path().trim_end_matches('/');
         match self.api {
             Api::Arm => base.to_string(),
-            Api::Graph => format!("{base}/{}", self.graph_version),
+            Api::Graph => format!("{base}/{}", version.unwrap_or(&self.graph_version)),
         }
     }
 

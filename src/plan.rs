@@ -28,18 +28,25 @@ const ENVELOPE_BYTES: usize = 32;
 /// Takes the next batch off the front of `ready`, in order: at most
 /// `limits.items` items and `limits.bytes` bytes (one item alone may be more:
 /// it goes by itself), and at most [`ARM_MAX_ITEMS_WITH_BODY`] when any item
-/// has a body. `admit` may refuse an item (its throttle scope is paused); a
-/// refused item leaves the queue and is the caller's to keep.
-pub fn next_batch(
+/// has a body; all of one `kind` (Graph's version: a batch goes to one
+/// version's endpoint). `admit` may refuse an item (its throttle scope is
+/// paused); a refused item leaves the queue and is the caller's to keep.
+pub fn next_batch<K: PartialEq>(
     ready: &mut VecDeque<usize>,
     limits: Limits,
     size: impl Fn(usize) -> Size,
+    kind: impl Fn(usize) -> K,
     mut admit: impl FnMut(usize) -> bool,
 ) -> Vec<usize> {
     let mut batch = Vec::with_capacity(limits.items.min(ready.len()));
     let (mut any_body, mut bytes) = (false, ENVELOPE_BYTES);
+    let mut batch_kind = None;
     while let Some(&next) = ready.front() {
         if batch.len() >= limits.items {
+            break;
+        }
+        let k = kind(next);
+        if batch_kind.as_ref().is_some_and(|b| *b != k) {
             break;
         }
         let s = size(next);
@@ -55,6 +62,7 @@ pub fn next_batch(
         }
         any_body |= s.body;
         bytes += s.bytes;
+        batch_kind.get_or_insert(k);
         batch.push(next);
     }
     batch
@@ -63,6 +71,8 @@ pub fn next_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one(_: usize) {}
 
     fn all(_: usize) -> bool {
         true
@@ -102,7 +112,7 @@ mod tests {
             bytes: 1000,
         };
         let got: Vec<Vec<usize>> =
-            std::iter::from_fn(|| Some(next_batch(&mut ready, limits, size, all)))
+            std::iter::from_fn(|| Some(next_batch(&mut ready, limits, size, one, all)))
                 .take_while(|b| !b.is_empty())
                 .collect();
         assert_eq!(got, [vec![0, 1], vec![2], vec![3], vec![4, 5]]);
@@ -112,36 +122,58 @@ mod tests {
     fn cuts_in_order_up_to_the_size() {
         let mut ready: VecDeque<usize> = (0..45).collect();
         let sizes: Vec<usize> =
-            std::iter::from_fn(|| Some(next_batch(&mut ready, items(20), no_body, all)))
+            std::iter::from_fn(|| Some(next_batch(&mut ready, items(20), no_body, one, all)))
                 .take_while(|b| !b.is_empty())
                 .map(|b| b.len())
                 .collect();
         assert_eq!(sizes, [20, 20, 5]);
         let mut ready: VecDeque<usize> = (0..3).collect();
-        assert_eq!(next_batch(&mut ready, items(2), no_body, all), [0, 1]);
+        assert_eq!(next_batch(&mut ready, items(2), no_body, one, all), [0, 1]);
     }
 
     #[test]
     fn refused_items_leave_the_queue_without_taking_a_place() {
         let mut ready: VecDeque<usize> = (0..10).collect();
         assert_eq!(
-            next_batch(&mut ready, items(3), no_body, |i| i % 2 == 0),
+            next_batch(&mut ready, items(3), no_body, one, |i| i % 2 == 0),
             [0, 2, 4]
         );
         assert_eq!(ready.front(), Some(&5));
     }
 
     #[test]
+    fn a_batch_holds_one_kind() {
+        // Graph's versions: a batch goes to one version's endpoint.
+        let kinds = ["v1", "v1", "beta", "v1", "beta", "beta"];
+        let mut ready: VecDeque<usize> = (0..6).collect();
+        let got: Vec<Vec<usize>> = std::iter::from_fn(|| {
+            Some(next_batch(
+                &mut ready,
+                items(20),
+                no_body,
+                |i| kinds[i],
+                all,
+            ))
+        })
+        .take_while(|b| !b.is_empty())
+        .collect();
+        assert_eq!(got, [vec![0, 1], vec![2], vec![3], vec![4, 5]]);
+    }
+
+    #[test]
     fn batches_with_bodies_stay_at_twenty() {
         let mut ready: VecDeque<usize> = (0..100).collect();
         assert_eq!(
-            next_batch(&mut ready, items(100), body_at(30), all).len(),
+            next_batch(&mut ready, items(100), body_at(30), one, all).len(),
             30,
             "body item would be the 31st"
         );
-        let b = next_batch(&mut ready, items(100), body_at(30), all);
+        let b = next_batch(&mut ready, items(100), body_at(30), one, all);
         assert_eq!((b.len(), b[0]), (20, 30));
-        assert_eq!(next_batch(&mut ready, items(100), no_body, all).len(), 50);
+        assert_eq!(
+            next_batch(&mut ready, items(100), no_body, one, all).len(),
+            50
+        );
     }
 }
 
@@ -165,7 +197,7 @@ mod properties {
             let mut ready: VecDeque<usize> = (0..items.len()).collect();
             let mut seen = vec![];
             while !ready.is_empty() {
-                let b = next_batch(&mut ready, limits, size, |_| true);
+                let b = next_batch(&mut ready, limits, size, |_| (), |_| true);
                 prop_assert!(!b.is_empty(), "progress on every call");
                 prop_assert!(b.len() <= max_items);
                 if b.iter().any(|&i| items[i].0) {

@@ -122,3 +122,47 @@ fn graph_learns_a_bucket_without_unit_headers() {
         later * 100.0
     );
 }
+
+/// Invoke-MgGraphRequest's users mix versions: `v1.0/users/x` and
+/// `/beta/users/x` (and the absolute forms) in one run. Each batch goes to
+/// one version's endpoint, its items' URLs relative to it.
+#[test]
+fn graph_versions_mixed_in_one_run_travel_in_batches_of_their_own() {
+    let server = PlainServer::start(vec![], latency()).unwrap();
+    let b = job(&server, "graph");
+    let url = server.url();
+    let requests = [
+        json!({"id": "a", "url": "v1.0/users/a"}),
+        json!({"id": "b", "url": "/beta/users/b?$select=id"}),
+        json!({"id": "c", "url": "/users/c"}),
+        json!({"id": "d", "url": format!("{url}/beta/me")}),
+        json!({"id": "e", "method": "PATCH", "url": "BETA/users/e", "body": {"city": "Oslo"}}),
+    ];
+    for r in &requests {
+        b.add_json(&r.to_string()).expect("request accepted");
+    }
+    let run = b.execute().expect("runs");
+    assert!(
+        run.results.iter().all(|r| r.status == 200),
+        "{:?}",
+        run.results
+    );
+    let mut sent: Vec<(String, String)> = server
+        .batches()
+        .into_iter()
+        .flat_map(|(path, urls)| urls.into_iter().map(move |u| (path.clone(), u)))
+        .collect();
+    sent.sort();
+    let want = [
+        ("/beta/$batch", "/me"),
+        ("/beta/$batch", "/users/b?$select=id"),
+        ("/beta/$batch", "/users/e"),
+        ("/v1.0/$batch", "/users/a"),
+        ("/v1.0/$batch", "/users/c"),
+    ];
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(p, u)| (p.as_str(), u.as_str())).collect();
+    assert_eq!(sent, want);
+    // The results name each request as it was given.
+    let urls: Vec<&str> = run.results.iter().map(|r| r.url.as_str()).collect();
+    assert_eq!(urls[1], "/beta/users/b?$select=id", "{urls:?}");
+}

@@ -162,10 +162,31 @@ pub fn mailbox_of(path: &str) -> Option<String> {
     }
 }
 
+/// A request URL in another Graph version than its run's keeps that version
+/// in front (`/beta/users/x`: no Graph resource is named after a version):
+/// the version and the URL under it (`/users/x`); none for a URL under the
+/// run's own version.
+pub fn version_of(url: &str) -> Option<(&'static str, &str)> {
+    let rest = url.strip_prefix('/')?;
+    let (first, _) = rest.split_once(['/', '?']).unwrap_or((rest, ""));
+    let version = VERSIONS.iter().find(|v| first.eq_ignore_ascii_case(v))?;
+    Some((version, &url[1 + first.len()..]))
+}
+
+/// `url` under its version: without a version in front, if it has one.
+pub(crate) fn under_its_version(url: &str) -> &str {
+    match version_of(url) {
+        Some((_, "")) => "/",
+        Some((_, rest)) => rest,
+        None => url,
+    }
+}
+
 /// The scope of a call: `mailbox/{user}` for Outlook's resources,
 /// [`PROTECTION`] for identity protection and Conditional Access, `app` (the
 /// app's resource units) for everything else.
 pub(crate) fn scope(path: &str) -> String {
+    let path = under_its_version(path);
     if is_protection(path) {
         return PROTECTION.to_string();
     }
@@ -245,7 +266,7 @@ const OPERATIONS: [(&str, &[Policy]); 3] = [
 /// services' calls,
 /// a mailbox's calls (Outlook's scope) and identity protection's (its own).
 pub(crate) fn operation(method: &str, path: &str) -> Option<&'static str> {
-    let path = path.split('?').next().unwrap_or("");
+    let path = under_its_version(path.split('?').next().unwrap_or(""));
     if is_protection(path) || mailbox_of(path).is_some() {
         return None;
     }
@@ -375,7 +396,8 @@ pub fn encode(items: &[Outgoing<'_>]) -> Vec<u8> {
             .map(|o| Item {
                 id: o.name,
                 method: o.method,
-                url: o.url,
+                // Relative to the batch's version root.
+                url: under_its_version(o.url),
                 headers: o
                     .headers
                     .iter()

@@ -246,6 +246,16 @@ pub(crate) fn contention(api: Api, status: u16, body: &Value) -> Option<String> 
     }
 }
 
+/// The Graph version a request URL travels in when it is not its run's
+/// (`/beta/users/x` in a v1.0 run): its batch goes to that version's
+/// endpoint. None for the run's own, and for ARM.
+pub fn batch_version(api: Api, url: &str) -> Option<&'static str> {
+    match api {
+        Api::Graph => graph::version_of(url).map(|(v, _)| v),
+        Api::Arm => None,
+    }
+}
+
 /// The throttle scope a request falls in, as the engine paces it:
 /// `subscription-reads/{id}`, `tenant-writes`, `app`, `mailbox/{user}`.
 pub fn throttle_scope(api: Api, method: &str, url: &str) -> String {

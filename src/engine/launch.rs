@@ -70,7 +70,7 @@ impl Run {
         &mut self,
         now: Instant,
     ) -> Option<BoxFuture<'static, (Vec<usize>, Reply)>> {
-        let (items, scopes) = (&self.items, &mut self.scopes);
+        let (items, scopes, api) = (&self.items, &mut self.scopes, self.ctx.options.api);
         let batch = plan::next_batch(
             &mut self.ready,
             plan::Limits {
@@ -81,6 +81,7 @@ impl Run {
                 body: items[i].live().request.body.is_some(),
                 bytes: items[i].live().size,
             },
+            |i| dialect::batch_version(api, items[i].live().url()),
             |i| {
                 let item = items[i].live();
                 let op = item.operation.as_deref();
@@ -122,7 +123,7 @@ impl Run {
                     why,
                 },
                 None => match wire {
-                    Wire::Batch(body) => ctx.send_batch(body).await,
+                    Wire::Batch(body, version) => ctx.send_batch(body, version).await,
                     Wire::OneByOne(singles) => ctx.send_each(singles).await,
                 },
             };
@@ -148,13 +149,14 @@ impl Run {
             return Wire::OneByOne(outgoing.iter().map(dialect::single).collect());
         }
         let body = dialect::encode(self.options().api, &outgoing);
+        let version = dialect::batch_version(self.options().api, outgoing[0].url);
         tracing::debug!(
             items = batch.len(),
             bytes = body.len(),
             in_flight = self.in_flight_items,
             "batch sent"
         );
-        Wire::Batch(body)
+        Wire::Batch(body, version)
     }
 
     /// Records in the journal that `batch` is about to leave; the reason not
@@ -192,8 +194,9 @@ impl Run {
 
 /// How one batch's requests travel.
 enum Wire {
-    /// One batch request's body.
-    Batch(Vec<u8>),
+    /// One batch request's body, and the Graph version it goes to when it
+    /// is not the run's.
+    Batch(Vec<u8>, Option<&'static str>),
     /// Each request on its own (the batch endpoint is refused).
     OneByOne(Vec<Single>),
 }

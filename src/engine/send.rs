@@ -128,8 +128,9 @@ impl Ctx {
         }
     }
 
-    /// POSTs one batch and, when the service answers asynchronously, polls it.
-    pub async fn send_batch(&self, body: Vec<u8>) -> Reply {
+    /// POSTs one batch (to `version`'s endpoint, when it is not the run's
+    /// Graph version) and, when the service answers asynchronously, polls it.
+    pub async fn send_batch(&self, body: Vec<u8>, version: Option<&str>) -> Reply {
         let (bearer, generation) = match &self.auth {
             None => (None, 0),
             Some(a) => match a.token().await {
@@ -138,7 +139,12 @@ impl Ctx {
             },
         };
         let reply = match self
-            .http("POST", self.options.batch_url(), Some(body), &bearer)
+            .http(
+                "POST",
+                self.options.batch_url_in(version),
+                Some(body),
+                &bearer,
+            )
             .await
         {
             Err(TransportError::NotSent(e)) => Reply::NotSent(e),
@@ -255,12 +261,17 @@ impl Ctx {
         Reply::Items(results.into_iter().filter_map(Result::ok).collect())
     }
 
-    /// The URL of an item sent on its own: the run's root and its path.
+    /// The URL of an item sent on its own: the run's root and its path (or,
+    /// in another Graph version, that version's root).
     fn single_url(&self, relative: &str) -> Result<Url, String> {
+        let (version, path) = match dialect::graph::version_of(relative) {
+            Some((v, rest)) if self.options.api == dialect::Api::Graph => (Some(v), rest),
+            _ => (None, relative),
+        };
         let text = format!(
-            "{}{}{relative}",
+            "{}{}{path}",
             self.options.endpoint.origin().ascii_serialization(),
-            self.options.url_root()
+            self.options.url_root_in(version)
         );
         Url::parse(&text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))
     }

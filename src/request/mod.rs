@@ -835,10 +835,6 @@ mod tests {
         assert!(r.body_base64 && r.has_references);
         for (input, want) in [
             (
-                r#"{"url":"https://graph.microsoft.com/beta/me"}"#,
-                "asks for Graph's beta, and this run sends to v1.0: give graphVersion beta",
-            ),
-            (
                 r#"{"url":"https://graph.microsoft.us/v1.0/me"}"#,
                 "not on the endpoint",
             ),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 
-use azbatch::dialect::throttle_scope;
+use azbatch::dialect::{batch_version, throttle_scope};
 use azbatch::plan::{self, Limits, Size};
 use azbatch::{limits, Options, Request};
 
@@ -44,7 +44,8 @@ pub fn print(requests: &[Request], options: &Options, out: &mut impl Write) -> s
             }
         )?;
         while !ready.is_empty() {
-            let batch = plan::next_batch(&mut ready, limits, size, |_| true);
+            let version = |i: usize| batch_version(options.api, &requests[i].url);
+            let batch = plan::next_batch(&mut ready, limits, size, version, |_| true);
             batches += 1;
             let bytes: usize = batch.iter().map(|&i| requests[i].wire_size()).sum();
             writeln!(

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -103,9 +103,16 @@ struct Plain {
     started: Instant,
     /// Every item answered: when (since the start) and its status.
     answers: Mutex<Vec<(Duration, u16)>>,
+    /// Every batch: the path it was posted to, and its items' URLs.
+    batches: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl Plain {
+    fn record(&self, path: String, items: &[Value]) {
+        let urls = items.iter().map(|i| text(i, "url").to_string()).collect();
+        self.batches.lock().unwrap().push((path, urls));
+    }
+
     /// The status of one item, and the header to send with it.
     fn answer(&self, method: &str, url: &str) -> (u16, Option<u64>) {
         let now = Instant::now();
@@ -168,6 +175,7 @@ impl PlainServer {
             latency,
             started: now,
             answers: Mutex::new(vec![]),
+            batches: Mutex::new(vec![]),
         });
         let app = Router::new()
             .route("/batch", post(arm))
@@ -212,6 +220,12 @@ impl PlainServer {
         (answers.len(), throttled)
     }
 
+    /// Every batch so far: the path it was posted to (`/batch`,
+    /// `/beta/$batch`) and its items' URLs as sent.
+    pub fn batches(&self) -> Vec<(String, Vec<String>)> {
+        self.plain.batches.lock().unwrap().clone()
+    }
+
     /// Every item answered so far: when (since the server started) and its
     /// status.
     pub fn answers(&self) -> Vec<(Duration, u16)> {
@@ -247,6 +261,7 @@ async fn arm(State(plain): State<Arc<Plain>>, body: Bytes) -> Response {
     let Some(items) = items(&body) else {
         return refused("a JSON object with requests");
     };
+    plain.record("/batch".into(), &items);
     let responses: Vec<Value> = items
         .iter()
         .map(|item| {
@@ -269,10 +284,15 @@ async fn arm(State(plain): State<Arc<Plain>>, body: Bytes) -> Response {
     Json(json!({ "responses": responses })).into_response()
 }
 
-async fn graph(State(plain): State<Arc<Plain>>, body: Bytes) -> Response {
+async fn graph(
+    State(plain): State<Arc<Plain>>,
+    Path(version): Path<String>,
+    body: Bytes,
+) -> Response {
     let Some(items) = items(&body) else {
         return refused("a JSON object with requests");
     };
+    plain.record(format!("/{version}/$batch"), &items);
     let responses: Vec<Value> = items
         .iter()
         .map(|item| {
