@@ -602,7 +602,20 @@ fn version_help_completions_and_man() {
         "README has: {codes}"
     );
     assert!(text(&["subscriptions", "--help"]).contains(codes));
-    for shell in ["bash", "zsh", "fish", "powershell"] {
+    // The shells `completions` takes, as its --help lists them, are the
+    // README's list, and each gives a script.
+    let help = text(&["completions", "--help"]);
+    let values = help
+        .split("[possible values: ")
+        .nth(1)
+        .and_then(|v| v.split(']').next())
+        .expect("completions --help lists its shells");
+    let shells: Vec<&str> = values.split(", ").collect();
+    assert!(
+        readme.contains(&format!("`azbatch completions {}`", shells.join("|"))),
+        "README lists the shells {shells:?}"
+    );
+    for shell in shells {
         let script = text(&["completions", shell]);
         assert!(
             script.contains("azbatch")
