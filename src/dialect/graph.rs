@@ -182,6 +182,64 @@ pub(crate) fn under_its_version(url: &str) -> &str {
     }
 }
 
+/// SharePoint and OneDrive ("Avoid getting throttled or blocked in
+/// SharePoint Online"): each app in a tenant has resource units a minute,
+/// 1,250 for the smallest tenants (0 to 1,000 licenses; more for larger
+/// ones), shared by its Graph, CSOM and REST calls; a Graph call costs 1 (one
+/// item, a download, a delta with a token), 2 (many items, a delta without a
+/// token, a create, update, delete or upload) or 5 (permissions, also
+/// `$expand=permissions`). Past 80% of the minute's units the answers carry
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+pub(crate) const SHAREPOINT: &str = "sharepoint";
+
+/// The smallest tenants' units a minute, the seed of [`SHAREPOINT`]'s bucket.
+const SHAREPOINT_UNITS_A_MINUTE: f64 = 1250.0;
+
+/// The units SharePoint has left of the app's minute.
+pub(crate) const RATE_LIMIT_REMAINING: &str = "RateLimit-Remaining";
+
+/// Whether a path (under its version) is SharePoint's or OneDrive's: sites,
+/// drives, shares, and a user's or group's drive.
+pub fn is_sharepoint(path: &str) -> bool {
+    let path = under_its_version(path);
+    let segs: Vec<&str> = path
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .take(3)
+        .collect();
+    let is = |s: Option<&&str>, names: &[&str]| {
+        s.is_some_and(|s| names.iter().any(|n| s.eq_ignore_ascii_case(n)))
+    };
+    is(segs.first(), &["sites", "drives", "shares"])
+        || (is(segs.first(), &["me"]) && is(segs.get(1), &["drive", "drives"]))
+        || (is(segs.first(), &["users", "groups"]) && is(segs.get(2), &["drive", "drives"]))
+}
+
+/// What a SharePoint call costs of the app's units, as documented; none for
+/// a call that is not SharePoint's.
+pub fn sharepoint_cost(method: &str, url: &str) -> Option<f64> {
+    if !is_sharepoint(url) {
+        return None;
+    }
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let lower = path.to_ascii_lowercase();
+    let permissions =
+        lower.contains("/permissions") || query.to_ascii_lowercase().contains("expand=permissions");
+    if permissions {
+        return Some(5.0);
+    }
+    if !matches!(method, "GET" | "HEAD") {
+        return Some(2.0);
+    }
+    let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let token = query.to_ascii_lowercase().contains("token=");
+    let many = matches!(
+        last,
+        "children" | "items" | "lists" | "sites" | "drives" | "columns" | "versions"
+    ) || (last.starts_with("delta") && !token);
+    Some(if many { 2.0 } else { 1.0 })
+}
+
 /// The scope of a call: `mailbox/{user}` for Outlook's resources,
 /// [`PROTECTION`] for identity protection and Conditional Access, `app` (the
 /// app's resource units) for everything else.
@@ -189,6 +247,9 @@ pub(crate) fn scope(path: &str) -> String {
     let path = under_its_version(path);
     if is_protection(path) {
         return PROTECTION.to_string();
+    }
+    if is_sharepoint(path) {
+        return SHAREPOINT.to_string();
     }
     match mailbox_of(path) {
         Some(m) => format!("mailbox/{m}"),
@@ -222,7 +283,14 @@ pub(crate) fn seed(key: &str) -> Option<(f64, f64)> {
     // A little under the documented one a second: requests reach the service
     // milliseconds apart from when they left, and a one-second window refuses
     // one that comes a millisecond early.
-    (key == PROTECTION).then_some((1.0, PROTECTION_RATE))
+    match key {
+        PROTECTION => Some((1.0, PROTECTION_RATE)),
+        SHAREPOINT => Some((
+            SHAREPOINT_UNITS_A_MINUTE,
+            SHAREPOINT_UNITS_A_MINUTE / 60.0 * UNDER,
+        )),
+        _ => None,
+    }
 }
 
 /// What identity protection and Conditional Access are paced at, a second.

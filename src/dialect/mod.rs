@@ -276,6 +276,16 @@ pub(crate) fn provider_operation(api: Api, method: &str, url: &str) -> Option<St
     }
 }
 
+/// What a request costs of its scope's bucket when its API prices calls
+/// one by one (SharePoint's resource units); none where the scope's own
+/// cost for a read or a write applies.
+pub(crate) fn call_cost(api: Api, method: &str, url: &str) -> Option<f64> {
+    match api {
+        Api::Graph => graph::sharepoint_cost(method, url),
+        Api::Arm => None,
+    }
+}
+
 /// The documented policies an operation meets from its start (Graph's
 /// services; ARM's providers say theirs on their answers).
 pub(crate) fn documented_policies(op: &str) -> &'static [graph::Policy] {

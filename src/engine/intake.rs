@@ -24,8 +24,10 @@ impl Run {
         let scope = dialect::throttle_scope(self.ctx.options.api, &request.method, &request.url);
         let operation =
             dialect::provider_operation(self.ctx.options.api, &request.method, &request.url);
+        let cost = dialect::call_cost(self.ctx.options.api, &request.method, &request.url);
         let mut item = Item::new(request, scope);
         item.operation = operation;
+        item.cost = cost;
         item.dependents = links.awaited_by;
         item.waiting = links.unknown;
         let mut failed = None;

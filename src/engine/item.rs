@@ -24,6 +24,9 @@ pub(super) struct Item {
     pub scope: String,
     /// Its operation, as a resource provider's own limits see it (ARM).
     pub operation: Option<String>,
+    /// What it costs of its scope's bucket, where its API prices each call
+    /// (SharePoint); none: the scope's cost of a read or a write.
+    pub cost: Option<f64>,
     /// The requests that wait for this one.
     pub dependents: Vec<usize>,
     /// How many of its dependencies have not succeeded yet.
@@ -68,6 +71,7 @@ impl Item {
             request,
             scope,
             operation: None,
+            cost: None,
             dependents: vec![],
             waiting: 0,
             attempts: 0,

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use super::run::{Run, LINGER};
+use super::scopes::Call;
 use super::send::Reply;
 use super::InFlight;
 use crate::dialect::{self, Single};
@@ -85,7 +86,11 @@ impl Run {
             |i| {
                 let item = items[i].live();
                 let op = item.operation.as_deref();
-                scopes.admit(&item.scope, i, item.request.is_read(), op, now)
+                let call = Call {
+                    read: item.request.is_read(),
+                    cost: item.cost,
+                };
+                scopes.admit(&item.scope, i, call, op, now)
             },
         );
         if batch.is_empty() {

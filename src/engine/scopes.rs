@@ -81,11 +81,27 @@ struct Scope {
     providers: Providers,
 }
 
+/// What a request takes from its scope's bucket: what a read or a write
+/// costs there, unless its API prices the call itself (SharePoint's
+/// resource units by kind of call).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Call {
+    pub read: bool,
+    pub cost: Option<f64>,
+}
+
+impl From<bool> for Call {
+    /// A read or not, at the scope's cost.
+    fn from(read: bool) -> Call {
+        Call { read, cost: None }
+    }
+}
+
 /// A request waiting in its scope.
 #[derive(Debug, Clone)]
 struct Held {
     idx: usize,
-    read: bool,
+    call: Call,
     /// Its operation, as a provider's limits see it.
     op: Option<String>,
 }
@@ -98,13 +114,13 @@ impl Scope {
             .min(self.held.len())
     }
 
-    fn cost(&self, read: bool) -> f64 {
-        self.costs[usize::from(!read)]
+    fn cost(&self, call: Call) -> f64 {
+        call.cost.unwrap_or(self.costs[usize::from(!call.read)])
     }
 
     /// What the first `n` held requests cost.
     fn cost_of_first(&self, n: usize) -> f64 {
-        self.held.iter().take(n).map(|h| self.cost(h.read)).sum()
+        self.held.iter().take(n).map(|h| self.cost(h.call)).sum()
     }
 
     /// The bucket, when it holds requests back.
@@ -134,7 +150,7 @@ impl Scope {
         }
         let (mut n, mut spent) = (0, 0.0);
         for h in self.held.iter().take(room) {
-            spent += self.cost(h.read);
+            spent += self.cost(h.call);
             if spent > have {
                 break;
             }
@@ -233,10 +249,11 @@ impl Scopes {
         &mut self,
         key: &str,
         idx: usize,
-        read: bool,
+        call: impl Into<Call>,
         op: Option<&str>,
         now: Instant,
     ) -> bool {
+        let call = call.into();
         if self.released.remove(&idx) {
             return true;
         }
@@ -247,7 +264,7 @@ impl Scopes {
         }
         let paused = s.until.is_some_and(|t| t > now);
         let blocked = paused || s.in_flight >= s.window || !s.held.is_empty();
-        let cost = s.cost(read);
+        let cost = s.cost(call);
         let providers_lack = !blocked && s.providers.available(op, now) < CALL;
         if providers_lack {
             s.providers.starve(op);
@@ -255,7 +272,7 @@ impl Scopes {
         if blocked || providers_lack || !s.bucket.as_mut().is_none_or(|b| b.take(cost, now)) {
             s.held.push_back(Held {
                 idx,
-                read,
+                call,
                 op: op.map(str::to_string),
             });
             self.held += 1;
@@ -316,6 +333,11 @@ impl Scopes {
             let settled = self.map.get(key).is_some_and(|s| s.in_flight == 0);
             if let (Some(n), Some(b)) = (global, self.bucket_of(key)) {
                 b.observe_shared(n, mark.at, settled, now);
+            }
+        } else if key == graph::SHAREPOINT {
+            // Sent past 80% of the minute's units: what is left of them.
+            if let Some(n) = answer.number(graph::RATE_LIMIT_REMAINING) {
+                self.observe(key, n, mark, now);
             }
         } else if counts_units(key) && answer.status != 429 {
             let units = Units {
@@ -446,7 +468,7 @@ impl Scopes {
                 let Some(h) = s.held.front() else {
                     break;
                 };
-                let cost = s.cost(h.read);
+                let cost = s.cost(h.call);
                 if s.providers.available(h.op.as_deref(), now) < CALL {
                     // Its provider's policy is spent: it and those behind wait.
                     s.providers.starve(h.op.as_deref());
@@ -550,6 +572,39 @@ mod tests {
             body: serde_json::Value::Null,
             base64: false,
         }
+    }
+
+    #[test]
+    fn sharepoint_units_are_charged_by_kind_of_call_and_corrected_by_its_header() {
+        let t0 = Instant::now();
+        let mut s = Scopes::new(20, 16);
+        let key = graph::SHAREPOINT;
+        let listing = Call {
+            read: true,
+            cost: crate::dialect::graph::sharepoint_cost("GET", "/drives/d/items/root/children"),
+        };
+        assert_eq!(listing.cost, Some(2.0));
+        // The documented 1,250 units a minute: 625 listings at once, not one more.
+        assert!((0..625).all(|i| s.admit(key, i, listing, None, t0)));
+        assert!(!s.admit(key, 625, listing, None, t0), "the 626th waits");
+        s.clear_held_for_test();
+        // A service that says fewer units are left than the model thinks:
+        // the bucket follows it (here: a fresh scope told 10 are left).
+        let mut s = Scopes::new(20, 16);
+        assert!(s.admit(key, 0, listing, None, t0));
+        let mark = s.landed(key, 0).expect("a bucket marks its requests");
+        s.observe_answer(
+            key,
+            true,
+            None,
+            &answer_with(serde_json::json!({"RateLimit-Remaining": "10"})),
+            mark,
+            t0,
+        );
+        let sent = (1..100)
+            .take_while(|&i| s.admit(key, i, listing, None, t0))
+            .count();
+        assert_eq!(sent, 5, "10 units left: five listings");
     }
 
     #[test]

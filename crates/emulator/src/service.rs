@@ -221,17 +221,19 @@ impl Service {
         })
     }
 
-    /// The 429 of a Graph per-service limit (identity writes, Intune,
-    /// Outlook's count) the call is over, naming the limit as Graph does.
-    fn refused_by_service_limits(&self, method: &str, path: &str) -> Option<Reply> {
+    /// The Graph per-service limits (identity writes, Intune, Outlook's
+    /// count, SharePoint's units) a call takes from: the headers its answer
+    /// carries, or the 429 of the limit it is over, naming it as Graph does.
+    fn service_limits(&self, method: &str, path: &str) -> Result<Vec<(String, String)>, Reply> {
         let t = self.config.graph_throttle;
         if !t.enabled {
-            return None;
+            return Ok(vec![]);
         }
-        let refused = self
-            .service_limits
-            .take(method, path, Instant::now())
-            .err()?;
+        let refused = match self.service_limits.take(method, path, Instant::now()) {
+            Ok(headers) if t.headers => return Ok(headers),
+            Ok(_) => return Ok(vec![]),
+            Err(r) => r,
+        };
         let mut r = error(
             429,
             "TooManyRequests",
@@ -249,7 +251,7 @@ impl Service {
                 refused.information.into(),
             ));
         }
-        Some(r)
+        Err(r)
     }
 
     /// Runs one Graph operation: throttling, latency, the directory, the log.
@@ -289,13 +291,16 @@ impl Service {
             self.log(method, path, r.status, in_batch);
             return r;
         }
-        if let Some(r) = self.refused_by_service_limits(method, &path) {
-            self.log(method, path, r.status, in_batch);
-            return r;
-        }
+        let service_headers = match self.service_limits(method, &path) {
+            Ok(h) => h,
+            Err(r) => {
+                self.log(method, path, r.status, in_batch);
+                return r;
+            }
+        };
         // Resource units are the directory's (identity and access) limit;
-        // Outlook counts its own way and sends neither header.
-        let counted = mailbox_of(&path).is_none() && t.enabled;
+        // Outlook and SharePoint count their own way and send neither header.
+        let counted = mailbox_of(&path).is_none() && !is_sharepoint(&path) && t.enabled;
         let taken = if counted {
             self.take_units(cost)
         } else {
@@ -323,6 +328,7 @@ impl Service {
                     .lock()
                     .unwrap()
                     .handle(method, &path, &query, body, bytes, root);
+                r.headers.extend(service_headers);
                 if counted && t.headers {
                     // What the request cost, on every answer that counted.
                     r.headers
@@ -410,7 +416,7 @@ impl Service {
 
 /// Outlook's limit and which paths reach a mailbox are Graph's facts,
 /// written once, in the library's dialect.
-pub use azbatch::dialect::graph::{is_protection, mailbox_of, OUTLOOK_CONCURRENCY};
+pub use azbatch::dialect::graph::{is_protection, is_sharepoint, mailbox_of, OUTLOOK_CONCURRENCY};
 
 /// A request counted as running in its mailbox.
 struct MailboxGuard<'a> {

@@ -9,7 +9,13 @@
 //!   200 requests per 20 seconds per app and tenant, any request 2,000 per
 //!   20 seconds;
 //! - **Outlook**: 10,000 requests per 10 minutes per app and mailbox (its
-//!   four at once are `Service::enter_mailbox`'s).
+//!   four at once are `Service::enter_mailbox`'s);
+//! - **SharePoint and OneDrive** ("Avoid getting throttled or blocked in
+//!   SharePoint Online"): 1,250 resource units a minute per app for the
+//!   smallest tenants, a call costing 1, 2 or 5 units by kind
+//!   (`azbatch::dialect::graph::sharepoint_cost`); from 80% of them used the
+//!   answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
+//!   `RateLimit-Reset`.
 //!
 //! Each is a token bucket of its count refilled evenly over its period. A
 //! refused request is answered 429 with `Retry-After` and, as Graph sends
@@ -19,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use azbatch::dialect::graph::mailbox_of;
+use azbatch::dialect::graph::{mailbox_of, sharepoint_cost};
 
 /// A documented count per period: (requests, seconds).
 pub type Count = (f64, f64);
@@ -31,6 +37,8 @@ pub struct ServiceLimits {
     pub intune_writes: Count,
     pub intune_any: Count,
     pub outlook: Count,
+    /// Resource units, per period.
+    pub sharepoint: Count,
 }
 
 impl Default for ServiceLimits {
@@ -40,9 +48,13 @@ impl Default for ServiceLimits {
             intune_writes: (200.0, 20.0),
             intune_any: (2000.0, 20.0),
             outlook: (10_000.0, 600.0),
+            sharepoint: (1250.0, 60.0),
         }
     }
 }
+
+/// SharePoint's bucket of resource units.
+const SHAREPOINT: &str = "sharepoint";
 
 /// The emulator's app and tenant, as `x-ms-throttle-scope` names them.
 const APP_ID: &str = "9a3d526c-b3c1-4479-ba74-197b5c5751ae";
@@ -76,12 +88,28 @@ impl Limits {
     /// Takes what a `method` call to `path` (relative to the version root)
     /// counts against, or says which limit refused it. Identity and
     /// protection paths not written to count here for nothing.
-    pub fn take(&self, method: &str, path: &str, now: Instant) -> Result<(), Refused> {
+    /// On success, the headers the answer carries (SharePoint's `RateLimit-*`
+    /// from 80% of its units used).
+    pub fn take(
+        &self,
+        method: &str,
+        path: &str,
+        now: Instant,
+    ) -> Result<Vec<(String, String)>, Refused> {
         let write = !matches!(method, "GET" | "HEAD");
         let p = path.trim_start_matches('/').to_ascii_lowercase();
         let tenant = |kind: &str| format!("Tenant_Application/{kind}/{APP_ID}/{TENANT_ID}");
         let mut rules: Vec<(String, Count, &'static str, String)> = vec![];
-        if let Some(mailbox) = mailbox_of(path) {
+        let mut cost = 1.0;
+        if let Some(units) = sharepoint_cost(method, path) {
+            cost = units;
+            rules.push((
+                SHAREPOINT.into(),
+                self.limits.sharepoint,
+                "ResourceUnitLimitExceeded",
+                tenant("ReadWrite"),
+            ));
+        } else if let Some(mailbox) = mailbox_of(path) {
             let scope = format!("Mailbox_Application/ReadWrite/{APP_ID}/{mailbox}");
             rules.push((
                 format!("outlook/{mailbox}"),
@@ -119,20 +147,32 @@ impl Limits {
             let b = buckets.entry(key.clone()).or_insert((*count, now));
             b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(*count);
             b.1 = now;
-            if b.0 < 1.0 {
+            if b.0 < cost {
                 return Err(Refused {
-                    retry_after: (1.0 - b.0) / rate,
+                    retry_after: (cost - b.0) / rate,
                     scope: scope.clone(),
                     information,
                 });
             }
         }
-        for (key, ..) in &rules {
+        let mut headers = vec![];
+        for (key, (count, seconds), ..) in &rules {
             if let Some(b) = buckets.get_mut(key) {
-                b.0 -= 1.0;
+                b.0 -= cost;
+                if key == SHAREPOINT && b.0 <= 0.2 * count {
+                    let reset = (count - b.0) / (count / seconds);
+                    headers = vec![
+                        ("RateLimit-Limit".to_string(), format!("{count}")),
+                        (
+                            "RateLimit-Remaining".to_string(),
+                            format!("{}", b.0.floor()),
+                        ),
+                        ("RateLimit-Reset".to_string(), format!("{}", reset.ceil())),
+                    ];
+                }
             }
         }
-        Ok(())
+        Ok(headers)
     }
 }
 
@@ -148,6 +188,7 @@ mod tests {
             intune_writes: (2.0, 20.0),
             intune_any: (4.0, 20.0),
             outlook: (2.0, 600.0),
+            ..ServiceLimits::default()
         });
         let t = Instant::now();
         for _ in 0..3 {
@@ -190,5 +231,42 @@ mod tests {
         let r = limits.take("GET", "/users/u1/messages", t).unwrap_err();
         assert!(r.scope.starts_with("Mailbox_Application/"), "{r:?}");
         limits.take("GET", "/users/u2/messages", t).unwrap();
+    }
+
+    #[test]
+    fn sharepoint_charges_units_by_kind_and_says_what_is_left_past_80_percent() {
+        let limits = Limits::new(ServiceLimits {
+            sharepoint: (100.0, 10.0),
+            ..ServiceLimits::default()
+        });
+        let t = Instant::now();
+        // 39 listings (2 units each): 78 used, no header yet.
+        for _ in 0..39 {
+            let h = limits
+                .take("GET", "/drives/d1/items/root/children", t)
+                .unwrap();
+            assert!(h.is_empty(), "{h:?}");
+        }
+        // A permission call (5): 83 used, 17 left: past 80%.
+        let h = limits
+            .take("GET", "/drives/d1/items/i1/permissions", t)
+            .unwrap();
+        assert!(
+            h.contains(&("RateLimit-Remaining".to_string(), "17".to_string())),
+            "{h:?}"
+        );
+        assert!(
+            h.contains(&("RateLimit-Limit".to_string(), "100".to_string())),
+            "{h:?}"
+        );
+        // 17 single items (1 each), then none.
+        for _ in 0..17 {
+            limits.take("GET", "/sites/s1", t).unwrap();
+        }
+        let r = limits.take("GET", "/sites/s1", t).unwrap_err();
+        assert_eq!(r.information, "ResourceUnitLimitExceeded");
+        assert!((r.retry_after - 0.1).abs() < 1e-9, "{r:?}");
+        // SharePoint's writes are not the directory's.
+        limits.take("PATCH", "/users/u1", t).unwrap();
     }
 }

@@ -148,6 +148,9 @@ impl GraphModel {
             .collect();
         let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
         let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+        if crate::service::is_sharepoint(path) {
+            return sharepoint(method, &segs);
+        }
         match (method, l.as_slice()) {
             ("GET", ["users"]) => self.list_users(query, root),
             ("POST", ["users"]) => self.create_user(body),
@@ -477,6 +480,28 @@ fn selected(u: &Value, select: Option<&String>) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// SharePoint and OneDrive, as far as the emulator serves them: sites,
+/// drives and items exist whatever their id; a listing is empty.
+fn sharepoint(method: &str, segs: &[&str]) -> Reply {
+    let last = segs.last().copied().unwrap_or("");
+    let listing = matches!(
+        last.to_ascii_lowercase().as_str(),
+        "children"
+            | "items"
+            | "lists"
+            | "sites"
+            | "drives"
+            | "columns"
+            | "versions"
+            | "permissions"
+    );
+    match method {
+        "DELETE" => Reply::empty(204),
+        "GET" if listing => Reply::json(200, json!({"value": []})),
+        _ => Reply::json(200, json!({"id": last})),
+    }
 }
 
 #[cfg(test)]
