@@ -165,12 +165,19 @@ namespace AzBatch
         private static Dictionary<string, object> Values(List<KeyValuePair<string, object>> given, string at)
         {
             Dictionary<string, object> values = new Dictionary<string, object>(StringComparer.Ordinal);
+            Dictionary<string, string> givenAs = new Dictionary<string, string>(StringComparer.Ordinal);
             LibraryInfo info = Module.Info;
             foreach (KeyValuePair<string, object> e in given)
             {
                 string field = info.FieldOf(e.Key);
                 if (field == null) throw new JsonInputException(string.Format("{0}: unknown key '{1}' (a request takes {2})", at, e.Key, info.RequestKeyList()));
-                if (values.ContainsKey(field)) throw new JsonInputException(string.Format("{0}: {1} is given twice (as {2} and another spelling)", at, char.ToUpperInvariant(field[0]) + field.Substring(1), e.Key));
+                string first;
+                if (givenAs.TryGetValue(field, out first))
+                {
+                    // Both keys named, in the order given (a hashtable has none of its own).
+                    throw new JsonInputException(string.Format("{0}: {1} is given twice (as {2} and as {3})", at, char.ToUpperInvariant(field[0]) + field.Substring(1), first, e.Key));
+                }
+                givenAs[field] = e.Key;
                 values[field] = e.Value;
             }
             return values;
