@@ -50,13 +50,9 @@ impl DependencyGraph {
     }
 
     /// How many requests the graph holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the graph holds no request.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Adds a request with the id its caller gave (`None`: it has none, and

@@ -3,37 +3,40 @@
 //! result for each of them.
 //!
 //! Data flows one way through the modules:
-//! [`request`] (typed or JSON input, checked; its [`dependencies`] graph)
-//! → [`plan`] (which ready requests travel together) → [`engine`] (send, poll,
-//! ask the [`decision`] table what each outcome means, retry or finish)
-//! → [`result`] (one per request). [`job`] is the Rust API's whole run and the
+//! [`request`] (typed or JSON input, checked; its `dependencies` graph)
+//! → [`plan`] (which ready requests travel together) → `engine` (send, poll,
+//! ask the `decision` table what each outcome means, retry or finish)
+//! → [`result`] (one per request). [`Job`] is the Rust API's whole run and the
 //! one driver of it; the C ABI in [`ffi`] is a thin skin over it. Beside them:
 //! [`dialect`] (each API's rules in one place: envelope, URLs, throttle
 //! scopes and headers, batch limits), [`transport`] (HTTP), [`auth`]
-//! (tokens), [`clock`] (the one wall clock), [`endpoint`], [`cloud`] and
+//! (tokens), `clock` (the one wall clock), [`endpoint`], [`cloud`] and
 //! [`limits`] (the facts every layer shares), [`fanout`] (one request in
-//! every subscription).
+//! every subscription). The public face is what callers use: [`Job`],
+//! [`Options`], [`RequestSpec`], [`ItemResult`], [`Error`], and the facts
+//! the CLI, the emulator and the tests read; the engine and its pacing
+//! (`engine`, `limiter`, `decision`, `queue`) are the crate's own.
 
 pub mod auth;
-pub mod clock;
+pub(crate) mod clock;
 pub mod cloud;
-pub mod decision;
-pub mod dependencies;
+pub(crate) mod decision;
+pub(crate) mod dependencies;
 pub mod dialect;
 pub mod endpoint;
-pub mod engine;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod error;
 pub mod fanout;
 pub mod ffi;
-pub mod job;
+pub(crate) mod job;
 pub mod journal;
-pub mod limiter;
+pub(crate) mod limiter;
 pub mod limits;
 pub mod log;
 pub mod options;
 pub mod plan;
-pub mod progress;
-pub mod queue;
+pub(crate) mod progress;
+pub(crate) mod queue;
 pub mod reference;
 pub mod request;
 pub mod result;

@@ -184,6 +184,7 @@ impl Rate {
     }
 
     /// Whether a throttle has ever lowered it.
+    #[cfg(test)]
     pub fn learned(&self) -> bool {
         self.empty_at.is_some()
     }

@@ -111,6 +111,7 @@ impl ResultReceiver {
     }
 
     /// A result that is already waiting, if any.
+    #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<ItemResult> {
         self.poll_now().ok()
     }

@@ -308,3 +308,30 @@ fn the_size_and_word_checks_count_what_they_should() {
     assert_eq!(code_lines(text), 2);
     assert_eq!(dialect_words_in(&shipped_code(text)), ["\"x-ms-ratelimit"]);
 }
+
+/// The library's public face is what callers use (the CLI, the emulator,
+/// the tests and fuzz targets): the engine's rooms and the pacing machinery
+/// stay inside the crate.
+#[test]
+fn the_engine_and_its_machinery_are_not_public() {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    for inside in [
+        "engine",
+        "limiter",
+        "decision",
+        "dependencies",
+        "queue",
+        "clock",
+        "job",
+        "progress",
+        "error",
+    ] {
+        assert!(
+            lib.contains(&format!("pub(crate) mod {inside};")),
+            "src/lib.rs: {inside} is the crate's own (pub(crate) mod {inside};)"
+        );
+    }
+    let public = lib.lines().filter(|l| l.starts_with("pub mod ")).count();
+    assert!(public <= 17, "{public} public modules");
+}

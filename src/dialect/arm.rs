@@ -151,10 +151,16 @@ pub(crate) fn scope(method: &str, path: &str) -> String {
     let mut segs = path.trim_start_matches('/').split('/');
     match (segs.next(), segs.next()) {
         (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
-            format!("subscription-{kind}/{}", id.to_ascii_lowercase())
+            format!("{}/{}", subscription_scope(method), id.to_ascii_lowercase())
         }
         _ => format!("tenant-{kind}"),
     }
+}
+
+/// The head of the throttle scope of a `method` call inside a subscription:
+/// `subscription-reads` (then `/{subscriptionId}`).
+pub fn subscription_scope(method: &str) -> String {
+    format!("subscription-{}", Kind::of(method).name())
 }
 
 /// What a resource provider has left of each of its own throttling policies

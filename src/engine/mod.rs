@@ -76,7 +76,9 @@ pub enum Input {
 
 impl Engine {
     /// An engine for `options` that sends through `transport` (token fetches
-    /// too) and reads wall time from `clock`.
+    /// too) and reads wall time from `clock` (the tests' way in; a job
+    /// builds its engine with its token source).
+    #[cfg(test)]
     pub fn new(options: Arc<Options>, transport: Arc<dyn Transport>, clock: Clock) -> Engine {
         let auth = token_source(&options, &transport, clock);
         Engine::with_tokens(options, transport, clock, auth)

@@ -438,7 +438,7 @@ pub fn subscriptions(args: SubscriptionsArgs) -> i32 {
             azbatch::fanout::LISTING_URL,
             job.options().batch_size,
             job.options().batch_url(),
-            azbatch::dialect::throttle_scope(job.options().api, shown.split(' ').next().unwrap_or("GET"), "/subscriptions/x").trim_end_matches("/x"),
+            azbatch::dialect::arm::subscription_scope(shown.split(' ').next().unwrap_or("GET")),
         );
         return exit::OK;
     }
