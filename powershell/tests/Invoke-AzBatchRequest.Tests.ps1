@@ -266,6 +266,72 @@ Describe 'docs/migrating.md' {
         }
     }
 
+    It 'runs each PowerShell "before" with doubles of the peers, to the effect of its "after"' {
+        $subscriptionId = $Sub0
+        $userIds = @($User0, $User1)
+        $endpoint = $Endpoint; $token = $Token
+        # Doubles of the peers as the blocks call them, against the emulator: Invoke-AzRestMethod
+        # answers a PSHttpResponse's StatusCode and Content; Invoke-MgGraphRequest sends the body as
+        # JSON, throws on a failed status and gives the answer's body as a hashtable.
+        function Invoke-AzRestMethod([string]$Method = 'GET', [string]$Path, [string]$Payload) {
+            $r = Invoke-WebRequest -Method $Method -Uri ($endpoint + $Path) -Headers @{ Authorization = "Bearer $token" } `
+                -ContentType 'application/json' -Body $Payload -SkipHttpErrorCheck
+            [pscustomobject]@{ StatusCode = [int]$r.StatusCode; Content = [string]$r.Content }
+        }
+        function Invoke-MgGraphRequest([string]$Method = 'GET', [string]$Uri, $Body) {
+            $json = if ($null -ne $Body) { ConvertTo-Json -InputObject $Body -Depth 10 } else { $null }
+            $r = Invoke-WebRequest -Method $Method -Uri ($endpoint + '/' + $Uri.TrimStart('/')) -Headers @{ Authorization = "Bearer $token" } `
+                -ContentType 'application/json' -Body $json
+            if ($r.Content) { ConvertFrom-Json -InputObject ([string]$r.Content) -AsHashtable }
+        }
+        # Undo what an "after" may have done, so the "before" is what does it.
+        $userIds | ForEach-Object { @{ Method = 'PATCH'; Uri = "v1.0/users/$_"; Body = @{ department = 'Before' } } } |
+            Invoke-AzBatchRequest @Common | Out-Null
+        $rgWeb = "/subscriptions/$Sub0/resourcegroups/rg-web?api-version=2021-04-01"
+        Invoke-AzBatchRequest -Request @{ Method = 'DELETE'; Url = $rgWeb } @Common | Out-Null
+        (Invoke-AzBatchRequest -Request $rgWeb -ErrorAction SilentlyContinue @Common).Status | Should -Be 404
+        foreach ($b in $Blocks | Where-Object { $_.Language -eq 'powershell' -and $_.Side -eq 'before' }) {
+            $out = @(& ([scriptblock]::Create($b.Code)) 2>&1 3>&1)
+            @($out | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] -or $_ -is [System.Management.Automation.WarningRecord] }) |
+                Should -BeNullOrEmpty -Because $b.Code
+        }
+        (Invoke-AzBatchRequest -Request $rgWeb @Common).Status | Should -Be 200
+        $userIds | ForEach-Object { (Invoke-AzBatchRequest -Request "/users/$_" @Common).Body.department | Should -Be 'Platform' }
+    }
+
+    It 'runs the "az rest" before with a double of az, to the effect of the "azbatch run" after' -Skip:([System.IO.Path]::DirectorySeparatorChar -eq '\') {
+        $dir = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-before-' + [guid]::NewGuid())
+        New-Item -ItemType Directory $dir | Out-Null
+        try {
+            $User0, $User1 | ForEach-Object { @{ Method = 'PATCH'; Uri = "v1.0/users/$_"; Body = @{ department = 'Before' } } } |
+                Invoke-AzBatchRequest @Common | Out-Null
+            Set-Content -Path (Join-Path $dir 'user-ids.txt') -Value @($User0, $User1)
+            # `az rest` as the block calls it: the same arguments, the call made to the emulator.
+            Set-Content -Path (Join-Path $dir 'az') -Value @(
+                '#!/usr/bin/env python3',
+                'import os, sys, urllib.request',
+                'a = sys.argv[1:]; assert a[0] == "rest", a',
+                'opt = dict(zip(a[1::2], a[2::2]))',
+                'url = opt["--url"].replace("https://graph.microsoft.com", os.environ["AZBATCH_ENDPOINT"])',
+                'body = opt.get("--body", "").encode() or None',
+                'req = urllib.request.Request(url, data=body, method=opt["--method"].upper(), headers={"Authorization": "Bearer " + os.environ["AZBATCH_TOKEN"], "Content-Type": "application/json"})',
+                'urllib.request.urlopen(req).read()')
+            chmod +x (Join-Path $dir 'az')
+            $code = ($Blocks | Where-Object { $_.Language -eq 'sh' -and $_.Side -eq 'before' } | Select-Object -First 1).Code
+            Set-Content -Path (Join-Path $dir 'before.sh') -Value $code
+            $env:AZBATCH_ENDPOINT = $Endpoint; $env:AZBATCH_TOKEN = $Token
+            $path = $env:PATH
+            $env:PATH = $dir + [IO.Path]::PathSeparator + $env:PATH
+            Push-Location $dir
+            try { bash ./before.sh } finally { Pop-Location; $env:PATH = $path }
+            $LASTEXITCODE | Should -Be 0
+            $User0, $User1 | ForEach-Object { (Invoke-AzBatchRequest -Request "/users/$_" @Common).Body.department | Should -Be 'Platform' }
+        } finally {
+            Remove-Item Env:AZBATCH_ENDPOINT, Env:AZBATCH_TOKEN -ErrorAction SilentlyContinue
+            Remove-Item -Recurse -Force $dir -ErrorAction SilentlyContinue
+        }
+    }
+
     It 'runs the "azbatch run" after against the emulator' -Skip:([System.IO.Path]::DirectorySeparatorChar -eq '\') {
         if (-not (Test-Path $Cli)) { throw "the azbatch command is not built: $Cli (cargo build -p azbatch-cli)" }
         $dir = Join-Path ([IO.Path]::GetTempPath()) ('azbatch-migrate-' + [guid]::NewGuid())
