@@ -25,32 +25,29 @@ pub use config::{Config, Faults, GraphThrottle, Latency, Throttle};
 pub use plain::{Calls, PlainRule, PlainServer};
 pub use service::{BatchRecord, Op, Service};
 
-/// A running emulator on 127.0.0.1, served by its own thread and runtime so it
-/// works beside any caller (blocking tests, C programs, async code). Dropping it
-/// stops it.
-pub struct Emulator {
+/// A router served on 127.0.0.1 by its own thread and runtime, so it works
+/// beside any caller (blocking tests, C programs, async code); dropping it
+/// stops the server. The emulator's and the plain server's.
+pub(crate) struct Serving {
     addr: SocketAddr,
-    service: Arc<Service>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Emulator {
-    /// Binds and starts serving.
-    pub fn start(config: Config) -> std::io::Result<Emulator> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+impl Serving {
+    /// Binds `port` (0: any) and serves `app` on a thread named `name`.
+    pub(crate) fn start(port: u16, app: axum::Router, name: &str) -> std::io::Result<Serving> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let service = Arc::new(Service::new(config));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(service.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("azbatch-emulator")
+            .thread_name(name)
             .enable_all()
             .build()?;
         let thread = std::thread::Builder::new()
-            .name("azbatch-emulator".into())
+            .name(name.into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
@@ -62,22 +59,52 @@ impl Emulator {
                 });
                 runtime.shutdown_background();
             })?;
-        Ok(Emulator {
+        Ok(Serving {
             addr,
-            service,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A running emulator on 127.0.0.1 ([`Serving`]). Dropping it stops it.
+pub struct Emulator {
+    service: Arc<Service>,
+    serving: Serving,
+}
+
+impl Emulator {
+    /// Binds and starts serving.
+    pub fn start(config: Config) -> std::io::Result<Emulator> {
+        let port = config.port;
+        let service = Arc::new(Service::new(config));
+        let serving = Serving::start(port, server::router(service.clone()), "azbatch-emulator")?;
+        Ok(Emulator { service, serving })
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.serving.addr())
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.serving.addr()
     }
 
     /// Every inner operation executed so far.
@@ -103,16 +130,5 @@ impl Emulator {
     /// Faults injected so far, by kind.
     pub fn faults_injected(&self) -> std::collections::BTreeMap<&'static str, u64> {
         self.service.faults_injected()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

@@ -11,9 +11,7 @@
 //! piece of the URL, and reads or writes); the first rule that matches a
 //! request decides it. A request no rule matches is answered 200.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -24,7 +22,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::Latency;
+use crate::{Latency, Serving};
 
 /// Which calls a rule counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,19 +145,14 @@ impl Plain {
 
 /// A running plain server on 127.0.0.1; dropping it stops it.
 pub struct PlainServer {
-    addr: SocketAddr,
     plain: Arc<Plain>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl PlainServer {
     /// Binds and serves `rules` (first match decides), each batch answered
     /// after a delay drawn from `latency`.
     pub fn start(rules: Vec<PlainRule>, latency: Latency) -> std::io::Result<PlainServer> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let now = Instant::now();
         let plain = Arc::new(Plain {
             buckets: Mutex::new(
@@ -181,36 +174,13 @@ impl PlainServer {
             .route("/batch", post(arm))
             .route("/{version}/$batch", post(graph))
             .with_state(plain.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("azbatch-plain")
-            .enable_all()
-            .build()?;
-        let thread = std::thread::Builder::new()
-            .name("azbatch-plain".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-                runtime.shutdown_background();
-            })?;
-        Ok(PlainServer {
-            addr,
-            plain,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let serving = Serving::start(0, app, "azbatch-plain")?;
+        Ok(PlainServer { plain, serving })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.serving.addr())
     }
 
     /// Item attempts answered so far, and how many of them were 429.
@@ -230,17 +200,6 @@ impl PlainServer {
     /// status.
     pub fn answers(&self) -> Vec<(Duration, u16)> {
         self.plain.answers.lock().unwrap().clone()
-    }
-}
-
-impl Drop for PlainServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
