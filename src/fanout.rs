@@ -12,13 +12,65 @@ use crate::dialect::Api;
 use crate::error::Error;
 use crate::options::Options;
 use crate::request::{At, RequestList, RequestSpec};
-use crate::result::{ItemResult, SubscriptionInfo};
+use crate::result::{codes, ErrorInfo, ItemResult, SubscriptionInfo};
 
 /// Where each subscription's id goes in a template's URL.
 pub const PLACEHOLDER: &str = "{subscriptionId}";
 
 /// The listing of every subscription the token can see (ARM, paged).
 pub const LISTING_URL: &str = "/subscriptions?api-version=2022-12-01";
+
+/// What a run's templates became once the subscriptions are listed.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// The subscription each added request goes to, by its index in the list.
+    pub subscriptions: std::collections::HashMap<usize, Box<SubscriptionInfo>>,
+    /// What could not become a request: the template's (or the request's)
+    /// id, why, and the listing when the listing itself failed.
+    pub refused: Vec<(String, ErrorInfo, Option<ItemResult>)>,
+}
+
+/// Puts each template's requests, one in every subscription of `listing`,
+/// into `list`: every template is refused with the listing's error when the
+/// listing failed, and a request that does not check is refused alone.
+pub fn expand_into(
+    list: &mut RequestList,
+    templates: &[RequestSpec],
+    listing: &ItemResult,
+    options: &Options,
+) -> Expanded {
+    let mut out = Expanded::default();
+    let subs = subscriptions(listing);
+    for t in templates {
+        if !listing.is_success() {
+            let e = listing
+                .error
+                .clone()
+                .unwrap_or_else(|| ErrorInfo::new(codes::HTTP_ERROR, ""));
+            let why = format!("listing the subscriptions failed: {}", e.message);
+            out.refused.push((
+                template_id(t),
+                ErrorInfo::new(&e.code, why),
+                Some(listing.clone()),
+            ));
+            continue;
+        }
+        for (spec, s) in expand(t, &subs).into_iter().zip(&subs) {
+            let id = template_id(&spec);
+            match list.add(spec, options) {
+                Ok(_) => {
+                    out.subscriptions.insert(list.len() - 1, Box::new(s.info()));
+                }
+                Err(e) => out.refused.push((
+                    id,
+                    ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
+                    None,
+                )),
+            }
+        }
+    }
+    out
+}
 
 /// One subscription of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,15 +17,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSource;
 use crate::clock::Clock;
-use crate::engine::{token_source, Engine, Input};
+use crate::engine::{token_source, Arrival, Engine, Input};
 use crate::error::Error;
 use crate::fanout;
-use crate::journal::Journal;
+use crate::journal::{Journal, Past};
 use crate::options::Options;
 use crate::progress::{Progress, ProgressSnapshot};
 use crate::queue::{self, ResultReceiver, ResultSender};
 use crate::request::{Request, RequestList, RequestSpec};
-use crate::result::{codes, ErrorInfo, ItemResult, Summary};
+use crate::result::{codes, ErrorInfo, ItemResult, SubscriptionInfo, Summary};
 use crate::secret::Secret;
 use crate::transport::{ReqwestTransport, Transport};
 
@@ -73,7 +73,7 @@ struct OpenInput {
     list: RequestList,
     /// Each request is checked against it as it is added.
     journal: Option<Arc<Journal>>,
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Arrival>,
     pending: Pending,
 }
 
@@ -167,55 +167,12 @@ impl Drive {
     }
 
     async fn run(self, mut list: RequestList, templates: Vec<RequestSpec>) -> Summary {
-        let mut refused: Vec<(String, ErrorInfo, Option<ItemResult>)> = vec![];
+        let mut fanned = fanout::Expanded::default();
         if !templates.is_empty() {
             let listing = self.list_subscriptions().await;
-            let subs = fanout::subscriptions(&listing);
-            for t in &templates {
-                if !listing.is_success() {
-                    let e = listing
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| ErrorInfo::new(codes::HTTP_ERROR, ""));
-                    let why = format!("listing the subscriptions failed: {}", e.message);
-                    refused.push((
-                        fanout::template_id(t),
-                        ErrorInfo::new(&e.code, why),
-                        Some(listing.clone()),
-                    ));
-                    continue;
-                }
-                for (spec, s) in fanout::expand(t, &subs).into_iter().zip(&subs) {
-                    let id = fanout::template_id(&spec);
-                    match list.add(spec, &self.options).map(|_| ()) {
-                        Ok(()) => {
-                            if let Some(r) = list.last_mut() {
-                                r.subscription = Some(Box::new(s.info()));
-                            }
-                        }
-                        Err(e) => refused.push((
-                            id,
-                            ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
-                            None,
-                        )),
-                    }
-                }
-            }
-            if let Some(j) = &self.journal {
-                // Known only now: checked now. One that differs is not sent.
-                let _ = list.try_each_mut(|i, r| {
-                    r.past = j.past(i, r).unwrap_or_else(|e| {
-                        crate::journal::Past::Done(Box::new(ItemResult::no_answer(
-                            i,
-                            &r.id,
-                            0,
-                            ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
-                        )))
-                    });
-                    Ok(())
-                });
-            }
+            fanned = fanout::expand_into(&mut list, &templates, &listing, &self.options);
         }
+        let refused = fanned.refused;
         let requests: Vec<Request> = list.into_vec();
         let n = requests.len();
         let ids = requests
@@ -234,13 +191,34 @@ impl Drive {
             self.progress.finished(false);
             self.sink.send(r);
         }
+        let journal = self.journal.as_deref();
+        let arrivals = requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let id = r.id.clone();
+                let subscription = fanned.subscriptions.remove(&i);
+                // A fanned-out request is known only now: one the journal
+                // holds another request for is not sent.
+                arrival(journal, i, r, subscription).unwrap_or_else(|e| Arrival {
+                    request: Request::get(&id, ""),
+                    past: Past::Done(Box::new(ItemResult::no_answer(
+                        i,
+                        &id,
+                        0,
+                        ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
+                    ))),
+                    subscription: None,
+                })
+            })
+            .collect();
         let engine = self.journaled_engine();
         engine
-            .run(requests, self.sink, self.progress, self.cancel)
+            .run_input(Input::All(arrivals), self.sink, self.progress, self.cancel)
             .await
     }
 
-    async fn stream(self, first: Vec<Request>, rest: mpsc::Receiver<Request>) -> Summary {
+    async fn stream(self, first: Vec<Arrival>, rest: mpsc::Receiver<Arrival>) -> Summary {
         let engine = self.journaled_engine();
         let input = Input::Stream { first, rest };
         engine
@@ -371,12 +349,11 @@ impl Job {
             }
         })?;
         let id = input.list.add(spec, &self.options)?.id.clone();
-        let mut request = input.list.take_last().expect("just added");
-        if let Some(j) = &input.journal {
-            request.past = j.past(input.list.len() - 1, &request)?;
-        }
-        input.pending.extend(input.list.len() - 1, [&id]);
-        permit.send(request);
+        let request = input.list.take_last().expect("just added");
+        let index = input.list.len() - 1;
+        let arrival = arrival(input.journal.as_deref(), index, request, None)?;
+        input.pending.extend(index, [&id]);
+        permit.send(arrival);
         Ok(id)
     }
 
@@ -476,6 +453,11 @@ impl Job {
             let mut list = building.list;
             let first = list.take_all();
             pending.extend(0, first.iter().map(|r| &r.id));
+            let first = first
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| arrival(journal.as_deref(), i, r, None))
+                .collect::<Result<Vec<_>, _>>()?;
             let (tx, rest) = mpsc::channel(INPUT_CAPACITY);
             *self.input.lock().map_err(|_| poisoned())? = Some(OpenInput {
                 list,
@@ -621,15 +603,33 @@ fn take_building(
             }
             if let Some(j) = journal {
                 // Nothing is sent when the journal belongs to other input.
-                b.list.try_each_mut(|i, r| {
-                    r.past = j.past(i, r)?;
-                    Ok(())
-                })?;
+                b.list.try_each(|i, r| j.past(i, r).map(drop))?;
             }
             Ok(std::mem::take(b))
         }
         State::Running(_) => Err(Error::WrongState("the job has already started".into())),
     }
+}
+
+/// A request as its run takes it: with what the journal says an earlier
+/// run of the same input did with it (the one place a job asks), and the
+/// subscription a fan-out sent it to. An error when the journal recorded
+/// another request at its place.
+fn arrival(
+    journal: Option<&Journal>,
+    index: usize,
+    request: Request,
+    subscription: Option<Box<SubscriptionInfo>>,
+) -> Result<Arrival, Error> {
+    let past = match journal {
+        Some(j) => j.past(index, &request)?,
+        None => Past::Unjournaled,
+    };
+    Ok(Arrival {
+        request,
+        past,
+        subscription,
+    })
 }
 
 fn poisoned() -> Error {

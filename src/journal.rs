@@ -41,8 +41,25 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
 use crate::request::Request;
-pub use crate::request::{Digest, Past};
 use crate::result::{ErrorInfo, ItemResult, Throttle};
+
+/// What a request is, in 32 hex digits.
+pub type Digest = String;
+
+/// What an earlier run of the same input did with one request, as its
+/// [journal](crate::journal) says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Past {
+    /// The run keeps no journal.
+    #[default]
+    Unjournaled,
+    /// Never sent: send it (the digest goes with its records).
+    New(Digest),
+    /// Sent, no final result recorded: it may have run.
+    Sent(Digest),
+    /// Its final result, to hand out again instead of sending it.
+    Done(Box<ItemResult>),
+}
 
 /// The first line of every journal.
 const HEADER: &str = r#"{"azbatchJournal":1}"#;

@@ -186,7 +186,7 @@ impl Run {
             let Slot::Live(mut item) = std::mem::replace(&mut self.items[i], done) else {
                 unreachable!("checked above");
             };
-            if let Some(sub) = item.request.subscription.take() {
+            if let Some(sub) = item.subscription.take() {
                 result.subscription = Some(sub);
             }
             self.progress.finished(ok);

@@ -5,18 +5,22 @@
 use super::deps::{failed_dependency, fill_references, Kept};
 use super::item::{Item, Slot};
 use super::run::{Run, ALLOW_RESEND, HELD_WINDOWS, KEEP_FOR_LATECOMERS};
+use super::Arrival;
 use crate::dependencies::GIVEN_IDS_ONLY;
 use crate::dialect::{self};
 use crate::journal::Past;
-use crate::request::Request;
 use crate::result::{codes, ErrorInfo, ItemResult};
 
 impl Run {
     /// Takes one more request: it is ready when what it depends on has
     /// succeeded, fails at once when any of it failed, and waits otherwise
     /// (also for requests not arrived yet).
-    pub(super) fn add(&mut self, mut request: Request) {
-        let past = std::mem::take(&mut request.past);
+    pub(super) fn add(&mut self, arrival: Arrival) {
+        let Arrival {
+            request,
+            past,
+            subscription,
+        } = arrival;
         let given = request.named.then_some(request.id.as_str());
         let links = self.graph.push(given, &request.depends_on);
         let i = links.index;
@@ -26,6 +30,7 @@ impl Run {
             dialect::provider_operation(self.ctx.options.api, &request.method, &request.url);
         let cost = dialect::call_cost(self.ctx.options.api, &request.method, &request.url);
         let mut item = Item::new(request, scope);
+        item.subscription = subscription;
         item.operation = operation;
         item.cost = cost;
         item.dependents = links.awaited_by;

@@ -27,6 +27,8 @@ pub(super) struct Item {
     /// What it costs of its scope's bucket, where its API prices each call
     /// (SharePoint); none: the scope's cost of a read or a write.
     pub cost: Option<f64>,
+    /// The subscription a fan-out sent it to, for its result.
+    pub subscription: Option<Box<crate::result::SubscriptionInfo>>,
     /// The requests that wait for this one.
     pub dependents: Vec<usize>,
     /// How many of its dependencies have not succeeded yet.
@@ -72,6 +74,7 @@ impl Item {
             scope,
             operation: None,
             cost: None,
+            subscription: None,
             dependents: vec![],
             waiting: 0,
             attempts: 0,

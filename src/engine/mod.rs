@@ -41,12 +41,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSource;
 use crate::clock::Clock;
-use crate::journal::Journal;
+use crate::journal::{Journal, Past};
 use crate::options::Options;
 use crate::progress::Progress;
 use crate::queue::ResultSender;
 use crate::request::Request;
-use crate::result::{codes, Summary};
+use crate::result::{codes, SubscriptionInfo, Summary};
 use crate::transport::Transport;
 use run::Run;
 use send::{Ctx, Reply};
@@ -58,19 +58,40 @@ pub struct Engine {
 
 type InFlight = FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>>;
 
+/// A request as a run takes it: the caller's input, and what the job
+/// learned of it before the run: what an earlier run of the same input did
+/// with it (its journal), and the subscription a fan-out sent it to.
+#[derive(Debug)]
+pub struct Arrival {
+    pub request: Request,
+    pub past: Past,
+    pub subscription: Option<Box<SubscriptionInfo>>,
+}
+
+impl From<Request> for Arrival {
+    /// A request with no journal and no fan-out behind it.
+    fn from(request: Request) -> Arrival {
+        Arrival {
+            request,
+            past: Past::Unjournaled,
+            subscription: None,
+        }
+    }
+}
+
 /// Where a run's requests come from.
 pub enum Input {
     /// All of them, known at the start.
-    All(Vec<Request>),
+    All(Vec<Arrival>),
     /// `first`, then more arriving while the run goes on, until every sender
     /// of `rest` is dropped. A request may depend on one that has not arrived
     /// yet: it waits for it, and fails with `FailedDependency` if the input
     /// ends without it.
     Stream {
         /// Known at the start.
-        first: Vec<Request>,
+        first: Vec<Arrival>,
         /// The rest, as it comes.
-        rest: mpsc::Receiver<Request>,
+        rest: mpsc::Receiver<Arrival>,
     },
 }
 
@@ -126,7 +147,8 @@ impl Engine {
         progress: Arc<Progress>,
         cancel: CancellationToken,
     ) -> Summary {
-        self.run_input(Input::All(requests), sink, progress, cancel)
+        let arrivals = requests.into_iter().map(Arrival::from).collect();
+        self.run_input(Input::All(arrivals), sink, progress, cancel)
             .await
     }
 
@@ -224,7 +246,7 @@ fn summary(progress: &Progress, started: Instant, one_by_one: bool) -> Summary {
 
 /// Adds the requests already waiting in `incoming`, while the run takes them;
 /// true when the input has ended.
-fn drain(incoming: &mut Option<mpsc::Receiver<Request>>, run: &mut Run) -> bool {
+fn drain(incoming: &mut Option<mpsc::Receiver<Arrival>>, run: &mut Run) -> bool {
     let Some(rx) = incoming else { return false };
     while run.takes_input() {
         match rx.try_recv() {
@@ -254,7 +276,7 @@ pub fn token_source(
     })
 }
 
-async fn recv(incoming: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {
+async fn recv(incoming: &mut Option<mpsc::Receiver<Arrival>>) -> Option<Arrival> {
     match incoming {
         Some(rx) => rx.recv().await,
         None => None,

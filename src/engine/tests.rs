@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, Input};
+use super::{Arrival, Engine, Input};
 use crate::clock::Clock;
 use crate::dialect::Api;
 use crate::endpoint::parse_endpoint;
@@ -1143,7 +1143,7 @@ async fn a_slow_reader_holds_new_batches_back() {
 fn open_run(
     script: Arc<Script>,
 ) -> (
-    mpsc::Sender<Request>,
+    mpsc::Sender<Arrival>,
     tokio::task::JoinHandle<crate::Summary>,
     crate::queue::ResultReceiver,
 ) {
@@ -1154,7 +1154,7 @@ fn open_run_with(
     o: Options,
     script: Arc<Script>,
 ) -> (
-    mpsc::Sender<Request>,
+    mpsc::Sender<Arrival>,
     tokio::task::JoinHandle<crate::Summary>,
     crate::queue::ResultReceiver,
 ) {
@@ -1224,7 +1224,7 @@ async fn streamed_input_runs_as_it_arrives() {
     let (tx, run, mut results) = open_run(script.clone());
     let mut reqs = list.into_vec().into_iter();
     for (n, wait_after) in [0, 5, 5, 0, 5].into_iter().enumerate() {
-        tx.send(reqs.next().unwrap()).await.unwrap();
+        tx.send(reqs.next().unwrap().into()).await.unwrap();
         tokio::time::sleep(Duration::from_secs(wait_after)).await;
         if n == 1 {
             assert_eq!(
@@ -1267,7 +1267,7 @@ async fn an_open_input_fills_batches_before_sending() {
     });
     let (tx, run, mut results) = open_run(script.clone());
     for i in 0..45 {
-        tx.send(get(&i.to_string(), "/a")).await.unwrap();
+        tx.send(get(&i.to_string(), "/a").into()).await.unwrap();
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1321,7 +1321,7 @@ async fn held_requests_do_not_leave_batches_short_while_the_input_comes() {
     let (tx, run, mut results) = open_run_with(o.clone(), script.clone());
     // A mailbox's reads together, a millisecond (the timer's tick) apart.
     for (k, r) in parse(&o, &reqs).into_iter().enumerate() {
-        tx.send(r).await.unwrap();
+        tx.send(r.into()).await.unwrap();
         if k % 8 == 7 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -1408,7 +1408,7 @@ async fn a_throttled_run_stops_taking_input_once_its_scopes_hold_enough() {
             &format!("r{accepted}"),
             "/subscriptions/hot/x?api-version=1",
         );
-        match tx.try_send(r) {
+        match tx.try_send(r.into()) {
             Ok(()) => {
                 accepted += 1;
                 refused_in_a_row = 0;

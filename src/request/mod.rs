@@ -16,7 +16,6 @@ use crate::error::Error;
 use crate::limits;
 use crate::options::Options;
 use crate::reference;
-use crate::result::ItemResult;
 
 /// One request to send through the batch endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,28 +41,6 @@ pub struct Request {
     pub has_references: bool,
     /// The caller gave the id (others can only name requests by a given id).
     pub named: bool,
-    /// What an earlier run of the same input did with it ([`crate::journal`]).
-    pub past: Past,
-    /// The subscription it is sent to, when a `forEachSubscription` template made it.
-    pub subscription: Option<Box<crate::result::SubscriptionInfo>>,
-}
-
-/// What a request is, in 32 hex digits.
-pub type Digest = String;
-
-/// What an earlier run of the same input did with one request, as its
-/// [journal](crate::journal) says.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Past {
-    /// The run keeps no journal.
-    #[default]
-    Unjournaled,
-    /// Never sent: send it (the digest goes with its records).
-    New(Digest),
-    /// Sent, no final result recorded: it may have run.
-    Sent(Digest),
-    /// Its final result, to hand out again instead of sending it.
-    Done(Box<ItemResult>),
 }
 
 const METHODS: [&str; 6] = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"];
@@ -82,8 +59,6 @@ impl Request {
             depends_on: vec![],
             has_references: false,
             named: true,
-            past: Past::default(),
-            subscription: None,
         }
     }
 
@@ -302,12 +277,12 @@ impl RequestList {
     }
 
     /// Asks `f` about every request held, in order, with its index.
-    pub fn try_each_mut(
-        &mut self,
-        mut f: impl FnMut(usize, &mut Request) -> Result<(), Error>,
+    pub fn try_each(
+        &self,
+        mut f: impl FnMut(usize, &Request) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let first = self.added - self.items.len();
-        for (k, r) in self.items.iter_mut().enumerate() {
+        for (k, r) in self.items.iter().enumerate() {
             f(first + k, r)?;
         }
         Ok(())
@@ -316,11 +291,6 @@ impl RequestList {
     /// Hands on the requests held so far, keeping the graph.
     pub fn take_all(&mut self) -> Vec<Request> {
         std::mem::take(&mut self.items)
-    }
-
-    /// The request added last, to change (while it is held).
-    pub fn last_mut(&mut self) -> Option<&mut Request> {
-        self.items.last_mut()
     }
 
     /// Hands on the request added last, keeping the graph.
@@ -402,8 +372,6 @@ impl RequestList {
             depends_on,
             has_references,
             named,
-            past: Past::default(),
-            subscription: None,
         };
         let size = request.wire_size();
         if size > limits::MAX_BATCH_BYTES {
