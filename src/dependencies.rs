@@ -100,6 +100,46 @@ impl DependencyGraph {
         links
     }
 
+    /// Each request's wave: 0 when it depends on none, else one more than the
+    /// deepest of those it depends on (what the dry run prints; a request
+    /// runs when its own dependencies have succeeded, not a whole wave).
+    /// A dependency not added counts for nothing; a cycle is cut where met.
+    pub fn waves(&self) -> Vec<usize> {
+        let mut wave: Vec<Option<usize>> = vec![None; self.len];
+        for start in 0..self.len {
+            if wave[start].is_some() {
+                continue;
+            }
+            // Depth first without recursion: a chain can be long.
+            let mut stack = vec![(start, false)];
+            while let Some((i, expanded)) = stack.pop() {
+                let deps: Vec<usize> = self
+                    .depends_on
+                    .get(&i)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| self.index_of(d))
+                    .collect();
+                if expanded {
+                    let w = deps.iter().filter_map(|&j| wave[j]).map(|w| w + 1).max();
+                    wave[i] = Some(w.unwrap_or(0));
+                    continue;
+                }
+                if wave[i].is_some() {
+                    continue;
+                }
+                wave[i] = Some(0); // a cycle back here reads 0
+                stack.push((i, true));
+                stack.extend(
+                    deps.into_iter()
+                        .filter(|&j| wave[j].is_none())
+                        .map(|j| (j, false)),
+                );
+            }
+        }
+        wave.into_iter().map(|w| w.unwrap_or(0)).collect()
+    }
+
     /// `(request, id)` for every `dependsOn` id that names no request added so
     /// far, in the order the requests were added.
     pub fn unresolved(&self) -> Vec<(usize, String)> {
@@ -167,6 +207,30 @@ mod tests {
         );
         assert_eq!(g.unresolved(), [(2, "zz".to_string())]);
         assert_eq!(g.index_of("B"), Some(2));
+    }
+
+    #[test]
+    fn waves_are_one_more_than_the_deepest_dependency() {
+        let mut g = DependencyGraph::default();
+        // c waits for a and b, b for a; d for nothing; e for one never added.
+        g.add(Some("c"), &ids(&["a", "B"])).unwrap();
+        g.add(Some("a"), &[]).unwrap();
+        g.add(Some("b"), &ids(&["a"])).unwrap();
+        g.add(None, &[]).unwrap();
+        g.add(Some("e"), &ids(&["ghost"])).unwrap();
+        assert_eq!(g.waves(), [2, 0, 1, 0, 0]);
+        // A chain far deeper than a thread's stack would take recursively.
+        let mut g = DependencyGraph::default();
+        g.push(Some("r0"), &[]);
+        for i in 1..100_000 {
+            g.push(Some(&format!("r{i}")), &[format!("r{}", i - 1)]);
+        }
+        assert_eq!(g.waves().last(), Some(&99_999));
+        // A cycle (pushed unchecked) does not hang.
+        let mut g = DependencyGraph::default();
+        g.push(Some("x"), &ids(&["y"]));
+        g.push(Some("y"), &ids(&["x"]));
+        assert_eq!(g.waves().len(), 2);
     }
 
     #[test]

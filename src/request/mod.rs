@@ -288,6 +288,12 @@ impl RequestList {
         Ok(())
     }
 
+    /// Each request's dependency wave, from the list's graph
+    /// ([`DependencyGraph::waves`]).
+    pub fn waves(&self) -> Vec<usize> {
+        self.graph.waves()
+    }
+
     /// Hands on the requests held so far, keeping the graph.
     pub fn take_all(&mut self) -> Vec<Request> {
         std::mem::take(&mut self.items)

@@ -5,16 +5,21 @@
 //! ARM's 20 with bodies); a real run may cut differently when throttling or
 //! retries reorder the work.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 
 use azbatch::dialect::{batch_version, throttle_scope};
 use azbatch::plan::{self, Limits, Size};
 use azbatch::{limits, Options, Request};
 
-/// Prints the plan of `requests` to `out`.
-pub fn print(requests: &[Request], options: &Options, out: &mut impl Write) -> std::io::Result<()> {
-    let waves = waves(requests);
+/// Prints the plan of `requests`, each in its dependency wave (`waves`, from
+/// the request list's graph), to `out`.
+pub fn print(
+    requests: &[Request],
+    waves: &[usize],
+    options: &Options,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let deepest = waves.iter().copied().max().map_or(0, |w| w + 1);
     let mut by_wave: Vec<VecDeque<usize>> = vec![VecDeque::new(); deepest];
     for (i, w) in waves.iter().enumerate() {
@@ -79,40 +84,4 @@ pub fn print(requests: &[Request], options: &Options, out: &mut impl Write) -> s
         writeln!(out, "  {scope}: {n} request(s)")?;
     }
     Ok(())
-}
-
-/// Each request's wave: 0 without dependencies, else one more than the
-/// deepest of the requests it depends on (names are case-insensitive).
-fn waves(requests: &[Request]) -> Vec<usize> {
-    let index: HashMap<String, usize> = requests
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.named)
-        .map(|(i, r)| (r.id.to_lowercase(), i))
-        .collect();
-    let mut wave: Vec<Option<usize>> = vec![None; requests.len()];
-    fn depth(
-        i: usize,
-        rs: &[Request],
-        index: &HashMap<String, usize>,
-        wave: &mut Vec<Option<usize>>,
-    ) -> usize {
-        if let Some(w) = wave[i] {
-            return w;
-        }
-        // Checked acyclic before the plan is made; a guard all the same.
-        wave[i] = Some(0);
-        let w = rs[i]
-            .depends_on
-            .iter()
-            .filter_map(|d| index.get(&d.to_lowercase()))
-            .map(|&j| depth(j, rs, index, wave) + 1)
-            .max()
-            .unwrap_or(0);
-        wave[i] = Some(w);
-        w
-    }
-    (0..requests.len())
-        .map(|i| depth(i, requests, &index, &mut wave))
-        .collect()
 }

@@ -338,9 +338,10 @@ fn dry_run(reader: impl BufRead, options: &Options, name: &str) -> i32 {
     if let Err(e) = list.check_dependencies() {
         return usage(format!("{name}: {e}"));
     }
+    let waves = list.waves();
     let requests = list.into_vec();
     // An error is a closed pipe: the reader has what it wanted.
-    let _ = crate::dry_run::print(&requests, options, &mut std::io::stdout().lock());
+    let _ = crate::dry_run::print(&requests, &waves, options, &mut std::io::stdout().lock());
     exit::OK
 }
 
