@@ -121,6 +121,13 @@ namespace AzBatch
         private string resource;
         private int index;
         private readonly HashSet<string> skipped = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        /// <summary>Whether a request was skipped (-WhatIf, -Confirm): the
+        /// library then counts fewer requests than the input has, so a request
+        /// without an Id gets its input position from here.</summary>
+        private bool positionsShifted;
+        /// <summary>The ids given, kept while -WhatIf or -Confirm may skip
+        /// requests: a position already given as an id is left to the library.</summary>
+        private HashSet<string> givenIds;
 
         protected override void BeginProcessing()
         {
@@ -242,11 +249,18 @@ namespace AzBatch
         /// skips what depends on it), then goes to the core.</summary>
         private void Send(RequestDraft d, object target)
         {
+            bool mayskip = Bound("WhatIf") || Bound("Confirm");
+            if (mayskip && d.Id != null)
+            {
+                if (givenIds == null) givenIds = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+                givenIds.Add(d.Id);
+            }
             foreach (string dep in d.DependsOn)
             {
                 if (skipped.Contains(dep))
                 {
                     if (d.Id != null) skipped.Add(d.Id);
+                    positionsShifted = true;
                     // Said where -WhatIf users look, not only in -Verbose.
                     WriteWarning(string.Format("Skipping {0} {1}: it depends on '{2}', which was not sent", d.Method, d.Url, dep));
                     return;
@@ -255,7 +269,16 @@ namespace AzBatch
             if (!d.IsRead && !ShouldProcess(d.Method + " " + d.Url, "Send"))
             {
                 if (d.Id != null) skipped.Add(d.Id);
+                positionsShifted = true;
                 return;
+            }
+            string position = (index - 1).ToString(CultureInfo.InvariantCulture);
+            if (positionsShifted && d.Id == null && (givenIds == null || !givenIds.Contains(position)))
+            {
+                // The id a request without one gets is its position in the input,
+                // whatever was skipped before it.
+                d.Id = position;
+                d.Json = "{\"id\":\"" + position + "\"," + d.Json.TrimStart().Substring(1);
             }
             if (batch == null) Open(d.Url, target);
             try

@@ -612,6 +612,23 @@ Import-Module '$ModuleDir/AzBatch.psd1'
         ($out | Where-Object { $_ -is [System.Management.Automation.WarningRecord] -and $_.Message -match "Skipping PATCH .*whatif2.*depends on 'make'" }) | Should -Not -BeNullOrEmpty
     }
 
+    It 'names a request without an Id by its input position, whatever -WhatIf skipped before it' {
+        $out = @(
+            $SubUrl,
+            @{ Method = 'PUT'; Url = "/subscriptions/$Sub0/resourcegroups/whatif3?api-version=2021-04-01"; Body = @{ location = 'westeurope' } },
+            $SubUrl,
+            @{ Id = 'given'; Url = $SubUrl },
+            @{ Id = '5'; Url = $SubUrl },
+            $SubUrl
+        ) | Invoke-AzBatchRequest @Common -WhatIf
+        # Position 5 is another request's given id: that one keeps it, this one gets the library's own.
+        $names = @($out | ForEach-Object Name)
+        foreach ($n in '0', '2', '5', 'given') { $names | Should -Contain $n }
+        $names.Count | Should -Be 5
+        @($names | Sort-Object -Unique).Count | Should -Be 5
+        $out | ForEach-Object { $_.Status | Should -Be 200 }
+    }
+
     It 'asks for no token on an empty pipeline' {
         { @() | Invoke-AzBatchRequest @NoTokenEnv } | Should -Not -Throw
     }
