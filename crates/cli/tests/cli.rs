@@ -1040,3 +1040,64 @@ fn a_closed_stdout_ends_the_run_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("failed"), "no failures counted: {stderr}");
 }
+
+/// The README's command-line examples run as written: its sample request
+/// line (with an emulated subscription for `<sub>`) and its emulator example
+/// (with the emulator's port for `PORT`, its token for `t`).
+#[test]
+fn the_readme_examples_run_against_the_emulator() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = |after: &str, fence: &str| -> String {
+        let at = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("README has {after:?}"));
+        let rest = &readme[at..];
+        let start = rest.find(fence).expect("a code block follows") + fence.len();
+        let end = rest[start..].find("```").expect("the block ends");
+        rest[start..start + end].trim().to_string()
+    };
+    let emu = emulator(Config::default());
+    let port = emu.addr().port().to_string();
+    // The sample line: a PUT of a resource group.
+    let line = block("One request per line, as JSON", "```json\n").replace("<sub>", &sub(0));
+    let endpoint = emu.url();
+    let out = azbatch(
+        &["run", "--endpoint", &endpoint, "--token", TOKEN],
+        &format!("{line}\n"),
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        matches!(out.lines[0]["status"].as_u64(), Some(200 | 201)),
+        "{:?}",
+        out.lines
+    );
+    // The emulator example, as a shell runs it.
+    let script = block("Against the emulator, to try it without Azure", "```sh\n")
+        .replace("PORT", &port)
+        .replace("--token t", &format!("--token {TOKEN}"));
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_azbatch"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shell = Command::new("bash")
+        .args(["-c", &script])
+        .env("PATH", path)
+        .env_remove("AZBATCH_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&shell.stdout);
+    assert!(
+        shell.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap();
+    assert_eq!(result["status"], 200, "{stdout}");
+}
