@@ -25,7 +25,7 @@ use crate::options::Options;
 use crate::progress::{Progress, ProgressSnapshot};
 use crate::queue::{self, ResultReceiver, ResultSender};
 use crate::request::{Request, RequestList, RequestSpec};
-use crate::result::{codes, ErrorInfo, ItemResult, SubscriptionInfo, Summary};
+use crate::result::{codes, ErrorInfo, ItemResult, Summary};
 use crate::secret::Secret;
 use crate::transport::{ReqwestTransport, Transport};
 
@@ -195,21 +195,22 @@ impl Drive {
         let arrivals = requests
             .into_iter()
             .enumerate()
-            .map(|(i, r)| {
-                let id = r.id.clone();
-                let subscription = fanned.subscriptions.remove(&i);
+            .map(|(i, request)| {
                 // A fanned-out request is known only now: one the journal
                 // holds another request for is not sent.
-                arrival(journal, i, r, subscription).unwrap_or_else(|e| Arrival {
-                    request: Request::get(&id, ""),
-                    past: Past::Done(Box::new(ItemResult::no_answer(
+                let past = past(journal, i, &request).unwrap_or_else(|e| {
+                    Past::Done(Box::new(ItemResult::no_answer(
                         i,
-                        &id,
+                        &request.id,
                         0,
                         ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
-                    ))),
-                    subscription: None,
-                })
+                    )))
+                });
+                Arrival {
+                    request,
+                    past,
+                    subscription: fanned.subscriptions.remove(&i),
+                }
             })
             .collect();
         let engine = self.journaled_engine();
@@ -351,9 +352,13 @@ impl Job {
         let id = input.list.add(spec, &self.options)?.id.clone();
         let request = input.list.take_last().expect("just added");
         let index = input.list.len() - 1;
-        let arrival = arrival(input.journal.as_deref(), index, request, None)?;
+        let past = past(input.journal.as_deref(), index, &request)?;
         input.pending.extend(index, [&id]);
-        permit.send(arrival);
+        permit.send(Arrival {
+            request,
+            past,
+            subscription: None,
+        });
         Ok(id)
     }
 
@@ -456,8 +461,15 @@ impl Job {
             let first = first
                 .into_iter()
                 .enumerate()
-                .map(|(i, r)| arrival(journal.as_deref(), i, r, None))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|(i, request)| {
+                    let past = past(journal.as_deref(), i, &request)?;
+                    Ok(Arrival {
+                        request,
+                        past,
+                        subscription: None,
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
             let (tx, rest) = mpsc::channel(INPUT_CAPACITY);
             *self.input.lock().map_err(|_| poisoned())? = Some(OpenInput {
                 list,
@@ -601,35 +613,22 @@ fn take_building(
             if !open {
                 b.list.check_dependencies()?;
             }
-            if let Some(j) = journal {
-                // Nothing is sent when the journal belongs to other input.
-                b.list.try_each(|i, r| j.past(i, r).map(drop))?;
-            }
+            // Nothing is sent when the journal belongs to other input.
+            b.list.try_each(|i, r| past(journal, i, r).map(drop))?;
             Ok(std::mem::take(b))
         }
         State::Running(_) => Err(Error::WrongState("the job has already started".into())),
     }
 }
 
-/// A request as its run takes it: with what the journal says an earlier
-/// run of the same input did with it (the one place a job asks), and the
-/// subscription a fan-out sent it to. An error when the journal recorded
-/// another request at its place.
-fn arrival(
-    journal: Option<&Journal>,
-    index: usize,
-    request: Request,
-    subscription: Option<Box<SubscriptionInfo>>,
-) -> Result<Arrival, Error> {
-    let past = match journal {
-        Some(j) => j.past(index, &request)?,
-        None => Past::Unjournaled,
-    };
-    Ok(Arrival {
-        request,
-        past,
-        subscription,
-    })
+/// What an earlier run of the same input did with request `index`, as the
+/// journal says (the one place a job asks it); an error when the journal
+/// recorded another request at that place.
+fn past(journal: Option<&Journal>, index: usize, request: &Request) -> Result<Past, Error> {
+    match journal {
+        Some(j) => j.past(index, request),
+        None => Ok(Past::Unjournaled),
+    }
 }
 
 fn poisoned() -> Error {

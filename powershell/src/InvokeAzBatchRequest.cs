@@ -125,8 +125,9 @@ namespace AzBatch
         /// library then counts fewer requests than the input has, so a request
         /// without an Id gets its input position from here.</summary>
         private bool positionsShifted;
-        /// <summary>The ids given, kept while -WhatIf or -Confirm may skip
-        /// requests: a position already given as an id is left to the library.</summary>
+        /// <summary>The ids given, kept when -WhatIf or -Confirm may skip
+        /// requests (null otherwise): a position already given as an id is
+        /// left to the library.</summary>
         private HashSet<string> givenIds;
 
         protected override void BeginProcessing()
@@ -137,6 +138,7 @@ namespace AzBatch
                 ThrowTerminatingError(new ErrorRecord(e, "AzBatch.NativeLibraryNotFound", ErrorCategory.ResourceUnavailable, null));
             }
             CheckParameters();
+            if (Bound("WhatIf") || Bound("Confirm")) givenIds = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         }
 
         protected override void ProcessRecord()
@@ -249,12 +251,7 @@ namespace AzBatch
         /// skips what depends on it), then goes to the core.</summary>
         private void Send(RequestDraft d, object target)
         {
-            bool mayskip = Bound("WhatIf") || Bound("Confirm");
-            if (mayskip && d.Id != null)
-            {
-                if (givenIds == null) givenIds = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-                givenIds.Add(d.Id);
-            }
+            if (givenIds != null && d.Id != null) givenIds.Add(d.Id);
             foreach (string dep in d.DependsOn)
             {
                 if (skipped.Contains(dep))

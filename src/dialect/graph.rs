@@ -280,11 +280,9 @@ pub fn is_protection(path: &str) -> bool {
 /// The documented bucket of a Graph scope other than the app's units, if it
 /// has one: units in a full bucket, units added a second.
 pub(crate) fn seed(key: &str) -> Option<(f64, f64)> {
-    // A little under the documented one a second: requests reach the service
-    // milliseconds apart from when they left, and a one-second window refuses
-    // one that comes a millisecond early.
+    // Each a little under its documented rate ([`UNDER`]).
     match key {
-        PROTECTION => Some((1.0, PROTECTION_RATE)),
+        PROTECTION => Some((1.0, 1.0 * UNDER)),
         SHAREPOINT => Some((
             SHAREPOINT_UNITS_A_MINUTE,
             SHAREPOINT_UNITS_A_MINUTE / 60.0 * UNDER,
@@ -292,9 +290,6 @@ pub(crate) fn seed(key: &str) -> Option<(f64, f64)> {
         _ => None,
     }
 }
-
-/// What identity protection and Conditional Access are paced at, a second.
-const PROTECTION_RATE: f64 = UNDER;
 
 /// The scope of every Graph call but a mailbox's.
 pub(crate) const APP: &str = "app";
@@ -339,15 +334,12 @@ pub(crate) fn operation(method: &str, path: &str) -> Option<&'static str> {
         return None;
     }
     let write = !matches!(method, "GET" | "HEAD");
-    let intune = path
-        .trim_start_matches('/')
-        .get(..17)
-        .is_some_and(|head| head.eq_ignore_ascii_case("deviceManagement/"));
     let root = path
         .trim_start_matches('/')
         .split(['/', '('])
         .next()
         .unwrap_or("");
+    let intune = root.eq_ignore_ascii_case("deviceManagement");
     let identity = IDENTITY_ROOTS.iter().any(|r| r.eq_ignore_ascii_case(root));
     let name = match (intune, identity, write) {
         (true, _, true) => "graph intune writes",

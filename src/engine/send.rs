@@ -264,9 +264,10 @@ impl Ctx {
     /// The URL of an item sent on its own: the run's root and its path (or,
     /// in another Graph version, that version's root).
     fn single_url(&self, relative: &str) -> Result<Url, String> {
-        let (version, path) = match dialect::graph::version_of(relative) {
-            Some((v, rest)) if self.options.api == dialect::Api::Graph => (Some(v), rest),
-            _ => (None, relative),
+        let version = dialect::batch_version(self.options.api, relative);
+        let path = match version {
+            Some(_) => dialect::graph::under_its_version(relative),
+            None => relative,
         };
         let text = format!(
             "{}{}{path}",

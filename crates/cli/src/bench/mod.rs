@@ -452,33 +452,16 @@ impl Server for PlainServer {
 }
 
 async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
-    if let Some(rules) = &w.plain {
-        let server =
-            PlainServer::start(rules.clone(), w.latency).context("starting the plain server")?;
-        let ideal = plain::ideal(w, rules);
-        let m = azbatch_child(&server, w)?;
-        return Ok(vec![Row {
-            workload: w.name.clone(),
-            server: "plain",
-            strategy: "AzBatch".into(),
-            seconds: Some(round(m.seconds)),
-            ideal_seconds: Some(round(ideal)),
-            ratio: Some(round(m.seconds / ideal)),
-            attempts: m.attempts,
-            throttled: m.throttled,
-            peak_rss_mb: m.peak_rss_mb.map(round),
-            cpu_seconds: m.cpu_seconds.map(round),
-            note: None,
-        }]);
-    }
     let throttle = w.throttle;
-    let emu = restart(w, throttle)?;
-    let ideal = ideal(w, &throttle);
+    let (server, ideal) = match &w.plain {
+        Some(rules) => ("plain", Some(plain::ideal(w, rules))),
+        None => ("emulator", ideal(w, &throttle)),
+    };
     let mut rows = vec![];
     let mut row = |strategy: &str, m: Measured, note: Option<String>| {
         rows.push(Row {
             workload: w.name.clone(),
-            server: "emulator",
+            server,
             strategy: strategy.into(),
             seconds: m.ran.then_some(round(m.seconds)),
             ideal_seconds: ideal.map(round),
@@ -490,6 +473,13 @@ async fn workload_rows(w: &Workload, azbatch_only: bool) -> Result<Vec<Row>> {
             note,
         })
     };
+    if let Some(rules) = &w.plain {
+        let plain =
+            PlainServer::start(rules.clone(), w.latency).context("starting the plain server")?;
+        row("AzBatch", azbatch_child(&plain, w)?, None);
+        return Ok(rows);
+    }
+    let emu = restart(w, throttle)?;
     if !w.baselines {
         let m = azbatch_child(&emu, w)?;
         let per_request = |m: &Measured| {
