@@ -90,7 +90,7 @@ if [ -n "$csc" ]; then
   [ -f "$sma" ] || { echo "no PowerShellStandard reference at $sma (set AZBATCH_REFS)" >&2; exit 1; }
   "$csc" -nologo -noconfig -nostdlib -langversion:5 -warnaserror -optimize+ -deterministic -target:library \
     -out:"$module/AzBatch.dll" $(printf -- '-r:%s ' "$refs"/netstandard2.0/*.dll) -r:"$sma" powershell/src/*.cs
-elif command -v dotnet >/dev/null && dotnet --list-sdks | grep -q .; then
+elif command -v dotnet >/dev/null && [ -n "$(dotnet --list-sdks 2>/dev/null)" ]; then
   dotnet build powershell/src/AzBatch.csproj -c Release -o "$out/AzBatch.dll.build" --nologo -v quiet
   cp "$out/AzBatch.dll.build/AzBatch.dll" "$module/"
   rm -rf "$out/AzBatch.dll.build"

@@ -57,7 +57,7 @@ platform_tools() {
     if [ "$rid" != linux-x64 ]; then
       local t
       t=$(platform_triple "$rid")
-      rustup target list --installed | grep -qx "$t" || targets+=("$t")
+      grep -qx "$t" <<<"$(rustup target list --installed)" || targets+=("$t")
     fi
   done
   if [ ${#apt[@]} -gt 0 ]; then

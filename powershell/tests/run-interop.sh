@@ -33,5 +33,5 @@ echo "== the interop driven on .NET against the library and the emulator"
 cat >"$work/driver.runtimeconfig.json" <<'JSON'
 {"runtimeOptions":{"tfm":"net10.0","framework":{"name":"Microsoft.NETCore.App","version":"10.0.0"},"rollForward":"LatestMajor"}}
 JSON
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+version=$(grep -m1 '^version = ' Cargo.toml | sed 's/^version = "\(.*\)"/\1/')
 "$dotnet" "$work/driver.dll" "$endpoint" interop-token "$module" "$version"

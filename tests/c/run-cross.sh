@@ -83,7 +83,7 @@ win_leg() {
   grep -qi "replayed" "$dir/stderr.txt" || fail "the rerun did not replay from the journal: $(cat "$dir/stderr.txt")"
   echo "rerun: replayed from the journal"
   out=$(cd "$dir" && "$WINE" "$exe" run --dry-run --api arm "$(winpath "$dir/requests.jsonl")" 2>&1) || fail "--dry-run: exit $?"
-  echo "$out" | grep -q "subscription-reads" || fail "--dry-run printed no plan: $out"
+  grep -q "subscription-reads" <<<"$out" || fail "--dry-run printed no plan: $out"
   echo "--dry-run: the plan, nothing sent"
   code=0
   printf '{"url":5}\r\n' | (cd "$dir" && "$WINE" "$exe" run --endpoint "$endpoint" --token cross-token >/dev/null 2>&1) || code=$?
@@ -154,10 +154,10 @@ win_leg() {
   code=0
   out=$(cd "$dir" && "$WINE" "$exe" run --endpoint "https://localhost:$port" --token cross-token <<<"$one" 2>&1) || code=$?
   [ "$code" = 1 ] || fail "TLS to an untrusted server: exit 1 expected, got $code: $out"
-  echo "$out" | grep -q '"code":"TlsFailed"' || fail "TLS refusal is not TlsFailed: $out"
-  echo "$out" | grep -q '"attempts":1' || fail "a TLS refusal was sent again: $out"
-  echo "$out" | grep -q "SSL_CERT_FILE" || fail "TLS refusal does not say what to do: $out"
-  echo "$out" | grep -q cross-token && fail "the token appears in the output"
+  grep -q '"code":"TlsFailed"' <<<"$out" || fail "TLS refusal is not TlsFailed: $out"
+  grep -q '"attempts":1' <<<"$out" || fail "a TLS refusal was sent again: $out"
+  grep -q "SSL_CERT_FILE" <<<"$out" || fail "TLS refusal does not say what to do: $out"
+  grep -q cross-token <<<"$out" && fail "the token appears in the output"
   echo "untrusted: TlsFailed at once, with advice ($(echo "$out" | grep -o '(unexpected[^)]*)\|(invalid peer[^)]*)' | head -n1))"
   # SSL_CERT_FILE by a Windows path: read (the run gets past it to TLS), or
   # refused with its name when missing.
@@ -170,10 +170,10 @@ win_leg() {
   out=$(cd "$dir" && SSL_CERT_FILE="$(winpath "$dir/ca.pem")" "$WINE" "$exe" run --endpoint "https://localhost:$port" \
     --token cross-token <<<"$one" 2>&1) || code=$?
   kill $tls 2>/dev/null || true
-  if echo "$out" | grep -q '"code":"TlsFailed"'; then
+  if grep -q '"code":"TlsFailed"' <<<"$out"; then
     # Wine's crypt32 cannot build the chain the platform verifier asks for
     # (ERROR_INVALID_PARAMETER); real Windows trusts the file's authority.
-    echo "$out" | grep -q "Invalid parameter" || fail "SSL_CERT_FILE's authority was refused for another reason than Wine's: $out"
+    grep -q "Invalid parameter" <<<"$out" || fail "SSL_CERT_FILE's authority was refused for another reason than Wine's: $out"
     echo "SSL_CERT_FILE at $(winpath "$dir/ca.pem"): read; Wine's crypt32 cannot verify a chain (Invalid parameter), so trust itself is the workflow's to prove"
   else
     echo "SSL_CERT_FILE at $(winpath "$dir/ca.pem"): trusted, the handshake passed (the server is no batch endpoint: $(echo "$out" | grep -o '"code":"[A-Za-z]*"' | head -n1))"

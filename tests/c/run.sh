@@ -22,7 +22,7 @@ cflags=(-std=c99 -D_POSIX_C_SOURCE=199309L -pthread -Wall -Wextra -Werror -g -Ii
 
 echo "== C ABI under AddressSanitizer + UBSan"
 gcc -fsanitize=address,undefined -fno-omit-frame-pointer "${cflags[@]}" -o "$out/abi_asan"
-ldd "$out/abi_asan" | grep -q libasan || { echo "AddressSanitizer is not linked" >&2; exit 1; }
+grep -q libasan <<<"$(ldd "$out/abi_asan")" || { echo "AddressSanitizer is not linked" >&2; exit 1; }
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 "$out/abi_asan" "$endpoint" c-abi-token asan
 
 echo "== C ABI under valgrind"
