@@ -199,12 +199,11 @@ impl Drive {
                 // A fanned-out request is known only now: one the journal
                 // holds another request for is not sent.
                 let past = past(journal, i, &request).unwrap_or_else(|e| {
-                    Past::Done(Box::new(ItemResult::no_answer(
-                        i,
-                        &request.id,
-                        0,
-                        ErrorInfo::new(codes::INVALID_REQUEST, e.to_string()),
-                    )))
+                    let error = ErrorInfo::new(codes::INVALID_REQUEST, e.to_string());
+                    let mut r = ItemResult::no_answer(i, &request.id, 0, error);
+                    r.method.clone_from(&request.method);
+                    r.url.clone_from(&request.url);
+                    Past::Done(Box::new(r))
                 });
                 Arrival {
                     request,

@@ -233,3 +233,108 @@ fn a_journal_of_other_input_is_refused_before_anything_is_sent() {
     assert!(e.contains("line 2 is damaged"), "{e}");
     std::fs::remove_file(&path).unwrap();
 }
+
+/// The results of one forEachSubscription `template` run with `journal`.
+fn fanned(
+    emu: &azbatch_emulator::Emulator,
+    journal: &std::path::Path,
+    template: &Value,
+) -> Vec<ItemResult> {
+    let b = batch(emu, json!({ "journal": journal }));
+    add(&b, template.clone());
+    b.execute().expect("runs").results
+}
+
+/// The paths the emulator was asked for that end with `tail`.
+fn sent(emu: &azbatch_emulator::Emulator, tail: &str) -> Vec<String> {
+    emu.ops()
+        .iter()
+        .filter(|o| o.path.ends_with(tail))
+        .map(|o| o.path.clone())
+        .collect()
+}
+
+/// A forEachSubscription run journals its fanned-out requests: run again it
+/// replays them (subscription and all); run against a tenant whose
+/// subscriptions changed, a request the journal holds another request for at
+/// its place gets a result that says so, with its own id, method and URL,
+/// and is not sent.
+#[test]
+fn a_fanned_out_run_replays_and_refuses_what_the_journal_does_not_hold() {
+    let path = temp("fanout");
+    let template = json!({"id": "rg", "url": "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01", "forEachSubscription": true});
+    let run_arm = |emu: &azbatch_emulator::Emulator| fanned(emu, &path, &template);
+    let emu = emulator(Config {
+        subscriptions: 3,
+        ..Config::default()
+    });
+    let first = run_arm(&emu);
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert!(first.iter().all(ItemResult::is_success), "{first:?}");
+    assert_eq!(sent(&emu, "/resourceGroups").len(), 3);
+    let again = run_arm(&emu);
+    assert_eq!(
+        sent(&emu, "/resourceGroups").len(),
+        3,
+        "nothing but the listing sent again"
+    );
+    let key = |r: &ItemResult| {
+        (
+            r.id.clone(),
+            r.status,
+            r.url.clone(),
+            r.subscription.as_ref().map(|s| s.subscription_id.clone()),
+        )
+    };
+    assert_eq!(
+        again.iter().map(key).collect::<Vec<_>>(),
+        first.iter().map(key).collect::<Vec<_>>()
+    );
+
+    // A tenant of four: the first three replay, the fourth is new and goes.
+    let four = emulator(Config {
+        subscriptions: 4,
+        ..Config::default()
+    });
+    let grown = run_arm(&four);
+    assert_eq!(grown.len(), 4, "{grown:?}");
+    assert!(grown.iter().all(ItemResult::is_success), "{grown:?}");
+    let went = sent(&four, "/resourceGroups");
+    assert_eq!(
+        went.len(),
+        1,
+        "only the new subscription's request: {went:?}"
+    );
+    assert!(went[0].contains(&sub(3)), "{went:?}");
+
+    // A tenant whose subscriptions are others: every place holds another
+    // request, so none is sent, and each result names its own request.
+    let shifted = emulator(Config {
+        subscriptions: 5,
+        ..Config::default()
+    });
+    let other = json!({"id": "tags", "url": "/subscriptions/{subscriptionId}/resourceGroups?api-version=2022-09-01", "forEachSubscription": true});
+    let results = fanned(&shifted, &path, &other);
+    assert_eq!(results.len(), 5, "{results:?}");
+    for (i, r) in results.iter().take(4).enumerate() {
+        let e = r.error.as_ref().expect("refused");
+        assert_eq!(e.code, "InvalidRequest", "{r:?}");
+        assert!(e.message.contains("different input"), "{r:?}");
+        assert_eq!(r.method, "GET", "{r:?}");
+        assert!(
+            r.url.contains(&sub(i)) && r.url.contains("2022-09-01"),
+            "{r:?}"
+        );
+        assert_eq!(r.attempts, 0, "{r:?}");
+        assert!(r.id.starts_with("tags"), "{r:?}");
+    }
+    let went = sent(&shifted, "/resourceGroups");
+    assert_eq!(
+        went.len(),
+        1,
+        "only the fifth, which the journal does not hold: {went:?}"
+    );
+    assert!(went[0].contains(&sub(4)), "{went:?}");
+    assert!(results[4].is_success(), "{:?}", results[4]);
+    std::fs::remove_file(&path).unwrap();
+}
