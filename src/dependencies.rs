@@ -1,8 +1,10 @@
-//! The dependency graph of a run's requests: who waits for whom. Built as
-//! requests are added (refusing cycles then) by the request list, and again by
-//! the engine as requests reach it (they may still be arriving while it runs).
-//! Both go through [`DependencyGraph::push`], so there is one reading of
-//! `dependsOn`.
+//! The dependency graph of a run's requests: who waits for whom. Built once,
+//! as requests are added (refusing cycles then), by the request list, and
+//! handed on with them: each request reaches the engine with its
+//! [`Links`], and the engine reads the same graph ([`SharedGraph`]) for the
+//! ids its references name and the ids no request had when the input closed
+//! (an open job's list goes on adding while the engine runs). The dry run
+//! reads its waves from it.
 //!
 //! `dependsOn` names requests by the id their caller gave; a request without
 //! one (its id was assigned) cannot be named, so the graph holds nothing for
@@ -10,6 +12,7 @@
 //! here.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// What an error about an unknown `dependsOn` id adds, since assigned ids
 /// cannot be named.
@@ -28,6 +31,20 @@ pub struct DependencyGraph {
     len: usize,
     /// Lower-case id not added yet → the requests that wait for it.
     awaiting: HashMap<String, Vec<usize>>,
+}
+
+/// A run's one graph, shared by the request list that builds it and the
+/// engine that reads it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedGraph(Arc<Mutex<DependencyGraph>>);
+
+impl SharedGraph {
+    /// The graph, for a moment (no lock is held across an await or a call
+    /// out). A panic while it was held leaves it as it was, so it is taken
+    /// as it is.
+    pub fn lock(&self) -> MutexGuard<'_, DependencyGraph> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// How a request just added is linked to the others.
@@ -67,7 +84,7 @@ impl DependencyGraph {
 
     /// Adds a request without looking for cycles (a request in a cycle never
     /// becomes ready), and says how it is linked. This is the one place that
-    /// reads `dependsOn`: the request list and the engine both come here.
+    /// reads `dependsOn`.
     pub fn push(&mut self, id: Option<&str>, depends_on: &[String]) -> Links {
         let index = self.len;
         self.len += 1;

@@ -173,11 +173,11 @@ impl Drive {
             fanned = fanout::expand_into(&mut list, &templates, &listing, &self.options);
         }
         let refused = fanned.refused;
-        let requests: Vec<Request> = list.into_vec();
+        let (requests, graph) = list.into_linked();
         let n = requests.len();
         let ids = requests
             .iter()
-            .map(|r| &r.id)
+            .map(|(r, _)| &r.id)
             .chain(refused.iter().map(|(id, ..)| id));
         self.pending.extend(0, ids);
         // Results for what could not become a request, after the requests' indexes.
@@ -192,10 +192,10 @@ impl Drive {
             self.sink.send(r);
         }
         let journal = self.journal.as_deref();
-        let arrivals = requests
+        let first = requests
             .into_iter()
             .enumerate()
-            .map(|(i, request)| {
+            .map(|(i, (request, links))| {
                 // A fanned-out request is known only now: one the journal
                 // holds another request for is not sent.
                 let past = past(journal, i, &request).unwrap_or_else(|e| {
@@ -207,20 +207,25 @@ impl Drive {
                 });
                 Arrival {
                     request,
+                    links,
                     past,
                     subscription: fanned.subscriptions.remove(&i),
                 }
             })
             .collect();
+        let input = Input {
+            first,
+            rest: None,
+            graph,
+        };
         let engine = self.journaled_engine();
         engine
-            .run_input(Input::All(arrivals), self.sink, self.progress, self.cancel)
+            .run_input(input, self.sink, self.progress, self.cancel)
             .await
     }
 
-    async fn stream(self, first: Vec<Arrival>, rest: mpsc::Receiver<Arrival>) -> Summary {
+    async fn stream(self, input: Input) -> Summary {
         let engine = self.journaled_engine();
-        let input = Input::Stream { first, rest };
         engine
             .run_input(input, self.sink, self.progress, self.cancel)
             .await
@@ -348,13 +353,17 @@ impl Job {
                 Error::WrongState("the run has ended; it takes no more requests".into())
             }
         })?;
-        let id = input.list.add(spec, &self.options)?.id.clone();
-        let request = input.list.take_last().expect("just added");
-        let index = input.list.len() - 1;
+        // Asked before it is added: a request the journal refuses is not
+        // part of the run (nor of its graph).
+        let request = input.list.prepare(spec, &self.options)?;
+        let index = input.list.len();
         let past = past(input.journal.as_deref(), index, &request)?;
+        let id = input.list.commit(request)?.id.clone();
+        let (request, links) = input.list.take_last_linked().expect("just added");
         input.pending.extend(index, [&id]);
         permit.send(Arrival {
             request,
+            links,
             past,
             subscription: None,
         });
@@ -456,19 +465,21 @@ impl Job {
         let task = if open {
             let mut list = building.list;
             let first = list.take_all();
-            pending.extend(0, first.iter().map(|r| &r.id));
+            pending.extend(0, first.iter().map(|(r, _)| &r.id));
             let first = first
                 .into_iter()
                 .enumerate()
-                .map(|(i, request)| {
+                .map(|(i, (request, links))| {
                     let past = past(journal.as_deref(), i, &request)?;
                     Ok(Arrival {
                         request,
+                        links,
                         past,
                         subscription: None,
                     })
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
+            let graph = list.graph();
             let (tx, rest) = mpsc::channel(INPUT_CAPACITY);
             *self.input.lock().map_err(|_| poisoned())? = Some(OpenInput {
                 list,
@@ -476,7 +487,11 @@ impl Job {
                 tx,
                 pending: pending.clone(),
             });
-            runtime.spawn(drive.stream(first, rest))
+            runtime.spawn(drive.stream(Input {
+                first,
+                rest: Some(rest),
+                graph,
+            }))
         } else {
             runtime.spawn(drive.run(building.list, building.templates))
         };

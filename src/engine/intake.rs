@@ -18,12 +18,16 @@ impl Run {
     pub(super) fn add(&mut self, arrival: Arrival) {
         let Arrival {
             request,
+            links,
             past,
             subscription,
         } = arrival;
-        let given = request.named.then_some(request.id.as_str());
-        let links = self.graph.push(given, &request.depends_on);
         let i = links.index;
+        debug_assert_eq!(
+            i,
+            self.items.len(),
+            "requests arrive in the order the graph placed them"
+        );
         self.progress.add_total(1);
         let scope = dialect::throttle_scope(self.ctx.options.api, &request.method, &request.url);
         let operation =
@@ -48,11 +52,12 @@ impl Run {
         }
         let failed = failed.map(|(j, status)| {
             // The id as this request names it: the failed one's own is gone.
+            let graph = self.graph.lock();
             let id = item
                 .request
                 .depends_on
                 .iter()
-                .find(|d| self.graph.index_of(d) == Some(j));
+                .find(|d| graph.index_of(d) == Some(j));
             (id.cloned().unwrap_or_default(), status)
         });
         let ready = item.waiting == 0;
@@ -116,7 +121,8 @@ impl Run {
     pub(super) fn close_input(&mut self) {
         self.input_open = false;
         self.kept_for_latecomers.clear();
-        for (i, d) in self.graph.unresolved() {
+        let unresolved = self.graph.lock().unresolved();
+        for (i, d) in unresolved {
             if self.items[i].outcome().is_some() {
                 continue;
             }
@@ -146,7 +152,7 @@ impl Run {
     pub(super) fn release(&mut self, i: usize) -> Option<ItemResult> {
         let filled = fill_references(
             self.items[i].live_mut(),
-            &self.graph,
+            &self.graph.lock(),
             &self.kept,
             &self.ctx.options,
         );

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSource;
 use crate::clock::Clock;
+use crate::dependencies::{Links, SharedGraph};
 use crate::journal::{Journal, Past};
 use crate::options::Options;
 use crate::progress::Progress;
@@ -58,41 +59,63 @@ pub struct Engine {
 
 type InFlight = FuturesUnordered<BoxFuture<'static, (Vec<usize>, Reply)>>;
 
-/// A request as a run takes it: the caller's input, and what the job
-/// learned of it before the run: what an earlier run of the same input did
-/// with it (its journal), and the subscription a fan-out sent it to.
+/// A request as a run takes it: the caller's input, its place in the run's
+/// dependency graph, and what the job learned of it before the run: what an
+/// earlier run of the same input did with it (its journal), and the
+/// subscription a fan-out sent it to.
 #[derive(Debug)]
 pub struct Arrival {
     pub request: Request,
+    pub links: Links,
     pub past: Past,
     pub subscription: Option<Box<SubscriptionInfo>>,
 }
 
-impl From<Request> for Arrival {
-    /// A request with no journal and no fan-out behind it.
-    fn from(request: Request) -> Arrival {
+impl Arrival {
+    /// `request`, linked as `links` say, with no journal and no fan-out behind it.
+    pub fn new(request: Request, links: Links) -> Arrival {
         Arrival {
             request,
+            links,
             past: Past::Unjournaled,
             subscription: None,
         }
     }
 }
 
-/// Where a run's requests come from.
-pub enum Input {
-    /// All of them, known at the start.
-    All(Vec<Arrival>),
-    /// `first`, then more arriving while the run goes on, until every sender
-    /// of `rest` is dropped. A request may depend on one that has not arrived
-    /// yet: it waits for it, and fails with `FailedDependency` if the input
-    /// ends without it.
-    Stream {
-        /// Known at the start.
-        first: Vec<Arrival>,
-        /// The rest, as it comes.
-        rest: mpsc::Receiver<Arrival>,
-    },
+/// Where a run's requests come from: `first`, known at the start, then,
+/// when there is a `rest`, more arriving while the run goes on, until every
+/// sender of it is dropped. A request may depend on one that has not
+/// arrived yet: it waits for it, and fails with `FailedDependency` if the
+/// input ends without it.
+pub struct Input {
+    pub first: Vec<Arrival>,
+    pub rest: Option<mpsc::Receiver<Arrival>>,
+    /// The graph that placed every request given (built once, by the
+    /// request list, or by [`Input::all`]).
+    pub graph: SharedGraph,
+}
+
+impl Input {
+    /// `requests`, all known at the start, placed in a graph of their own.
+    pub fn all(requests: Vec<Request>) -> Input {
+        let graph = SharedGraph::default();
+        let first = {
+            let mut g = graph.lock();
+            requests
+                .into_iter()
+                .map(|r| {
+                    let links = g.push(r.given_id(), &r.depends_on);
+                    Arrival::new(r, links)
+                })
+                .collect()
+        };
+        Input {
+            first,
+            rest: None,
+            graph,
+        }
+    }
 }
 
 impl Engine {
@@ -147,8 +170,7 @@ impl Engine {
         progress: Arc<Progress>,
         cancel: CancellationToken,
     ) -> Summary {
-        let arrivals = requests.into_iter().map(Arrival::from).collect();
-        self.run_input(Input::All(arrivals), sink, progress, cancel)
+        self.run_input(Input::all(requests), sink, progress, cancel)
             .await
     }
 
@@ -164,18 +186,12 @@ impl Engine {
     ) -> Summary {
         let started = Instant::now();
         let deadline = started + self.ctx.options.timeout;
-        let mut run = Run::new(self.ctx.clone(), sink, progress.clone());
-        let mut incoming = match input {
-            Input::All(requests) => {
-                requests.into_iter().for_each(|r| run.add(r));
-                run.close_input();
-                None
-            }
-            Input::Stream { first, rest } => {
-                first.into_iter().for_each(|r| run.add(r));
-                Some(rest)
-            }
-        };
+        let mut run = Run::new(self.ctx.clone(), input.graph, sink, progress.clone());
+        input.first.into_iter().for_each(|r| run.add(r));
+        let mut incoming = input.rest;
+        if incoming.is_none() {
+            run.close_input();
+        }
         let mut in_flight = InFlight::new();
         loop {
             #[cfg(test)]

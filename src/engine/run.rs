@@ -14,7 +14,7 @@ use super::deps::Kept;
 use super::item::Slot;
 use super::scopes::Scopes;
 use super::send::Ctx;
-use crate::dependencies::DependencyGraph;
+use crate::dependencies::SharedGraph;
 use crate::limits;
 use crate::options::Options;
 use crate::progress::Progress;
@@ -72,8 +72,9 @@ pub(super) struct Run {
     pub(super) ready: VecDeque<usize>,
     /// Items waiting for their retry time.
     pub(super) delayed: BinaryHeap<Reverse<(Instant, usize)>>,
-    /// Who depends on whom.
-    pub(super) graph: DependencyGraph,
+    /// Who depends on whom: the run's one graph, which placed each request
+    /// before it arrived.
+    pub(super) graph: SharedGraph,
     /// Answers of finished items that others depend on, or may (see
     /// [`KEEP_FOR_LATECOMERS`]).
     pub(super) kept: HashMap<usize, Kept>,
@@ -104,7 +105,12 @@ pub(super) struct Run {
 }
 
 impl Run {
-    pub(super) fn new(ctx: Arc<Ctx>, sink: ResultSender, progress: Arc<Progress>) -> Run {
+    pub(super) fn new(
+        ctx: Arc<Ctx>,
+        graph: SharedGraph,
+        sink: ResultSender,
+        progress: Arc<Progress>,
+    ) -> Run {
         let (batch_size, concurrency) = (ctx.options.batch_size, ctx.options.concurrency);
         let model = ctx.options.cloud.arm_model();
         Run {
@@ -112,7 +118,7 @@ impl Run {
             items: vec![],
             ready: VecDeque::new(),
             delayed: BinaryHeap::new(),
-            graph: DependencyGraph::default(),
+            graph,
             kept: HashMap::new(),
             kept_for_latecomers: VecDeque::new(),
             input_open: true,

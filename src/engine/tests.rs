@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Arrival, Engine, Input};
 use crate::clock::Clock;
+use crate::dependencies::SharedGraph;
 use crate::dialect::Api;
 use crate::endpoint::parse_endpoint;
 use crate::options::Options;
@@ -1143,7 +1144,7 @@ async fn a_slow_reader_holds_new_batches_back() {
 fn open_run(
     script: Arc<Script>,
 ) -> (
-    mpsc::Sender<Arrival>,
+    Feed,
     tokio::task::JoinHandle<crate::Summary>,
     crate::queue::ResultReceiver,
 ) {
@@ -1154,7 +1155,7 @@ fn open_run_with(
     o: Options,
     script: Arc<Script>,
 ) -> (
-    mpsc::Sender<Arrival>,
+    Feed,
     tokio::task::JoinHandle<crate::Summary>,
     crate::queue::ResultReceiver,
 ) {
@@ -1164,11 +1165,17 @@ fn open_run_with(
         Clock::starting_at(t0()),
     );
     let (tx, rx) = mpsc::channel(64);
+    let graph = SharedGraph::default();
+    let feed = Feed {
+        tx,
+        graph: graph.clone(),
+    };
     let (sink, results) = crate::queue::queue(crate::queue::DEFAULT_LIMIT);
     let run = tokio::spawn(async move {
-        let input = Input::Stream {
+        let input = Input {
             first: vec![],
-            rest: rx,
+            rest: Some(rx),
+            graph,
         };
         engine
             .run_input(
@@ -1179,7 +1186,33 @@ fn open_run_with(
             )
             .await
     });
-    (tx, run, results)
+    (feed, run, results)
+}
+
+/// How the tests feed an open run: each request placed in the run's graph
+/// as it is sent, as a job's request list does.
+struct Feed {
+    tx: mpsc::Sender<Arrival>,
+    graph: SharedGraph,
+}
+
+impl Feed {
+    async fn send(&self, r: Request) {
+        let permit = self.tx.reserve().await.expect("the run takes input");
+        permit.send(self.arrival(r));
+    }
+
+    /// Sends `r` unless the run's input is full.
+    fn try_send(&self, r: Request) -> Result<(), ()> {
+        let permit = self.tx.try_reserve().map_err(drop)?;
+        permit.send(self.arrival(r));
+        Ok(())
+    }
+
+    fn arrival(&self, r: Request) -> Arrival {
+        let links = self.graph.lock().push(r.given_id(), &r.depends_on);
+        Arrival::new(r, links)
+    }
 }
 
 fn drain_all(results: &mut crate::queue::ResultReceiver) -> Vec<ItemResult> {
@@ -1224,7 +1257,7 @@ async fn streamed_input_runs_as_it_arrives() {
     let (tx, run, mut results) = open_run(script.clone());
     let mut reqs = list.into_vec().into_iter();
     for (n, wait_after) in [0, 5, 5, 0, 5].into_iter().enumerate() {
-        tx.send(reqs.next().unwrap().into()).await.unwrap();
+        tx.send(reqs.next().unwrap()).await;
         tokio::time::sleep(Duration::from_secs(wait_after)).await;
         if n == 1 {
             assert_eq!(
@@ -1267,7 +1300,7 @@ async fn an_open_input_fills_batches_before_sending() {
     });
     let (tx, run, mut results) = open_run(script.clone());
     for i in 0..45 {
-        tx.send(get(&i.to_string(), "/a").into()).await.unwrap();
+        tx.send(get(&i.to_string(), "/a")).await;
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1321,7 +1354,7 @@ async fn held_requests_do_not_leave_batches_short_while_the_input_comes() {
     let (tx, run, mut results) = open_run_with(o.clone(), script.clone());
     // A mailbox's reads together, a millisecond (the timer's tick) apart.
     for (k, r) in parse(&o, &reqs).into_iter().enumerate() {
-        tx.send(r.into()).await.unwrap();
+        tx.send(r).await;
         if k % 8 == 7 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -1408,7 +1441,7 @@ async fn a_throttled_run_stops_taking_input_once_its_scopes_hold_enough() {
             &format!("r{accepted}"),
             "/subscriptions/hot/x?api-version=1",
         );
-        match tx.try_send(r.into()) {
+        match tx.try_send(r) {
             Ok(()) => {
                 accepted += 1;
                 refused_in_a_row = 0;

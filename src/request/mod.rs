@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::dependencies::{DependencyGraph, GIVEN_IDS_ONLY};
+use crate::dependencies::{Links, SharedGraph, GIVEN_IDS_ONLY};
 use crate::dialect::{self, Api};
 use crate::error::Error;
 use crate::limits;
@@ -60,6 +60,12 @@ impl Request {
             has_references: false,
             named: true,
         }
+    }
+
+    /// The id its caller gave, by which others may name it (`None`: it was
+    /// assigned, and names nothing).
+    pub fn given_id(&self) -> Option<&str> {
+        self.named.then_some(self.id.as_str())
     }
 
     /// Whether sending this request twice has the effect of sending it once.
@@ -228,7 +234,10 @@ impl RequestSpec {
 #[derive(Debug, Default)]
 pub struct RequestList {
     items: Vec<Request>,
-    graph: DependencyGraph,
+    /// How each request held is linked to the others; `None` when to none
+    /// (most requests: a word each rather than a [`Links`]).
+    links: Vec<Option<Box<Links>>>,
+    graph: SharedGraph,
     /// Requests added so far, handed on or not.
     added: usize,
     /// Which requests were assigned their index as id (one bit each): a
@@ -236,6 +245,17 @@ pub struct RequestList {
     plain: Vec<u64>,
     /// Assigned ids that needed a suffix (`1-1`: a caller had taken `1`), lower case.
     suffixed: HashSet<String>,
+}
+
+/// The links of request `index`, stored boxed when it has any.
+fn unbox(links: Option<Box<Links>>, index: usize) -> Links {
+    links.map_or(
+        Links {
+            index,
+            ..Links::default()
+        },
+        |l| *l,
+    )
 }
 
 /// Where a request stands in its list, for error messages.
@@ -276,6 +296,18 @@ impl RequestList {
         self.items
     }
 
+    /// The requests held, each with its links, and the graph that placed
+    /// them, for the engine.
+    pub(crate) fn into_linked(mut self) -> (Vec<(Request, Links)>, SharedGraph) {
+        let linked = self.take_all();
+        (linked, self.graph)
+    }
+
+    /// The run's graph, which this list goes on adding to.
+    pub(crate) fn graph(&self) -> SharedGraph {
+        self.graph.clone()
+    }
+
     /// Asks `f` about every request held, in order, with its index.
     pub fn try_each(
         &self,
@@ -289,19 +321,33 @@ impl RequestList {
     }
 
     /// Each request's dependency wave, from the list's graph
-    /// ([`DependencyGraph::waves`]).
+    /// ([`crate::dependencies::DependencyGraph::waves`]).
     pub fn waves(&self) -> Vec<usize> {
-        self.graph.waves()
+        self.graph.lock().waves()
     }
 
-    /// Hands on the requests held so far, keeping the graph.
-    pub fn take_all(&mut self) -> Vec<Request> {
+    /// Hands on the requests held so far with their links, keeping the graph.
+    pub(crate) fn take_all(&mut self) -> Vec<(Request, Links)> {
+        let first = self.added - self.items.len();
+        let links = std::mem::take(&mut self.links);
         std::mem::take(&mut self.items)
+            .into_iter()
+            .zip(links)
+            .enumerate()
+            .map(|(k, (r, l))| (r, unbox(l, first + k)))
+            .collect()
     }
 
     /// Hands on the request added last, keeping the graph.
     pub fn take_last(&mut self) -> Option<Request> {
-        self.items.pop()
+        self.take_last_linked().map(|(r, _)| r)
+    }
+
+    /// [`RequestList::take_last`], with its links.
+    pub(crate) fn take_last_linked(&mut self) -> Option<(Request, Links)> {
+        let request = self.items.pop()?;
+        let links = self.links.pop().flatten();
+        Some((request, unbox(links, self.added - self.items.len() - 1)))
     }
 
     /// Checks that every `dependsOn` names a request that was added.
@@ -319,7 +365,7 @@ impl RequestList {
         &self,
         id_of: impl Fn(usize) -> Option<String>,
     ) -> Option<(usize, Error)> {
-        let (i, d) = self.graph.unresolved().into_iter().next()?;
+        let (i, d) = self.graph.lock().unresolved().into_iter().next()?;
         let e = At::new(i, id_of(i).as_deref()).bad(
             "dependsOn",
             format!("no request has the id \"{d}\" ({GIVEN_IDS_ONLY})"),
@@ -336,6 +382,14 @@ impl RequestList {
     /// Checks one request against `options` and adds it. Errors name the
     /// request (`request[3]`, with its id when it has one) and the field at fault.
     pub fn add(&mut self, spec: RequestSpec, options: &Options) -> Result<&Request, Error> {
+        let request = self.prepare(spec, options)?;
+        self.commit(request)
+    }
+
+    /// The request `spec` would be if added next, checked (but for cycles),
+    /// the list unchanged: a job asks its journal about it before it is
+    /// added ([`RequestList::commit`]).
+    pub(crate) fn prepare(&self, spec: RequestSpec, options: &Options) -> Result<Request, Error> {
         let index = self.added;
         let spec = spec.canonical(index)?;
         let id = given_id(spec.id, spec.name, index)?;
@@ -389,19 +443,29 @@ impl RequestList {
                 ),
             ));
         }
-        let given = named.then_some(request.id.as_str());
-        self.graph
-            .add(given, &request.depends_on)
+        Ok(request)
+    }
+
+    /// Adds a request [`RequestList::prepare`] made, unless it would close a
+    /// cycle of `dependsOn`.
+    pub(crate) fn commit(&mut self, request: Request) -> Result<&Request, Error> {
+        let index = self.added;
+        let links = self
+            .graph
+            .lock()
+            .add(request.given_id(), &request.depends_on)
             .map_err(|cycle| {
-                at.bad(
+                At::new(index, request.given_id()).bad(
                     "dependsOn",
                     format!("makes a cycle: {}", cycle.join(" -> ")),
                 )
             })?;
-        self.items.push(request);
-        if !named {
-            self.note_assigned(index, &self.items.last().expect("just pushed").id.clone());
+        if !request.named {
+            self.note_assigned(index, &request.id);
         }
+        let linked = !(links.known.is_empty() && links.unknown == 0 && links.awaited_by.is_empty());
+        self.links.push(linked.then(|| Box::new(links)));
+        self.items.push(request);
         self.added += 1;
         Ok(self.items.last().expect("just pushed"))
     }
@@ -420,7 +484,7 @@ impl RequestList {
 
     /// Whether some request already has `id` (in any case).
     fn taken(&self, id: &str) -> bool {
-        if self.graph.index_of(id).is_some() || self.suffixed.contains(&id.to_lowercase()) {
+        if self.graph.lock().index_of(id).is_some() || self.suffixed.contains(&id.to_lowercase()) {
             return true;
         }
         // An assigned id is the index in plain decimal: "7", never "07" or "+7".
