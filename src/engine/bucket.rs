@@ -24,12 +24,11 @@ const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 /// How much a Graph model grows at a time when the service shows it is larger.
 const GROWTH: f64 = 1.1;
 
-/// After a throttle measured its rate, a bucket holds at most this many
-/// seconds of its refill (ARM's documented buckets hold 10 to 20): a service
-/// slower than believed is not met with the old burst after a quiet spell.
+/// After a throttle cut its rate, a bucket holds at most this many seconds of
+/// its refill (ARM's documented buckets hold 10 to 20): a service slower than
+/// believed is not met with the old burst after a quiet spell.
 const BURST_SECONDS: f64 = 10.0;
-/// Nor less than a batch's worth; after a first throttle, before there is a
-/// measure, it holds only that: a probe.
+/// Nor less than a batch's worth.
 const MIN_BURST: f64 = 20.0;
 
 /// A 429 for a bucket whose answers said it still held this share of its
@@ -63,8 +62,6 @@ pub(super) struct Bucket {
     /// (ARM's global subscription bucket): a request takes from both, and
     /// the emptier one paces.
     shared: Option<Box<Bucket>>,
-    /// The largest it was known to be: documented, or shown by the service.
-    largest: f64,
 }
 
 impl Bucket {
@@ -91,7 +88,6 @@ impl Bucket {
             grown_at: 0.0,
             informed: false,
             shared: None,
-            largest: capacity,
         }
     }
 
@@ -186,7 +182,6 @@ impl Bucket {
         let estimate = (remaining - (self.sent - mark).max(0.0)).max(0.0);
         if remaining > self.capacity {
             self.capacity = remaining;
-            self.largest = self.largest.max(remaining);
             self.tokens = estimate;
         } else if settled {
             self.tokens = estimate.min(self.capacity);
@@ -215,7 +210,6 @@ impl Bucket {
         }
         let more = self.capacity * (GROWTH - 1.0);
         self.capacity += more;
-        self.largest = self.largest.max(self.capacity);
         self.rate.scale(GROWTH);
         self.tokens += more;
         self.grown_at = self.sent;
@@ -224,8 +218,7 @@ impl Bucket {
     /// The service throttled this bucket: it is empty now, and its refill
     /// is what the limiter learns from the span since the last throttle.
     /// From then on it holds requests back, whatever it did before; after a
-    /// first cut it lets out a probe ([`MIN_BURST`]), after a measure at most
-    /// [`BURST_SECONDS`] of its rate.
+    /// cut it bursts at most [`BURST_SECONDS`] of its rate.
     pub fn throttled(&mut self, now: Instant) -> Learned {
         self.refill(now);
         // A bucket whose answers said it holds plenty did not run out: the
@@ -258,15 +251,9 @@ impl Bucket {
             _ => {}
         }
         self.tokens = self.tokens.min(0.0);
-        match learned {
-            // The service's bucket is empty and its refill not measured yet:
-            // after the pause, a probe's worth goes, not a burst.
-            Learned::Cut { .. } => self.capacity = self.capacity.min(MIN_BURST),
-            Learned::Measured { .. } => {
-                let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
-                self.capacity = self.largest.min(burst);
-            }
-            _ => {}
+        if matches!(learned, Learned::Cut { .. } | Learned::Measured { .. }) {
+            let burst = (self.rate.per_second() * BURST_SECONDS).max(MIN_BURST);
+            self.capacity = self.capacity.min(burst);
         }
         learned
     }
@@ -378,28 +365,5 @@ mod tests {
             (Kind::of("PATCH"), Kind::of("HEAD")),
             (Kind::Writes, Kind::Reads)
         );
-    }
-
-    #[test]
-    fn after_a_first_throttle_a_probe_goes_not_a_burst() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(Kind::of("GET").seed(Model::TokenBucket), t0);
-        assert!((0..250).all(|_| b.take(1.0, t0)));
-        b.served(200.0, t0);
-        b.starved();
-        let t1 = t0 + Duration::from_secs(1);
-        assert!(matches!(b.throttled(t1), Learned::Cut { .. }));
-        // However long the pause, its refill unknown: one batch's worth.
-        let later = t1 + Duration::from_secs(60);
-        assert_eq!(b.available(later), MIN_BURST);
-        // A measure sizes the burst again: ten seconds of the measured rate.
-        b.served(300.0, later);
-        b.starved();
-        let t2 = later + Duration::from_secs(2);
-        assert!(matches!(b.throttled(t2), Learned::Measured { .. }));
-        let rate = b.per_second();
-        assert!(rate > 4.0 && rate < 5.0, "{rate}");
-        let full = b.available(t2 + Duration::from_secs(600));
-        assert!((full - rate * BURST_SECONDS).abs() < 1e-9, "{full}");
     }
 }

@@ -377,17 +377,15 @@ async fn graph_app_without_unit_headers() {
     let out = against(Api::Graph, Cloud::default(), shape, 4000).await;
     eprintln!("Graph without unit headers: {out:?}");
     // Missed from a cold start: nothing tells the app's bucket before its
-    // first 429, and by then a round trip of batches (8 of 20 items) is on
-    // the wire: 148 429s. After the pause the scope lets out a probe, not a
-    // burst (21 429s more, 83 when it resumed at its cut rate). Once
-    // learned, the pacing meets the target.
+    // first 429, and by then a round trip of batches (up to 320 items) is on
+    // the wire. Once learned, the pacing meets the target.
     assert!(out.ratio() <= 1.10, "{out:?}");
     let (late, late_429) = out.late;
     assert!(
         late > 3000 && (late_429 as f64) < 0.02 * late as f64,
         "after the cold start: {out:?}"
     );
-    assert!(out.throttled_share() < 0.05, "{out:?}");
+    assert!(out.throttled_share() < 0.08, "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]
