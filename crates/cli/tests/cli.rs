@@ -501,12 +501,12 @@ fn bench_prints_a_row_per_strategy() {
         .collect();
     assert_eq!(
         rows.len(),
-        4 * 4 + 5 * 3 + 2 + 4 + 4,
-        "four strategies for a, b, c, d; five for e, f and g (with the Graph SDK); for h AzBatch and the library alone; AzBatch alone for the learned limits i, j, k, l and, on the plain server, m, n, o, p: {workloads:?}"
+        4 * 4 + 5 * 3 + 2 + 4 + 5,
+        "four strategies for a, b, c, d; five for e, f and g (with the Graph SDK); for h AzBatch and the library alone; AzBatch alone for the learned limits i, j, k, l and, on the plain server, m, n, o, p, q: {workloads:?}"
     );
     // Both kinds of server in one run.
     for (r, w) in rows.iter().zip(&workloads) {
-        let plain = ["(m)", "(n)", "(o)", "(p)"]
+        let plain = ["(m)", "(n)", "(o)", "(p)", "(q)"]
             .iter()
             .any(|l| w.starts_with(l));
         assert_eq!(r["server"], if plain { "plain" } else { "emulator" }, "{r}");
