@@ -247,6 +247,14 @@ fn fanned(
     b.execute().expect("runs").results
 }
 
+/// An emulator whose tenant has `subscriptions` subscriptions.
+fn tenant(subscriptions: usize) -> azbatch_emulator::Emulator {
+    emulator(Config {
+        subscriptions,
+        ..Config::default()
+    })
+}
+
 /// The paths the emulator was asked for that end with `tail`.
 fn sent(emu: &azbatch_emulator::Emulator, tail: &str) -> Vec<String> {
     emu.ops()
@@ -266,10 +274,7 @@ fn a_fanned_out_run_replays_and_refuses_what_the_journal_does_not_hold() {
     let path = temp("fanout");
     let template = json!({"id": "rg", "url": "/subscriptions/{subscriptionId}/resourceGroups?api-version=2021-04-01", "forEachSubscription": true});
     let run_arm = |emu: &azbatch_emulator::Emulator| fanned(emu, &path, &template);
-    let emu = emulator(Config {
-        subscriptions: 3,
-        ..Config::default()
-    });
+    let emu = tenant(3);
     let first = run_arm(&emu);
     assert_eq!(first.len(), 3, "{first:?}");
     assert!(first.iter().all(ItemResult::is_success), "{first:?}");
@@ -294,10 +299,7 @@ fn a_fanned_out_run_replays_and_refuses_what_the_journal_does_not_hold() {
     );
 
     // A tenant of four: the first three replay, the fourth is new and goes.
-    let four = emulator(Config {
-        subscriptions: 4,
-        ..Config::default()
-    });
+    let four = tenant(4);
     let grown = run_arm(&four);
     assert_eq!(grown.len(), 4, "{grown:?}");
     assert!(grown.iter().all(ItemResult::is_success), "{grown:?}");
@@ -311,10 +313,7 @@ fn a_fanned_out_run_replays_and_refuses_what_the_journal_does_not_hold() {
 
     // A tenant whose subscriptions are others: every place holds another
     // request, so none is sent, and each result names its own request.
-    let shifted = emulator(Config {
-        subscriptions: 5,
-        ..Config::default()
-    });
+    let shifted = tenant(5);
     let other = json!({"id": "tags", "url": "/subscriptions/{subscriptionId}/resourceGroups?api-version=2022-09-01", "forEachSubscription": true});
     let results = fanned(&shifted, &path, &other);
     assert_eq!(results.len(), 5, "{results:?}");
