@@ -200,10 +200,7 @@ impl Drive {
                 // holds another request for is not sent.
                 let past = past(journal, i, &request).unwrap_or_else(|e| {
                     let error = ErrorInfo::new(codes::INVALID_REQUEST, e.to_string());
-                    let mut r = ItemResult::no_answer(i, &request.id, 0, error);
-                    r.method.clone_from(&request.method);
-                    r.url.clone_from(&request.url);
-                    Past::Done(Box::new(r))
+                    Past::Done(Box::new(ItemResult::no_answer(i, &request.id, 0, error)))
                 });
                 Arrival {
                     request,

@@ -201,18 +201,16 @@ pub(crate) const RATE_LIMIT_REMAINING: &str = "RateLimit-Remaining";
 /// Whether a path (under its version) is SharePoint's or OneDrive's: sites,
 /// drives, shares, and a user's or group's drive.
 pub fn is_sharepoint(path: &str) -> bool {
-    let path = under_its_version(path);
-    let segs: Vec<&str> = path
+    let mut segs = under_its_version(path)
         .trim_start_matches('/')
-        .split(['/', '?'])
-        .take(3)
-        .collect();
-    let is = |s: Option<&&str>, names: &[&str]| {
+        .split(['/', '?']);
+    let (first, second, third) = (segs.next(), segs.next(), segs.next());
+    let is = |s: Option<&str>, names: &[&str]| {
         s.is_some_and(|s| names.iter().any(|n| s.eq_ignore_ascii_case(n)))
     };
-    is(segs.first(), &["sites", "drives", "shares"])
-        || (is(segs.first(), &["me"]) && is(segs.get(1), &["drive", "drives"]))
-        || (is(segs.first(), &["users", "groups"]) && is(segs.get(2), &["drive", "drives"]))
+    is(first, &["sites", "drives", "shares"])
+        || (is(first, &["me"]) && is(second, &["drive", "drives"]))
+        || (is(first, &["users", "groups"]) && is(third, &["drive", "drives"]))
 }
 
 /// What a SharePoint call costs of the app's units, as documented; none for

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::item::Item;
-use crate::dependencies::DependencyGraph;
+use crate::dependencies::SharedGraph;
 use crate::options::Options;
 use crate::reference;
 use crate::result::{codes, ItemResult};
@@ -35,13 +35,14 @@ impl Kept {
 /// the endpoint check once filled.
 pub(super) fn fill_references(
     item: &mut Item,
-    graph: &DependencyGraph,
+    graph: &SharedGraph,
     kept: &HashMap<usize, Kept>,
     options: &Options,
 ) -> Result<(), String> {
     if !item.request.has_references {
         return Ok(());
     }
+    let graph = graph.lock();
     let answer_of = |id: &str| {
         let k = kept.get(&graph.index_of(id)?)?;
         Some(reference::Answer {

@@ -189,6 +189,12 @@ impl Run {
             if let Some(sub) = item.subscription.take() {
                 result.subscription = Some(sub);
             }
+            if result.method.is_empty() {
+                // Every result says what it answers, whoever made it (a
+                // refusal before sending, the journal's OutcomeUnknown).
+                result.method = std::mem::take(&mut item.request.method);
+                result.url = std::mem::take(&mut item.request.url);
+            }
             self.progress.finished(ok);
             if let (Some(j), Some(d)) = (&self.ctx.journal, &item.digest) {
                 // A record that cannot be written leaves the request "sent" in

@@ -152,7 +152,7 @@ impl Run {
     pub(super) fn release(&mut self, i: usize) -> Option<ItemResult> {
         let filled = fill_references(
             self.items[i].live_mut(),
-            &self.graph.lock(),
+            &self.graph,
             &self.kept,
             &self.ctx.options,
         );

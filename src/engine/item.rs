@@ -233,11 +233,10 @@ impl Item {
         e
     }
 
-    /// The final result when there is no HTTP answer to give.
+    /// The final result when there is no HTTP answer to give (its method
+    /// and URL are the request's, filled in as it finishes).
     pub fn finish_without_answer(&mut self, error: ErrorInfo) -> ItemResult {
         let mut r = ItemResult::no_answer(0, &self.request.id, self.attempts, error);
-        r.method.clone_from(&self.request.method);
-        r.url.clone_from(&self.request.url);
         r.pages = self.pages;
         r
     }

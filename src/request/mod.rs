@@ -247,7 +247,14 @@ pub struct RequestList {
     suffixed: HashSet<String>,
 }
 
-/// The links of request `index`, stored boxed when it has any.
+/// `links` as the list stores them: boxed when the request is linked to
+/// any other, else nothing ([`unbox`] gives them back).
+fn boxed(links: Links) -> Option<Box<Links>> {
+    let linked = !(links.known.is_empty() && links.unknown == 0 && links.awaited_by.is_empty());
+    linked.then(|| Box::new(links))
+}
+
+/// The links of request `index`, as [`boxed`] stored them.
 fn unbox(links: Option<Box<Links>>, index: usize) -> Links {
     links.map_or(
         Links {
@@ -463,8 +470,7 @@ impl RequestList {
         if !request.named {
             self.note_assigned(index, &request.id);
         }
-        let linked = !(links.known.is_empty() && links.unknown == 0 && links.awaited_by.is_empty());
-        self.links.push(linked.then(|| Box::new(links)));
+        self.links.push(boxed(links));
         self.items.push(request);
         self.added += 1;
         Ok(self.items.last().expect("just pushed"))
