@@ -153,6 +153,13 @@ fn after_a_crash_only_unfinished_requests_go_and_writes_are_not_resent() {
         "{:?}",
         results[2]
     );
+    // It says what it answers, as every result does.
+    assert_eq!(
+        (results[2].method.as_str(), results[2].url.clone()),
+        ("PATCH", format!("/users/{}", user_id(1))),
+        "{:?}",
+        results[2]
+    );
     assert_eq!(ran(&emu, "PATCH", &user_id(0)), 0);
     assert_eq!(
         ran(&emu, "PATCH", &user_id(1)),
