@@ -46,3 +46,71 @@ fn demo_runs_and_the_three_ways_agree() {
         assert!(line.trim_end().ends_with(" 0 failed"), "{line}");
     }
 }
+
+/// What the README says the demo prints is what it prints: each line of its
+/// excerpt is a line of the demo's output, but for the figures.
+#[test]
+fn the_readme_excerpt_is_what_the_demo_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let at = readme
+        .find("prints, in part:\n\n```text\n")
+        .expect("the README shows what the demo prints");
+    let excerpt = &readme[at..];
+    let start = excerpt.find("```text\n").unwrap() + "```text\n".len();
+    let end = start
+        + excerpt[start..]
+            .find("\n```\n")
+            .expect("the excerpt's block ends");
+    let excerpt = &excerpt[start..end];
+    let out = Command::new(env!("CARGO_BIN_EXE_azbatch"))
+        .args([
+            "demo",
+            "--subscriptions",
+            "30",
+            "--latency-ms",
+            "2",
+            "--users",
+            "100",
+            "--no-check",
+        ])
+        .output()
+        .expect("azbatch runs");
+    assert!(out.status.success());
+    let printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(shape)
+        .collect();
+    for line in excerpt.lines() {
+        assert!(
+            printed.contains(&shape(line)),
+            "the demo prints no line like the README's {line:?}:\n{}",
+            printed.join("\n")
+        );
+    }
+}
+
+/// A line with its figures as `#` and its runs of spaces as one.
+fn shape(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
+            {
+                chars.next();
+            }
+            out.push('#');
+        } else if c == ' ' {
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
