@@ -257,22 +257,33 @@ pub fn run(args: RunArgs) -> i32 {
     }
     let producer = job.clone();
     let feeder = std::thread::spawn(move || {
-        let mut index = 0;
+        let mut added = 0;
         let read = input::read_each(reader, |r| {
-            index += 1;
-            add_when_room(&producer, r, index - 1)
+            add_when_room(&producer, r, added)?;
+            added += 1;
+            Ok(())
         });
         // Always, so the run ends once what was read is done.
         let _ = producer.close_input();
-        read
+        read.map_err(|e| (e, added))
     });
     let code = stream(job, &args.common);
     match feeder.join() {
         // No requests (a filter that selected nothing) is a run of none: 0.
         Ok(Ok(_)) => code,
-        Ok(Err(e)) => usage(format!("{name}: {e}")),
+        Ok(Err((e, 0))) => usage(format!("{name}: {e}; nothing was sent")),
+        Ok(Err((e, sent))) => usage(format!(
+            "{name}: {e}; the {} before it {} sent (results above); nothing after it was read",
+            plural(sent as u64, "request", "requests"),
+            if sent == 1 { "was" } else { "were" }
+        )),
         Err(_) => usage(format!("{name}: reading the requests failed")),
     }
+}
+
+/// `n` and the noun that goes with it: "1 batch", "2 batches".
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// How the requests are read: a file is checked whole, then streamed; a JSON
@@ -552,7 +563,6 @@ fn report(job: &Job, auth_failed: Option<String>) -> i32 {
     } else {
         String::new()
     };
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     eprintln!(
         "azbatch: {}: {} succeeded, {} failed{replayed}, {}, {}, {:.2} s",
         plural(s.total, "request", "requests"),

@@ -187,41 +187,44 @@ fn a_json_array_from_a_pipe_is_checked_before_anything_is_sent() {
     assert_eq!((out.code, out.lines.len()), (0, 1), "{}", out.stderr);
 }
 
+/// Bad inputs and what the error says of each.
+const BAD_INPUTS: [(&str, &str); 7] = [
+    (
+        "{\"url\":\"/a\"}\n{\"url\":\n",
+        "line 2: not valid JSON: EOF while parsing a value (column 7)",
+    ),
+    (
+        "{\"url\":\"/a\"}\n/subscriptions/x\n",
+        "line 2: not valid JSON: expected value (column 1); each line is a JSON object with a \"url\", or a JSON string: \"/subscriptions/x\"",
+    ),
+    (
+        "{\"url\":\"/a\"}\n\n{\"id\":\"x\",\"url\":\"https://evil.example/x\"}\n",
+        "line 3: request[1] (id \"x\"): field \"url\"",
+    ),
+    (
+        "{\"url\":\"/a\",\"methd\":\"GET\"}\n",
+        "line 1: request[0]: unknown field `methd`",
+    ),
+    (
+        "{\"url\":\"/a\"}\n{\"id\":\"a\",\"url\":\"/a\",\"dependsOn\":[\"ghost\"]}\n",
+        "line 2: request[1] (id \"a\"): field \"dependsOn\": no request has the id \"ghost\"",
+    ),
+    (
+        "{\"url\":5}\n",
+        "line 1: request[0]: field \"url\": invalid type: integer `5`, expected a string",
+    ),
+    (
+        "{\"url\":\"/a\"}\n{\"id\":\"b\",\"url\":\"/a\",\"dependsOn\":\"x\"}\n",
+        "line 2: request[1] (id \"b\"): field \"dependsOn\": invalid type: string",
+    ),
+];
+
 #[test]
 fn bad_input_names_the_line_and_field() {
     let emu = emulator(Config::default());
     let endpoint = emu.url();
     let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
-    let cases = [
-        (
-            "{\"url\":\"/a\"}\n{\"url\":\n",
-            "line 2: not valid JSON: EOF while parsing a value (column 7)",
-        ),
-        (
-            "{\"url\":\"/a\"}\n/subscriptions/x\n",
-            "line 2: not valid JSON: expected value (column 1); each line is a JSON object with a \"url\", or a JSON string: \"/subscriptions/x\"",
-        ),
-        (
-            "{\"url\":\"/a\"}\n\n{\"id\":\"x\",\"url\":\"https://evil.example/x\"}\n",
-            "line 3: request[1] (id \"x\"): field \"url\"",
-        ),
-        (
-            "{\"url\":\"/a\",\"methd\":\"GET\"}\n",
-            "line 1: request[0]: unknown field `methd`",
-        ),
-        (
-            "{\"url\":\"/a\"}\n{\"id\":\"a\",\"url\":\"/a\",\"dependsOn\":[\"ghost\"]}\n",
-            "line 2: request[1] (id \"a\"): field \"dependsOn\": no request has the id \"ghost\"",
-        ),
-        (
-            "{\"url\":5}\n",
-            "line 1: request[0]: field \"url\": invalid type: integer `5`, expected a string",
-        ),
-        (
-            "{\"url\":\"/a\"}\n{\"id\":\"b\",\"url\":\"/a\",\"dependsOn\":\"x\"}\n",
-            "line 2: request[1] (id \"b\"): field \"dependsOn\": invalid type: string",
-        ),
-    ];
+    let cases = BAD_INPUTS;
     // From a file, the whole file is checked first: nothing is sent.
     let file = std::env::temp_dir().join(format!("azbatch-cli-bad-{}.jsonl", std::process::id()));
     for (input, want) in cases {
@@ -238,8 +241,17 @@ fn bad_input_names_the_line_and_field() {
     }
     std::fs::remove_file(&file).unwrap();
     assert!(emu.batches().is_empty());
-    // From standard input, requests go as they are read: a bad line stops the
-    // reading; what came before it still runs and is reported.
+}
+
+/// From standard input, requests go as they are read: a bad line stops the
+/// reading; what came before it still runs and is reported, and the error
+/// says so.
+#[test]
+fn a_bad_line_from_a_pipe_stops_the_reading_and_says_what_was_sent() {
+    let emu = emulator(Config::default());
+    let endpoint = emu.url();
+    let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
+    let cases = BAD_INPUTS;
     for (input, want) in cases.iter().filter(|(_, want)| !want.contains("ghost")) {
         let out = azbatch(&base, input, &[]);
         assert_eq!(out.code, 2, "{input:?}: {}", out.stderr);
@@ -252,6 +264,19 @@ fn bad_input_names_the_line_and_field() {
             out.lines.len(),
             before,
             "{input:?}: the lines before the bad one ran"
+        );
+        let said = match before {
+            0 => "; nothing was sent".to_string(),
+            1 => "; the 1 request before it was sent (results above); nothing after it was read"
+                .into(),
+            n => format!(
+                "; the {n} requests before it were sent (results above); nothing after it was read"
+            ),
+        };
+        assert!(
+            out.stderr.contains(&said),
+            "{input:?} says {said:?}: {}",
+            out.stderr
         );
     }
     let out = azbatch(
