@@ -1066,6 +1066,26 @@ fn a_closed_stdout_ends_the_run_quietly() {
     assert!(!stderr.contains("failed"), "no failures counted: {stderr}");
 }
 
+/// `azbatch man | head` and `azbatch completions bash | head`: a reader that
+/// stops early is no failure and no "Broken pipe".
+#[test]
+fn man_and_completions_end_quietly_when_the_reader_goes() {
+    for args in [&["man"][..], &["completions", "bash"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_azbatch"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before a byte is read: every write meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 /// The README's command-line examples run as written: its sample request
 /// line (with an emulated subscription for `<sub>`) and its emulator example
 /// (with the emulator's port for `PORT`, its token for `t`).
