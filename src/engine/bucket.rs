@@ -142,6 +142,16 @@ impl Bucket {
         true
     }
 
+    /// A request that took `cost` did not go after all: the units are back
+    /// (its mark stays counted: answers to requests taken before it read a
+    /// little low, never high).
+    pub fn give_back(&mut self, cost: f64) {
+        self.tokens += cost;
+        if let Some(shared) = &mut self.shared {
+            shared.tokens += cost;
+        }
+    }
+
     /// Units in the bucket now (in the emptier, when one is shared).
     pub fn available(&mut self, now: Instant) -> f64 {
         self.refill(now);

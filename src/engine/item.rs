@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::scopes::Call;
 use crate::dialect::Outgoing;
 use crate::options::Options;
 use crate::request::Request;
@@ -83,6 +84,14 @@ impl Item {
             merged: None,
             token_renewed: false,
             sent_mark: None,
+        }
+    }
+
+    /// What it takes from its scope's bucket.
+    pub fn call(&self) -> Call {
+        Call {
+            read: self.request.is_read(),
+            cost: self.cost,
         }
     }
 

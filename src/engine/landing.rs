@@ -125,6 +125,22 @@ impl Run {
         for name in &twice {
             by_name.remove(name);
         }
+        // The scopes this batch's 429s throttle first take back what they
+        // released that has not gone: it goes after their pause, not in it.
+        let mut throttled: Vec<String> = vec![];
+        let any = by_name.values().any(|a| a.status == 429);
+        for &idx in batch.iter().filter(|_| any) {
+            let scope = &self.items[idx].live().scope;
+            let refused = by_name
+                .get(&idx.to_string())
+                .is_some_and(|a| a.status == 429);
+            if refused && !throttled.contains(scope) {
+                throttled.push(scope.clone());
+            }
+        }
+        for key in throttled {
+            self.recall(&key);
+        }
         for idx in batch {
             let name = idx.to_string();
             match by_name.remove(&name) {
@@ -140,6 +156,20 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// The service throttled scope `key`: its requests released to the ready
+    /// queue that have not gone yet wait in the scope again (released when a
+    /// batch's slot was free, they would go while the scope is paused).
+    fn recall(&mut self, key: &str) {
+        if !self.scopes.released_unsent() {
+            return;
+        }
+        let (items, scopes) = (&self.items, &mut self.scopes);
+        self.ready.retain(|&idx| {
+            let item = items[idx].live();
+            !(item.scope == key && scopes.recall(key, idx, item.call(), item.operation.as_deref()))
+        });
     }
 
     /// One item's own answer.

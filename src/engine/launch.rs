@@ -9,7 +9,6 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use super::run::{Run, LINGER};
-use super::scopes::Call;
 use super::send::Reply;
 use super::InFlight;
 use crate::dialect::{self, Single};
@@ -85,12 +84,7 @@ impl Run {
             |i| dialect::batch_version(api, items[i].live().url()),
             |i| {
                 let item = items[i].live();
-                let op = item.operation.as_deref();
-                let call = Call {
-                    read: item.request.is_read(),
-                    cost: item.cost,
-                };
-                scopes.admit(&item.scope, i, call, op, now)
+                scopes.admit(&item.scope, i, item.call(), item.operation.as_deref(), now)
             },
         );
         if batch.is_empty() {

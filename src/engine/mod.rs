@@ -8,7 +8,7 @@
 //! [`Engine::run_input`] is the loop, and reads as the table of contents:
 //! each turn it launches what is ready ([`launch`]), hands out what finished
 //! ([`effects`]), then waits for the first of: cancellation, the deadline, a
-//! batch landing ([`landing`], whose outcomes go through the decision table
+//! batch landing (with every other already in: [`landing`], whose outcomes go through the decision table
 //! and are carried out in [`effects`]), the reader taking results, more input
 //! ([`intake`]), or the next retry or refill time ([`run`]).
 
@@ -33,7 +33,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -215,7 +215,14 @@ impl Engine {
                     run.abandon(&mut in_flight, codes::TIMEOUT, "the run's deadline passed before this request finished");
                     break;
                 }
-                Some((batch, reply)) = in_flight.next(), if !in_flight.is_empty() => run.land(batch, reply),
+                Some((batch, reply)) = in_flight.next(), if !in_flight.is_empty() => {
+                    run.land(batch, reply);
+                    // Every answer already in, before the next send: a 429 in
+                    // one of them is heard before the others' slots refill.
+                    while let Some(Some((batch, reply))) = in_flight.next().now_or_never() {
+                        run.land(batch, reply);
+                    }
+                }
                 _ = run.sink.taken(), if run.waits_for_reader() => {}
                 r = recv(&mut incoming), if incoming.is_some() && run.takes_input() => match r {
                     Some(request) => {

@@ -377,7 +377,7 @@ async fn graph_app_without_unit_headers() {
     let out = against(Api::Graph, Cloud::default(), shape, 4000).await;
     eprintln!("Graph without unit headers: {out:?}");
     // Missed from a cold start: nothing tells the app's bucket before its
-    // first 429, and by then a round trip of batches (up to 320 items) is on
+    // first 429, and by then a round trip of batches (up to 160 items) is on
     // the wire. Once learned, the pacing meets the target.
     assert!(out.ratio() <= 1.10, "{out:?}");
     let (late, late_429) = out.late;
@@ -385,7 +385,10 @@ async fn graph_app_without_unit_headers() {
         late > 3000 && (late_429 as f64) < 0.02 * late as f64,
         "after the cold start: {out:?}"
     );
-    assert!(out.throttled_share() < 0.08, "{out:?}");
+    // Every answer already in is heard before the next batch goes: the
+    // batches whose slots the first answers of a round freed do not follow
+    // its 429s (5.6% before, 3.1% measured).
+    assert!(out.throttled_share() < 0.04, "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -476,15 +479,19 @@ async fn provider_policy_per_3_minutes_without_its_header() {
     eprintln!("provider, 100 per 3 minutes, no header: {out:?}");
     // Missed from a cold start, as Graph without unit headers: one batch
     // goes first (the operation's probe), but its answers name no policy,
-    // and nothing tells it before its first 429s (152 at once, 11 more in
-    // the wave of retries after Retry-After). Once learned, the pacing
-    // meets the target (4 429s in the next 520 s, measured).
+    // and nothing tells it before its first 429s (80 at once, the half of
+    // the round after the probe that the policy's 100 did not cover; 11
+    // more in the wave of retries after Retry-After). Once learned, the
+    // pacing meets the target (5 429s in the next 520 s, measured).
     assert!(out.ratio() <= 1.10, "{out:?}");
     let (late, late_429) = out.late;
     assert!(
         (late_429 as f64) < 0.02 * late as f64,
         "after the cold start: {out:?}"
     );
+    // The requests the subscription released that had not gone when the
+    // 429s came wait out the pause with the rest (152 429s at once before).
+    assert!(out.throttled < 110, "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]

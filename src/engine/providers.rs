@@ -81,6 +81,14 @@ impl Providers {
         }
     }
 
+    /// Request `idx` of `op` did not go after all: what it took is given back.
+    pub fn give_back(&mut self, idx: usize, op: Option<&str>, cost: f64) {
+        self.landed(idx);
+        for b in self.of(op) {
+            b.give_back(cost);
+        }
+    }
+
     /// Request `idx` came back, whatever its answer.
     pub fn landed(&mut self, idx: usize) {
         if let Some(op) = self.probes.remove(&idx) {

@@ -293,6 +293,39 @@ impl Scopes {
         self.released.insert(idx);
     }
 
+    /// Whether requests were released or admitted that have not gone yet.
+    pub fn released_unsent(&self) -> bool {
+        !self.released.is_empty()
+    }
+
+    /// Request `idx` of scope `key`, released but not sent, when the
+    /// service is about to say the scope is throttled: it waits in the scope
+    /// again, first in line, and what its release took of the buckets is
+    /// given back (it takes it again when released again). False when `idx`
+    /// was not waiting to go.
+    pub fn recall(&mut self, key: &str, idx: usize, call: Call, op: Option<&str>) -> bool {
+        if !self.released.remove(&idx) {
+            return false;
+        }
+        let Some(s) = self.map.get_mut(key) else {
+            return false;
+        };
+        s.in_flight = s.in_flight.saturating_sub(1);
+        let charged = self.marks.remove(&idx).map(|m| m.charged);
+        s.providers.give_back(idx, op, CALL);
+        if let (Some(b), Some(cost)) = (s.bucket.as_mut(), charged) {
+            b.give_back(cost);
+        }
+        s.held.push_front(Held {
+            idx,
+            call,
+            op: op.map(str::to_string),
+        });
+        self.held += 1;
+        self.waiting.insert(key.to_string());
+        true
+    }
+
     /// Request `idx` of scope `key` came back (whatever its answer); where
     /// it stood in its bucket, for [`Scopes::observe`] and [`Scopes::observe_units`].
     pub fn landed(&mut self, key: &str, idx: usize) -> Option<Mark> {
@@ -849,6 +882,30 @@ mod tests {
             !s.admit("mailbox/a", 6, true, None, t0),
             "never more than four, however many succeed"
         );
+    }
+
+    #[test]
+    fn a_throttle_recalls_what_was_released_but_not_sent() {
+        let t0 = Instant::now();
+        let key = "subscription-reads/abc";
+        let mut s = Scopes::new(2, 2);
+        assert!(s.admit(key, 0, true, None, t0));
+        s.landed(key, 0);
+        s.throttled(key, Duration::from_secs(1), None, t0);
+        for i in 1..=4 {
+            assert!(!s.admit(key, i, true, None, t0), "paused");
+        }
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(s.release(t1), [1, 2], "one batch's worth after the pause");
+        let before = s.bucket_of(key).unwrap().available(t1);
+        // Throttled again before request 2 went: it waits in its scope again,
+        // first in line, and its unit is back in the bucket.
+        assert!(s.recall(key, 2, true.into(), None));
+        assert!(!s.recall(key, 2, true.into(), None), "only once");
+        assert!(!s.recall(key, 3, true.into(), None), "3 was never released");
+        assert_eq!(s.held(), 3);
+        assert_eq!(s.bucket_of(key).unwrap().available(t1), before + 1.0);
+        assert_eq!(s.release(t1), [2], "first in line again");
     }
 
     #[test]
