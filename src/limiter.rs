@@ -189,11 +189,6 @@ impl Rate {
         self.empty_at.is_some()
     }
 
-    /// The last moment a throttle showed the service's bucket empty.
-    pub fn emptied_at(&self) -> Option<Instant> {
-        self.empty_at
-    }
-
     /// The service served `units` at `now`. Returns the new rate when it grew.
     pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
         self.served += units.max(0.0);

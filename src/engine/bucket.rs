@@ -58,11 +58,6 @@ pub(super) struct Bucket {
     /// Whether the service's answers have told this bucket's state (a
     /// remaining-figure, a unit cost or percentage).
     informed: bool,
-    /// `sent` when the service last showed it empty (a throttle learned
-    /// from): the requests taken up to then were on the wire at that moment,
-    /// and their answers, in whatever order they come, belong to the burst
-    /// that emptied it, not to the span after.
-    emptied_at: Option<f64>,
     /// The lowest remaining-figure (and its request's mark) the answers told
     /// since the scope last had nothing on the wire.
     lowest: Option<(f64, f64)>,
@@ -95,7 +90,6 @@ impl Bucket {
             holds_from_start: active,
             grown_at: 0.0,
             informed: false,
-            emptied_at: None,
             lowest: None,
             shared: None,
         }
@@ -251,15 +245,8 @@ impl Bucket {
     /// is what the limiter learns from the span since the last throttle.
     /// From then on it holds requests back, whatever it did before; after a
     /// cut it bursts at most [`BURST_SECONDS`] of its rate.
-    pub fn throttled(&mut self, now: Instant, mark: Option<f64>) -> Learned {
+    pub fn throttled(&mut self, now: Instant) -> Learned {
         self.refill(now);
-        if self.of_last_burst(mark) {
-            // On the wire when the service showed the bucket empty: one
-            // more answer of that moment, nothing new.
-            return Learned::Kept {
-                rate: self.rate.per_second(),
-            };
-        }
         // A bucket whose answers said it holds plenty did not run out: the
         // 429 was another limit's (or a stray one); it is not learned from.
         let plenty = self.informed && self.tokens >= STRAY_SHARE * self.capacity;
@@ -267,7 +254,7 @@ impl Bucket {
             // The emptier bucket is the one the service ran out of.
             if shared.available(now) < self.tokens {
                 self.tokens = self.tokens.min(0.0);
-                return shared.throttled(now, mark);
+                return shared.throttled(now);
             }
         }
         if plenty {
@@ -276,11 +263,7 @@ impl Bucket {
                 rate: self.rate.per_second(),
             };
         }
-        let emptied = self.rate.emptied_at();
         let learned = self.rate.throttled(now, self.informed);
-        if self.rate.emptied_at() != emptied {
-            self.emptied_at = Some(self.sent);
-        }
         if let Learned::Stray { .. } = learned {
             // The service was not what held the scope back: the model stays.
             return learned;
@@ -308,24 +291,10 @@ impl Bucket {
 
     /// The service served `units` of this bucket at `now`; the new rate
     /// when a quiet spell let it grow back.
-    pub fn served(&mut self, units: f64, now: Instant, mark: Option<f64>) -> Option<f64> {
+    pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
         self.refill(now);
-        let shared = self
-            .shared
-            .as_mut()
-            .and_then(|s| s.served(units, now, mark));
-        if self.of_last_burst(mark) {
-            // Served before the bucket ran dry, for all the client knows:
-            // not what it refilled since.
-            return shared;
-        }
+        let shared = self.shared.as_mut().and_then(|s| s.served(units, now));
         self.rate.served(units, now).or(shared)
-    }
-
-    /// Whether the request taken at `mark` was on the wire when the service
-    /// last showed this bucket empty.
-    fn of_last_burst(&self, mark: Option<f64>) -> bool {
-        matches!((mark, self.emptied_at), (Some(m), Some(e)) if m <= e)
     }
 
     /// The scope wanted more than the bucket (or the shared one) lets out.
@@ -373,50 +342,6 @@ impl Bucket {
 mod tests {
     use super::*;
     use crate::dialect::arm::{Kind, Model};
-
-    #[test]
-    fn answers_of_the_burst_that_emptied_it_do_not_measure_the_refill() {
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let mut b = Bucket::new(Kind::of("GET").seed(Model::TokenBucket), t0);
-        // Two batches of twenty on the wire together (marks 1 to 40).
-        assert!((0..40).all(|_| b.take(1.0, t0)));
-        b.starved();
-        for m in 1..=20 {
-            b.served(1.0, at(100), Some(f64::from(m)));
-        }
-        assert!(matches!(
-            b.throttled(at(100), Some(21.0)),
-            Learned::Cut { .. }
-        ));
-        // The rest of that burst: its 429s and its successes came from the
-        // moment the bucket ran dry, in whatever order they were served.
-        assert_eq!(
-            b.throttled(at(110), Some(30.0)),
-            Learned::Kept { rate: 12.5 }
-        );
-        for m in 31..=40 {
-            b.served(1.0, at(120), Some(f64::from(m)));
-        }
-        // After it, a batch of twenty (marks 41 to 60) while the scope
-        // wanted more: 5 served, 15 answered 429, 3 s after the first 429.
-        assert!((0..20).all(|_| b.take(1.0, at(2_000))));
-        b.starved();
-        for m in 41..=45 {
-            b.served(1.0, at(3_100), Some(f64::from(m)));
-        }
-        let learned: Vec<Learned> = (46..=60)
-            .map(|m| b.throttled(at(3_100), Some(f64::from(m))))
-            .collect();
-        assert!(
-            learned
-                .iter()
-                .any(|l| matches!(l, Learned::Measured { served: 5.0, .. })),
-            "{learned:?}"
-        );
-        // Under 2 a second, whatever the burst's late answers said.
-        assert!(b.per_second() < 2.0, "{}", b.per_second());
-    }
 
     #[test]
     fn a_settled_scope_believes_the_answer_served_last() {
@@ -472,7 +397,7 @@ mod tests {
             (0..1000).all(|_| b.take(1.0, t2)),
             "a larger bucket than documented"
         );
-        b.throttled(t2, None);
+        b.throttled(t2);
         assert!(!b.take(1.0, t2));
         let mut w = Bucket::new(Kind::of("DELETE").seed(Model::TokenBucket), t0);
         assert!((0..200).all(|_| w.take(1.0, t0)) && !w.take(1.0, t0));

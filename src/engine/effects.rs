@@ -111,10 +111,11 @@ impl Run {
         let ok = (200..300).contains(&status);
         if ok {
             let item = self.items[idx].live();
+            let units = item.sent_mark.map_or(1.0, |m| m.charged());
             if let Some(rate) = self.scopes.succeeded(
                 &item.scope,
                 item.operation.as_deref(),
-                item.sent_mark,
+                units,
                 Instant::now(),
             ) {
                 tracing::info!(

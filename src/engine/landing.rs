@@ -218,13 +218,10 @@ impl Run {
                 until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
                 "scope paused"
             );
-            if let Some((learned, rate)) = self.scopes.throttled(
-                key,
-                pause,
-                policy.as_deref(),
-                item.sent_mark,
-                Instant::now(),
-            ) {
+            if let Some((learned, rate)) =
+                self.scopes
+                    .throttled(key, pause, policy.as_deref(), Instant::now())
+            {
                 tracing::info!(scope = key.as_str(), per_second = rate, learned = ?learned, "scope throttled");
             }
         }

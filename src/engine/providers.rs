@@ -123,7 +123,7 @@ impl Providers {
     /// A request of `op` succeeded, having cost `units` of each policy.
     pub fn served(&mut self, op: Option<&str>, units: f64, now: Instant) {
         for b in self.of(op) {
-            b.served(units, now, None);
+            b.served(units, now);
         }
     }
 
@@ -184,7 +184,7 @@ impl Providers {
     pub fn throttled(&mut self, name: &str, now: Instant) -> Option<(Learned, f64)> {
         self.buckets
             .get_mut(name)
-            .map(|b| (b.throttled(now, None), b.per_second()))
+            .map(|b| (b.throttled(now), b.per_second()))
     }
 }
 

@@ -47,6 +47,13 @@ pub(super) struct Mark {
     charged: f64,
 }
 
+impl Mark {
+    /// What the request was charged.
+    pub fn charged(&self) -> f64 {
+        self.charged
+    }
+}
+
 /// What a Graph answer said of the app's resource units.
 #[derive(Debug, Clone, Copy, Default)]
 struct Units {
@@ -430,7 +437,6 @@ impl Scopes {
         key: &str,
         wait: Duration,
         policy: Option<&str>,
-        mark: Option<Mark>,
         now: Instant,
     ) -> Option<(Learned, f64)> {
         let restart = self.restart;
@@ -442,7 +448,7 @@ impl Scopes {
             None => s
                 .bucket
                 .as_mut()
-                .map(|b| (b.throttled(now, mark.map(|m| m.at)), b.per_second())),
+                .map(|b| (b.throttled(now), b.per_second())),
         };
         // A 429 that did not follow the rate (a stray one, the scope's
         // noise, or one more of a burst in a scope known to be noisy) is no
@@ -467,10 +473,9 @@ impl Scopes {
         &mut self,
         key: &str,
         op: Option<&str>,
-        mark: Option<Mark>,
+        units: f64,
         now: Instant,
     ) -> Option<f64> {
-        let units = mark.map_or(1.0, |m| m.charged);
         let open = self.open;
         let s = self.map.get_mut(key)?;
         s.providers.served(op, CALL, now);
@@ -480,9 +485,7 @@ impl Scopes {
                 s.window = s.max_window;
             }
         }
-        s.bucket
-            .as_mut()
-            .and_then(|b| b.served(units, now, mark.map(|m| m.at)))
+        s.bucket.as_mut().and_then(|b| b.served(units, now))
     }
 
     /// Held requests whose scope can take them now, oldest first.
@@ -872,7 +875,7 @@ mod tests {
         );
         s.landed("mailbox/a", 0);
         for _ in 0..100 {
-            s.succeeded("mailbox/a", None, None, t0);
+            s.succeeded("mailbox/a", None, 1.0, t0);
         }
         assert_eq!(s.release(t0), [4], "one back, one out");
         assert!(
@@ -888,7 +891,7 @@ mod tests {
         let mut s = Scopes::new(2, 2);
         assert!(s.admit(key, 0, true, None, t0));
         s.landed(key, 0);
-        s.throttled(key, Duration::from_secs(1), None, None, t0);
+        s.throttled(key, Duration::from_secs(1), None, t0);
         for i in 1..=4 {
             assert!(!s.admit(key, i, true, None, t0), "paused");
         }
@@ -911,7 +914,7 @@ mod tests {
         let mut s = Scopes::new(2, 2);
         assert!(s.admit("a", 0, true, None, t0) && s.admit("b", 1, true, None, t0));
         s.landed("a", 0);
-        s.throttled("a", Duration::from_secs(1), None, None, t0);
+        s.throttled("a", Duration::from_secs(1), None, t0);
         assert!(
             !s.admit("a", 2, true, None, t0)
                 && !s.admit("a", 3, true, None, t0)
@@ -939,11 +942,11 @@ mod tests {
             "queued behind the held ones"
         );
         s.landed("a", 0);
-        s.succeeded("a", None, None, t1);
+        s.succeeded("a", None, 1.0, t1);
         assert_eq!(s.release(t1), [4, 6], "each success widens the window");
         assert!(!s.holding() && s.held() == 0);
         for _ in 0..8 {
-            s.succeeded("a", None, None, t1);
+            s.succeeded("a", None, 1.0, t1);
         }
         for i in 10..30 {
             assert!(s.admit("a", i, true, None, t1), "open again");
