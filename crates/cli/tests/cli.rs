@@ -877,20 +877,22 @@ fn csv_table_and_json_show_the_same_results() {
         picked.lines().next(),
         Some("{\"status\":200,\"id\":\"s0\"}")
     );
-    let (code, _) = run_raw(
-        &[
-            "run",
-            "--endpoint",
-            &url,
-            "--token",
-            TOKEN,
-            "--select",
-            " , ",
-        ],
-        &input,
-        &[],
-    );
-    assert_eq!(code, Some(2), "--select naming no field is refused");
+    for none in ["", " , "] {
+        let (code, _) = run_raw(
+            &[
+                "run",
+                "--endpoint",
+                &url,
+                "--token",
+                TOKEN,
+                "--select",
+                none,
+            ],
+            &input,
+            &[],
+        );
+        assert_eq!(code, Some(2), "--select {none:?} names no field: refused");
+    }
 }
 
 /// 25 resource groups: a PUT of each, then a GET after it.
