@@ -385,10 +385,12 @@ async fn graph_app_without_unit_headers() {
         late > 3000 && (late_429 as f64) < 0.02 * late as f64,
         "after the cold start: {out:?}"
     );
-    // Every answer already in is heard before the next batch goes: the
+    // Every answer already in is heard before the next batch goes (the
     // batches whose slots the first answers of a round freed do not follow
-    // its 429s (5.6% before, 3.1% measured).
-    assert!(out.throttled_share() < 0.04, "{out:?}");
+    // its 429s), and after `Retry-After` the scope's window grows by half a
+    // round trip, not double, into the refill the pause left: 5.6% before,
+    // 3.1% with the first, 1.98% (81 429s) with both.
+    assert!(out.throttled_share() < 0.025, "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,8 +8,10 @@
 //! A request waits here while its scope cannot take it: its bucket lacks what it costs,
 //! the scope is paused after a 429 (until its `Retry-After`), or it has as
 //! many in flight as its window allows. After a pause a scope restarts with
-//! one batch's worth in flight and grows by one for every success (doubling
-//! each round trip) until it is unlimited again.
+//! one batch's worth in flight and grows by one for every second success (by
+//! half each round trip: doubling, as TCP's slow start does, overshoots the
+//! refill a pause left by up to a round trip's worth, and here every
+//! overshoot is a 429) until it is unlimited again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -30,6 +32,10 @@ fn counts_units(key: &str) -> bool {
 }
 
 const UNLIMITED: usize = usize::MAX;
+
+/// After a pause a scope's window grows by one for every this many
+/// successes: by half each round trip.
+const RAMP: usize = 2;
 
 /// What a request takes from each of its operation's policies: one call
 /// (ARM's providers and Graph's services count calls, not units).
@@ -79,6 +85,9 @@ struct Scope {
     costs: [f64; 2],
     /// The resource providers' own limits its requests met (ARM).
     providers: Providers,
+    /// Successes since its window last grew: after a pause it grows by one
+    /// for every [`RAMP`] of them.
+    ramp: usize,
 }
 
 /// What a request takes from its scope's bucket: what a read or a write
@@ -238,6 +247,7 @@ impl Scopes {
                 bucket,
                 costs: [1.0, 1.0],
                 providers: Providers::default(),
+                ramp: 0,
             }
         })
     }
@@ -463,6 +473,7 @@ impl Scopes {
         };
         if !noise {
             s.window = restart.min(s.max_window);
+            s.ramp = 0;
         }
         learned
     }
@@ -480,7 +491,11 @@ impl Scopes {
         let s = self.map.get_mut(key)?;
         s.providers.served(op, CALL, now);
         if s.window < s.max_window {
-            s.window += 1;
+            s.ramp += 1;
+            if s.ramp >= RAMP {
+                s.ramp = 0;
+                s.window += 1;
+            }
             if s.window >= open {
                 s.window = s.max_window;
             }
@@ -943,9 +958,20 @@ mod tests {
         );
         s.landed("a", 0);
         s.succeeded("a", None, 1.0, t1);
-        assert_eq!(s.release(t1), [4, 6], "each success widens the window");
+        assert_eq!(
+            s.release(t1),
+            [4],
+            "one back, one out: the window is as wide"
+        );
+        s.landed("a", 4);
+        s.succeeded("a", None, 1.0, t1);
+        assert_eq!(
+            s.release(t1),
+            [6],
+            "every second success widens the window by one"
+        );
         assert!(!s.holding() && s.held() == 0);
-        for _ in 0..8 {
+        for _ in 0..16 {
             s.succeeded("a", None, 1.0, t1);
         }
         for i in 10..30 {
