@@ -127,19 +127,20 @@ impl Run {
         }
         // The scopes this batch's 429s throttle first take back what they
         // released that has not gone: it goes after their pause, not in it.
-        let mut throttled: Vec<String> = vec![];
-        let any = by_name.values().any(|a| a.status == 429);
-        for &idx in batch.iter().filter(|_| any) {
-            let scope = &self.items[idx].live().scope;
-            let refused = by_name
-                .get(&idx.to_string())
-                .is_some_and(|a| a.status == 429);
-            if refused && !throttled.contains(scope) {
-                throttled.push(scope.clone());
+        if by_name.values().any(|a| a.status == 429) {
+            let mut throttled: Vec<String> = vec![];
+            for &idx in &batch {
+                let scope = &self.items[idx].live().scope;
+                let refused = by_name
+                    .get(&idx.to_string())
+                    .is_some_and(|a| a.status == 429);
+                if refused && !throttled.contains(scope) {
+                    throttled.push(scope.clone());
+                }
             }
-        }
-        for key in throttled {
-            self.recall(&key);
+            for key in throttled {
+                self.recall(&key);
+            }
         }
         for idx in batch {
             let name = idx.to_string();

@@ -8,9 +8,10 @@
 //! [`Engine::run_input`] is the loop, and reads as the table of contents:
 //! each turn it launches what is ready ([`launch`]), hands out what finished
 //! ([`effects`]), then waits for the first of: cancellation, the deadline, a
-//! batch landing (with every other already in: [`landing`], whose outcomes go through the decision table
-//! and are carried out in [`effects`]), the reader taking results, more input
-//! ([`intake`]), or the next retry or refill time ([`run`]).
+//! batch landing (with every other already in: [`landing`], whose outcomes go
+//! through the decision table and are carried out in [`effects`]), the reader
+//! taking results, more input ([`intake`]), or the next retry or refill time
+//! ([`run`]).
 
 // The rooms of a run: its state (run), then in the order a request passes
 // through them: intake, launch, landing, effects.

@@ -387,8 +387,8 @@ async fn graph_app_without_unit_headers() {
     );
     // Every answer already in is heard before the next batch goes (the
     // batches whose slots the first answers of a round freed do not follow
-    // its 429s), and after `Retry-After` the scope's window grows by half a
-    // round trip, not double, into the refill the pause left: 5.6% before,
+    // its 429s), and after `Retry-After` the scope's window grows by half
+    // each round trip, not double, into the refill the pause left: 5.6% before,
     // 3.1% with the first, 1.98% (81 429s) with both.
     assert!(out.throttled_share() < 0.025, "{out:?}");
 }

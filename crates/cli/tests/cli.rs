@@ -224,10 +224,9 @@ fn bad_input_names_the_line_and_field() {
     let emu = emulator(Config::default());
     let endpoint = emu.url();
     let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
-    let cases = BAD_INPUTS;
     // From a file, the whole file is checked first: nothing is sent.
     let file = std::env::temp_dir().join(format!("azbatch-cli-bad-{}.jsonl", std::process::id()));
-    for (input, want) in cases {
+    for (input, want) in BAD_INPUTS {
         std::fs::write(&file, input).unwrap();
         let args: Vec<&str> = base
             .iter()
@@ -251,8 +250,10 @@ fn a_bad_line_from_a_pipe_stops_the_reading_and_says_what_was_sent() {
     let emu = emulator(Config::default());
     let endpoint = emu.url();
     let base = ["run", "--endpoint", endpoint.as_str(), "--token", TOKEN];
-    let cases = BAD_INPUTS;
-    for (input, want) in cases.iter().filter(|(_, want)| !want.contains("ghost")) {
+    for (input, want) in BAD_INPUTS
+        .iter()
+        .filter(|(_, want)| !want.contains("ghost"))
+    {
         let out = azbatch(&base, input, &[]);
         assert_eq!(out.code, 2, "{input:?}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{input:?}: {}", out.stderr);
