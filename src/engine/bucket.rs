@@ -61,6 +61,10 @@ pub(super) struct Bucket {
     /// The lowest remaining-figure (and its request's mark) the answers told
     /// since the scope last had nothing on the wire.
     lowest: Option<(f64, f64)>,
+    /// Whether the last answer found nothing of the scope on the wire: the
+    /// next request taken starts a new span for `lowest` (the answers after
+    /// it in the same landing do not: they were served before it too).
+    settled: bool,
     /// A bucket the service keeps for every client of the scope together
     /// (ARM's global subscription bucket): a request takes from both, and
     /// the emptier one paces.
@@ -91,6 +95,7 @@ impl Bucket {
             grown_at: 0.0,
             informed: false,
             lowest: None,
+            settled: false,
             shared: None,
         }
     }
@@ -137,13 +142,22 @@ impl Bucket {
             self.starved();
             return false;
         }
-        self.tokens -= cost;
-        self.sent += cost;
+        self.spend(cost);
         if let Some(shared) = &mut self.shared {
-            shared.tokens -= cost;
-            shared.sent += cost;
+            shared.spend(cost);
         }
         true
+    }
+
+    /// `cost` units went out: after a landing that found nothing on the
+    /// wire, a new span of answers starts.
+    fn spend(&mut self, cost: f64) {
+        if self.settled {
+            self.settled = false;
+            self.lowest = None;
+        }
+        self.tokens -= cost;
+        self.sent += cost;
     }
 
     /// A request that took `cost` did not go after all: the units are back
@@ -205,7 +219,8 @@ impl Bucket {
             Some((r, m)) if r < remaining => (r, m),
             _ => (remaining, mark),
         };
-        self.lowest = (!settled).then_some(lowest);
+        self.lowest = Some(lowest);
+        self.settled = settled;
         if remaining > self.capacity {
             self.capacity = remaining;
             self.tokens = estimate(remaining, mark);
@@ -357,8 +372,18 @@ mod tests {
             "the bucket holds what the answer served last said, not the last to come back: {}",
             b.available(t0)
         );
-        // Settled again, a higher figure is believed: the window starts anew.
-        b.observe(240.0, 20.0, true, t0);
+        // Another answer of the same landing, served before the first
+        // batch too, says no more.
+        b.observe(235.0, 19.0, true, t0);
+        assert!(
+            b.available(t0) <= 220.0,
+            "an answer of the same landing raised the bucket to {}",
+            b.available(t0)
+        );
+        // Once a request goes, the span starts anew: its answer, with
+        // nothing else on the wire, is believed.
+        assert!(b.take(1.0, t0));
+        b.observe(240.0, 21.0, true, t0);
         assert_eq!(b.available(t0), 240.0);
     }
 
