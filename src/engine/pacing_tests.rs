@@ -375,11 +375,9 @@ async fn graph_app_without_unit_headers() {
         noise_every: None,
     };
     let out = against(Api::Graph, Cloud::default(), shape, 4000).await;
-    eprintln!("Graph without unit headers: {out:?}");
-    // Missed from a cold start: nothing tells the app's bucket before its
-    // first 429, and by then a round trip of batches (up to 160 items) is on
-    // the wire. Once learned, the pacing meets the target.
-    assert!(out.ratio() <= 1.10, "{out:?}");
+    // Nothing tells the app's bucket before its first 429, and by then a
+    // round trip of batches is on the wire: 75 of the 81 429s come in the
+    // first 5 s (6 of 3,423 attempts after).
     let (late, late_429) = out.late;
     assert!(
         late > 3000 && (late_429 as f64) < 0.02 * late as f64,
@@ -388,9 +386,9 @@ async fn graph_app_without_unit_headers() {
     // Every answer already in is heard before the next batch goes (the
     // batches whose slots the first answers of a round freed do not follow
     // its 429s), and after `Retry-After` the scope's window grows by half
-    // each round trip, not double, into the refill the pause left: 5.6% before,
-    // 3.1% with the first, 1.98% (81 429s) with both.
-    assert!(out.throttled_share() < 0.025, "{out:?}");
+    // each round trip, not double, into the refill the pause left: 5.6% of
+    // attempts were 429 before, 3.1% with the first, 1.98% with both.
+    out.meets_the_targets("Graph without unit headers");
 }
 
 #[tokio::test(start_paused = true)]
