@@ -151,6 +151,16 @@ pub enum Learned {
     Undone { from: f64, to: f64, share: f64 },
 }
 
+impl Learned {
+    /// Whether the scope's rate is not what it was.
+    pub fn changed_the_rate(&self) -> bool {
+        matches!(
+            self,
+            Learned::Cut { .. } | Learned::Measured { .. } | Learned::Undone { .. }
+        )
+    }
+}
+
 impl Rate {
     /// A rate believed to be `per_second`, growing back to at most `ceiling`.
     pub fn new(per_second: f64, ceiling: f64, now: Instant) -> Rate {

@@ -13,6 +13,10 @@ use crate::decision::Outcome;
 use crate::dialect::{self, ItemAnswer};
 use crate::retry::retry_after;
 
+/// A scope's pause is logged again when a 429 pushes it back by this much
+/// or more (the other 429s of a batch end it at the same time).
+const PUSHED_BACK: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Run {
     /// Handles the reply to one batch: every item's outcome goes through the
     /// decision table.
@@ -213,17 +217,26 @@ impl Run {
             let item = self.items[idx].live();
             let key = &item.scope;
             let policy = dialect::spent_policy(item.operation.as_deref(), &answer);
-            tracing::info!(
-                scope = key.as_str(),
-                wait_ms = pause.as_millis() as u64,
-                until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
-                "scope paused"
-            );
-            if let Some((learned, rate)) =
-                self.scopes
-                    .throttled(key, pause, policy.as_deref(), Instant::now())
-            {
-                tracing::info!(scope = key.as_str(), per_second = rate, learned = ?learned, "scope throttled");
+            let now = Instant::now();
+            let before = self.scopes.paused_until(key).filter(|t| *t > now);
+            let learned = self.scopes.throttled(key, pause, policy.as_deref(), now);
+            // A batch's 429s come together: the log says when a pause begins
+            // or is pushed back, and what a throttle changed, not each item.
+            let news = before.is_none_or(|t| now + pause >= t + PUSHED_BACK);
+            if news {
+                tracing::info!(
+                    scope = key.as_str(),
+                    wait_ms = pause.as_millis() as u64,
+                    until = %httpdate::fmt_http_date(self.ctx.clock.now() + pause),
+                    "scope paused"
+                );
+            }
+            if let Some((learned, rate)) = learned {
+                if news || learned.changed_the_rate() {
+                    tracing::info!(scope = key.as_str(), per_second = rate, learned = ?learned, "scope throttled");
+                } else {
+                    tracing::debug!(scope = key.as_str(), per_second = rate, learned = ?learned, "scope throttled");
+                }
             }
         }
         let got = Got::Answer {

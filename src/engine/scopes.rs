@@ -503,6 +503,12 @@ impl Scopes {
         s.bucket.as_mut().and_then(|b| b.served(units, now))
     }
 
+    /// Until when scope `key` is paused (a time already past, or none, when
+    /// it is not).
+    pub fn paused_until(&self, key: &str) -> Option<Instant> {
+        self.map.get(key).and_then(|s| s.until)
+    }
+
     /// Held requests whose scope can take them now, oldest first.
     pub fn release(&mut self, now: Instant) -> Vec<usize> {
         let mut out = vec![];

@@ -753,6 +753,44 @@ fn check_logs(out: &Out, every_batch: bool) {
     }
 }
 
+/// A batch's 429s pause their scope once: `-v` says so once per pause (and
+/// what a throttle changed), not once per item.
+#[test]
+fn a_pause_is_logged_once_not_per_item() {
+    let rule = azbatch_emulator::PlainRule::bucket(20.0, 20.0);
+    let server =
+        azbatch_emulator::PlainServer::start(vec![rule], Latency::fixed(Duration::from_millis(20)))
+            .unwrap();
+    let input: String = (0..100)
+        .map(|i| format!("{{\"method\": \"PATCH\", \"url\": \"/users/u{i}\", \"body\": {{}}}}\n"))
+        .collect();
+    let url = server.url();
+    let args = [
+        "run",
+        "-v",
+        "--api",
+        "graph",
+        "--endpoint",
+        &url,
+        "--token",
+        TOKEN,
+    ];
+    let out = azbatch(&args, &input, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let throttled = server.answers().iter().filter(|(_, s)| *s == 429).count();
+    let lines = |what: &str| out.stderr.lines().filter(|l| l.contains(what)).count();
+    let (paused, learned) = (lines("scope paused"), lines("scope throttled"));
+    let batches = server.batches().len();
+    // The first round sends 100 into a bucket of 20: most of its batches
+    // come back all 429.
+    assert!(throttled >= 40, "{throttled} 429s in {batches} batches");
+    assert!(
+        (1..batches).contains(&paused) && learned < batches,
+        "{paused} pauses and {learned} lessons logged for {throttled} 429s in {batches} batches:\n{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn logs_say_what_happens_and_never_a_secret() {
     let emu = emulator(Config {
