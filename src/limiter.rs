@@ -49,6 +49,9 @@ const GROWTH: f64 = 1.05;
 /// learned from, a 429 to a scope that was not held back by its own pace is
 /// stray: the service was not what held it back.
 const STRAY_SHARE: f64 = 0.1;
+/// The weight of each answer in [`Rate`]'s moving share of 429s: about the
+/// last hundred answers count.
+const RECENT: f64 = 0.01;
 /// A cut is judged by the span after it: when the share of the scope's
 /// answers that were 429 stayed within this factor of what it was (neither
 /// fell, as after a cut that helped, nor rose, as when the service is slower
@@ -106,6 +109,11 @@ pub struct Rate {
     cut: Option<(f64, f64)>,
     /// The 429s the scope is answered whatever its rate.
     noise: Noise,
+    /// The share of 429s among its last hundred answers or so (a moving
+    /// average): a 429 is stray only when both the share since the last
+    /// lesson and this one are small, or a scope that once had a long clean
+    /// run would call a regular wave of 429s stray for as long again.
+    recent: f64,
 }
 
 /// The answers of the spans judged noise, and how many were 429.
@@ -175,6 +183,7 @@ impl Rate {
             refused: 0.0,
             cut: None,
             noise: Noise::default(),
+            recent: 0.0,
         }
     }
 
@@ -201,6 +210,7 @@ impl Rate {
 
     /// The service served `units` at `now`. Returns the new rate when it grew.
     pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
+        self.recent *= 1.0 - RECENT;
         self.served += units.max(0.0);
         self.steady_served += units.max(0.0);
         let steady = now.saturating_duration_since(self.steady_since);
@@ -235,7 +245,8 @@ impl Rate {
         self.refused += 1.0;
         let answers = self.served + self.refused;
         let share = self.refused / answers;
-        if !self.starved && share < STRAY_SHARE {
+        self.recent = self.recent * (1.0 - RECENT) + RECENT;
+        if !self.starved && share < STRAY_SHARE && self.recent < STRAY_SHARE {
             return Learned::Stray { rate: from };
         }
         if answers < MIN_ANSWERS && (self.empty_at.is_some() || !informed) {
@@ -505,6 +516,37 @@ mod tests {
             r.throttled(at(t0, 2_000 + i), false);
         }
         assert!(r.learned() && r.per_second() < 25.0, "{}", r.per_second());
+    }
+
+    #[test]
+    fn a_wave_of_429s_after_a_long_clean_run_is_not_stray() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(350.0, 350.0, t0);
+        // A bucket's burst served clean, not held back by the pace; then its
+        // refill's worth served and a wave of 429s, again and again.
+        for _ in 0..500 {
+            r.served(1.0, t0);
+        }
+        let mut t = 0;
+        let mut lessons = vec![];
+        for _ in 0..3 {
+            for _ in 0..16 {
+                t += 1;
+                lessons.push(r.throttled(at(t0, t), false));
+            }
+            t += 2_500;
+            for _ in 0..100 {
+                r.served(1.0, at(t0, t));
+            }
+        }
+        let stray = lessons
+            .iter()
+            .filter(|l| matches!(l, Learned::Stray { .. }))
+            .count();
+        // Since the start, 48 of 848 answers were 429 (5.7%): each would be
+        // stray by that share alone. The last hundred or so held more.
+        assert!(stray < 16, "{stray} of 48 stray: {lessons:?}");
+        assert!(r.per_second() < 350.0, "{lessons:?}");
     }
 
     #[test]
