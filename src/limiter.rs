@@ -52,6 +52,11 @@ const STRAY_SHARE: f64 = 0.1;
 /// The weight of each answer in [`Rate`]'s moving share of 429s: about the
 /// last hundred answers count.
 const RECENT: f64 = 0.01;
+/// Above this moving share of 429s no 429 is stray: a little over the 2% of
+/// attempts the pacing aims under. (Lone 429s among many successes stay
+/// well below it; a wave of them every few seconds, with the pauses after
+/// `Retry-After` pacing the scope, does not.)
+const RECENT_STRAY: f64 = 0.025;
 /// A cut is judged by the span after it: when the share of the scope's
 /// answers that were 429 stayed within this factor of what it was (neither
 /// fell, as after a cut that helped, nor rose, as when the service is slower
@@ -111,8 +116,9 @@ pub struct Rate {
     noise: Noise,
     /// The share of 429s among its last hundred answers or so (a moving
     /// average): a 429 is stray only when both the share since the last
-    /// lesson and this one are small, or a scope that once had a long clean
-    /// run would call a regular wave of 429s stray for as long again.
+    /// lesson and this one are small ([`RECENT_STRAY`]), or a scope that
+    /// once had a long clean run would call a regular wave of 429s stray for
+    /// as long again.
     recent: f64,
 }
 
@@ -246,7 +252,7 @@ impl Rate {
         let answers = self.served + self.refused;
         let share = self.refused / answers;
         self.recent = self.recent * (1.0 - RECENT) + RECENT;
-        if !self.starved && share < STRAY_SHARE && self.recent < STRAY_SHARE {
+        if !self.starved && share < STRAY_SHARE && self.recent < RECENT_STRAY {
             return Learned::Stray { rate: from };
         }
         if answers < MIN_ANSWERS && (self.empty_at.is_some() || !informed) {
