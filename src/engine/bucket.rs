@@ -59,7 +59,8 @@ pub(super) struct Bucket {
     /// remaining-figure, a unit cost or percentage).
     informed: bool,
     /// The lowest remaining-figure (and its request's mark) the answers told
-    /// since the scope last had nothing on the wire.
+    /// since the first request sent after the scope last had nothing on the
+    /// wire.
     lowest: Option<(f64, f64)>,
     /// Whether the last answer found nothing of the scope on the wire: the
     /// next request taken starts a new span for `lowest` (the answers after
@@ -212,9 +213,9 @@ impl Bucket {
         self.refill(now);
         let sent = self.sent;
         let estimate = |remaining: f64, mark: f64| (remaining - (sent - mark).max(0.0)).max(0.0);
-        // Of the answers since the scope last had nothing on the wire, the
-        // lowest figure is the one served last, for all the client knows
-        // (the last to come back may have been served before another).
+        // Of the answers of `lowest`'s span, the lowest figure is the one
+        // served last, for all the client knows (the last to come back may
+        // have been served before another).
         let lowest = match self.lowest {
             Some((r, m)) if r < remaining => (r, m),
             _ => (remaining, mark),
