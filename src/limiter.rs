@@ -271,13 +271,16 @@ impl Rate {
                     return Learned::Kept { rate: from };
                 }
                 let measured = self.served / span.as_secs_f64() * MARGIN;
-                // A cut after which the 429s are what they were, or what the
-                // scope's noise is at any rate, did not help.
+                // A cut after which the 429s are what they were, or not
+                // half as many and what the scope's noise is at any rate,
+                // did not help. (One after which they fell by half helped,
+                // whatever the noise: a limit met at the cold start can look
+                // like noise for a span, and undoing each cut that helped
+                // kept a scope at its limit, cut and undone by turns.)
                 let heard = self.noisy() && self.within_noise();
-                if let Some((before, _)) = self
-                    .cut
-                    .filter(|&(_, then)| heard || noise_again(share, then))
-                {
+                if let Some((before, _)) = self.cut.filter(|&(_, then)| {
+                    (heard && share > then * HELPED) || noise_again(share, then)
+                }) {
                     self.per_second = before;
                     self.hear_noise();
                     Learned::Undone {
@@ -318,11 +321,13 @@ impl Rate {
         learned
     }
 
-    /// Whether the span's 429s are as many as the scope's noise gives.
+    /// Whether the span's 429s are as many as the scope's noise gives (and
+    /// no more than noise can be: [`NOISE_AT_MOST`]).
     fn within_noise(&self) -> bool {
         let n = self.served + self.refused;
         let p = self.noise.share();
-        self.refused <= n * p + NOISE_SIGMAS * (n * p * (1.0 - p)).sqrt()
+        self.refused <= n * NOISE_AT_MOST
+            && self.refused <= n * p + NOISE_SIGMAS * (n * p * (1.0 - p)).sqrt()
     }
 
     /// The span's answers were noise: they refine its share.
@@ -617,6 +622,51 @@ mod tests {
             r.throttled(at(t0, t), false),
             Learned::Measured { .. }
         ));
+    }
+
+    /// The stop 34 CI failure (59% of attempts 429 against a plain bucket):
+    /// a cut at the cold start was undone as noise, and from then on each
+    /// cut that helped was undone as noise too, the span after it holding
+    /// fewer 429s than the noise heard.
+    #[test]
+    fn noise_heard_does_not_undo_a_cut_that_helped() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(350.0, 350.0, t0);
+        let mut t = 0;
+        // A span of `served` successes and `refused` 429s, the last at its end.
+        let span = |r: &mut Rate, t: &mut u64, served: u32, refused: u32| {
+            r.starved();
+            for _ in 0..served {
+                *t += 5;
+                r.served(1.0, at(t0, *t));
+            }
+            r.refused += f64::from(refused - 1);
+            *t += 1_100;
+            r.throttled(at(t0, *t), false)
+        };
+        assert!(matches!(span(&mut r, &mut t, 100, 20), Learned::Cut { .. }));
+        // The cold start's next span: about the same share (19% for 17%).
+        assert!(matches!(
+            span(&mut r, &mut t, 130, 30),
+            Learned::Undone { .. }
+        ));
+        assert!(r.noisy());
+        // Half the answers 429: a limit, not noise, and learned.
+        let cut = match span(&mut r, &mut t, 40, 40) {
+            Learned::Measured { to, .. } => to,
+            other => panic!("{other:?}"),
+        };
+        // Two in five are no noise either, whatever the noise heard (19%).
+        assert!(matches!(
+            span(&mut r, &mut t, 30, 20),
+            Learned::Measured { .. }
+        ));
+        let cut = r.per_second().min(cut);
+        // The cut helped: 429s fell to a tenth of the answers (within
+        // the noise heard). It stands.
+        let after = span(&mut r, &mut t, 36, 4);
+        assert!(!matches!(after, Learned::Undone { .. }), "{after:?}");
+        assert!(r.per_second() <= cut, "{} for {cut}", r.per_second());
     }
 
     #[test]
