@@ -291,7 +291,7 @@ impl Rate {
                 } else if self.within_noise() {
                     self.hear_noise();
                     Learned::Noise { rate: from, share }
-                } else if measured < from && self.starved && self.served >= MIN_SERVED {
+                } else if measured < from && self.held_back(share) && self.served >= MIN_SERVED {
                     match self.cut_to(measured, share) {
                         Learned::Cut { from, to } => Learned::Measured {
                             from,
@@ -319,6 +319,15 @@ impl Rate {
             self.cut = None;
         }
         learned
+    }
+
+    /// Whether the service, not the scope's demand, set what it served over
+    /// the span: the scope wanted more than its pace let out, or more than
+    /// noise can be of its answers were 429 (a scope whose retries come back
+    /// due one by one after each `Retry-After` never waits on its own pace,
+    /// and was met at its limit wave after wave without it).
+    fn held_back(&self, share: f64) -> bool {
+        self.starved || share > NOISE_AT_MOST
     }
 
     /// Whether the span's 429s are as many as the scope's noise gives (and
@@ -667,6 +676,35 @@ mod tests {
         let after = span(&mut r, &mut t, 36, 4);
         assert!(!matches!(after, Learned::Undone { .. }), "{after:?}");
         assert!(r.per_second() <= cut, "{} for {cut}", r.per_second());
+    }
+
+    /// The stop 35 trace: after a cut undone, the scope's retries came back
+    /// due one by one, each let out at once (its pace of 175 a second far
+    /// above them), so it never waited on its pace; the service (50 a
+    /// second) answered half of each wave 429, and every span was kept.
+    #[test]
+    fn a_span_mostly_429_measures_the_refill_without_waiting_on_the_pace() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(175.0, 350.0, t0);
+        let mut t = 0;
+        let mut wave = |r: &mut Rate| {
+            for _ in 0..54 {
+                t += 2;
+                r.served(1.0, at(t0, t));
+            }
+            r.refused += 59.0;
+            t += 1_080 - 54 * 2;
+            r.throttled(at(t0, t), false)
+        };
+        // The first wave's empty moment: nothing measured yet, not stray.
+        assert!(matches!(wave(&mut r), Learned::Cut { .. }));
+        match wave(&mut r) {
+            Learned::Measured { to, served, .. } => {
+                assert_eq!(served, 54.0);
+                assert!((to - 54.0 / 1.08 * MARGIN).abs() < 1e-9, "{to}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
