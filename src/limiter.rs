@@ -81,6 +81,10 @@ fn noise_again(share: f64, then: f64) -> bool {
 /// The fewest answers a throttle is judged on (the first, and each span
 /// after): one 429 among a few answers says nothing of a rate.
 const MIN_ANSWERS: f64 = 20.0;
+/// The fewest 429s in a span that say the service held the scope back
+/// whatever its pace: among a few dozen answers, four or five 429s are a
+/// fifth by chance (the fault table's 5% of random 429s met it).
+const HELD_BACK_429S: f64 = 10.0;
 /// The fewest units served between two throttles that measure anything
 /// (none served over a span measures only that the scope sent nothing).
 const MIN_SERVED: f64 = 1.0;
@@ -327,7 +331,7 @@ impl Rate {
     /// due one by one after each `Retry-After` never waits on its own pace,
     /// and was met at its limit wave after wave without it).
     fn held_back(&self, share: f64) -> bool {
-        self.starved || share > NOISE_AT_MOST
+        self.starved || (share > NOISE_AT_MOST && self.refused >= HELD_BACK_429S)
     }
 
     /// Whether the span's 429s are as many as the scope's noise gives (and
