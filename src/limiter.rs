@@ -682,10 +682,11 @@ mod tests {
         assert!(r.per_second() <= cut, "{} for {cut}", r.per_second());
     }
 
-    /// Stop 34's failure traced under load: after a cut undone, the scope's retries came back
-    /// due one by one, each let out at once (its pace of 175 a second far
-    /// above them), so it never waited on its pace; the service (50 a
-    /// second) answered half of each wave 429, and every span was kept.
+    /// Stop 34's failure traced under load: after a cut undone, the scope's
+    /// retries came back due one by one, each let out at once (its pace of
+    /// 175 a second far above them), so it never waited on its pace; the
+    /// service (50 a second) answered half of each wave 429, and every span
+    /// was kept.
     #[test]
     fn a_span_mostly_429_measures_the_refill_without_waiting_on_the_pace() {
         let t0 = Instant::now();
