@@ -24,6 +24,17 @@
 //! so a limit that was lowered for a while (another principal's burst) is
 //! found again. A 429 that is not throttling (another operation in progress)
 //! is not fed here.
+//!
+//! A span is counted by when its requests were *sent*, not answered: the
+//! service spends its bucket as requests arrive, and answers come back up to
+//! a round trip apart. Counted by answer, a span after the first throttle
+//! took in the tail of the burst still on the wire (measuring the refill
+//! twice over), and a span that closed with a batch still on the wire lost
+//! that batch's successes (a fifth of a short span's): both moved the rate
+//! far from the refill. So a success counts towards the span its request was
+//! sent in, and one that comes back after its span was measured completes
+//! that measure (which may raise the rate it set, never above the rate the
+//! span began at).
 
 use std::time::Duration;
 
@@ -101,8 +112,16 @@ pub struct Rate {
     ceiling: f64,
     /// The last moment the service's bucket was seen empty (a throttle).
     empty_at: Option<Instant>,
-    /// Units the service served since then.
+    /// When the request whose 429 showed it was sent: the span measured
+    /// since is counted by send time.
+    empty_sent: Option<Instant>,
+    /// Units the service served since then (answers since `empty_at`).
     served: f64,
+    /// Units served of requests sent since `empty_sent`: the span's measure.
+    span_served: f64,
+    /// The span measured last, completed by the answers still on the wire
+    /// when it closed.
+    measured: Option<Closed>,
     /// Since when the rate has not changed.
     steady_since: Instant,
     /// Units served since then.
@@ -124,6 +143,30 @@ pub struct Rate {
     /// once had a long clean run would call a regular wave of 429s stray for
     /// as long again.
     recent: f64,
+}
+
+/// A span that was measured, by when its requests were sent.
+#[derive(Debug, Clone, PartialEq)]
+struct Closed {
+    /// Sent after this (the request whose 429 opened it)...
+    open: Instant,
+    /// ...and no later than this (the one whose 429 closed it).
+    close: Instant,
+    /// Units served of requests sent in it, so far.
+    served: f64,
+    /// The rate it was measured from: its completed measure goes no higher.
+    from: f64,
+}
+
+impl Closed {
+    fn rate(&self) -> f64 {
+        self.served
+            / self
+                .close
+                .saturating_duration_since(self.open)
+                .as_secs_f64()
+            * MARGIN
+    }
 }
 
 /// The answers of the spans judged noise, and how many were 429.
@@ -186,7 +229,10 @@ impl Rate {
             per_second,
             ceiling: ceiling.max(per_second),
             empty_at: None,
+            empty_sent: None,
             served: 0.0,
+            span_served: 0.0,
+            measured: None,
             steady_since: now,
             steady_served: 0.0,
             starved: false,
@@ -218,11 +264,31 @@ impl Rate {
         self.empty_at.is_some()
     }
 
-    /// The service served `units` at `now`. Returns the new rate when it grew.
-    pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
+    /// The service served `units` at `now`, of a request `sent` then.
+    /// Returns the new rate when it rose: it grew after a quiet spell, or
+    /// this answer, still on the wire when its span was measured, completed
+    /// that measure.
+    pub fn served(&mut self, units: f64, now: Instant, sent: Instant) -> Option<f64> {
+        let units = units.max(0.0);
         self.recent *= 1.0 - RECENT;
-        self.served += units.max(0.0);
-        self.steady_served += units.max(0.0);
+        self.served += units;
+        self.steady_served += units;
+        if let Some(late) = self
+            .measured
+            .as_mut()
+            .filter(|c| c.open < sent && sent <= c.close)
+        {
+            late.served += units;
+            let completed = late.rate().min(late.from);
+            if completed > self.per_second {
+                self.per_second = completed;
+                return Some(completed);
+            }
+            return None;
+        }
+        if self.empty_sent.is_none_or(|open| sent > open) {
+            self.span_served += units;
+        }
         let steady = now.saturating_duration_since(self.steady_since);
         if self.per_second >= self.ceiling
             || steady < GROW_AFTER
@@ -245,12 +311,12 @@ impl Rate {
         self.ceiling *= factor;
     }
 
-    /// The service throttled the scope at `now`: its bucket is empty. A
-    /// scope whose answers tell its bucket's state (`informed`) is not cut
-    /// at its first throttle (the headers already pace it, and one 429 in
-    /// answers that arrive out of order says little); its spans are measured
-    /// all the same.
-    pub fn throttled(&mut self, now: Instant, informed: bool) -> Learned {
+    /// The service throttled the scope at `now`, refusing a request `sent`
+    /// then: its bucket was empty. A scope whose answers tell its bucket's
+    /// state (`informed`) is not cut at its first throttle (the headers
+    /// already pace it, and one 429 in answers that arrive out of order says
+    /// little); its spans are measured all the same.
+    pub fn throttled(&mut self, now: Instant, sent: Instant, informed: bool) -> Learned {
         let from = self.per_second;
         self.refused += 1.0;
         let answers = self.served + self.refused;
@@ -269,12 +335,14 @@ impl Rate {
             None if informed => Learned::Kept { rate: from },
             None => self.cut_to(from * FIRST_CUT, share),
             Some(since) => {
-                let span = now.saturating_duration_since(since);
-                if span < MIN_SPAN {
-                    // The same burst: keep counting from the first of it.
+                let open = self.empty_sent.unwrap_or(since);
+                let span = sent.saturating_duration_since(open);
+                if now.saturating_duration_since(since) < MIN_SPAN || span < MIN_SPAN {
+                    // The same burst (answered, or sent, within a moment of
+                    // the first of it): keep counting from that one.
                     return Learned::Kept { rate: from };
                 }
-                let measured = self.served / span.as_secs_f64() * MARGIN;
+                let measured = self.span_served / span.as_secs_f64() * MARGIN;
                 // A cut after which the 429s are what they were, or not
                 // half as many and what the scope's noise is at any rate,
                 // did not help. (One after which they fell by half helped,
@@ -295,12 +363,19 @@ impl Rate {
                 } else if self.within_noise() {
                     self.hear_noise();
                     Learned::Noise { rate: from, share }
-                } else if measured < from && self.held_back(share) && self.served >= MIN_SERVED {
+                } else if measured < from && self.held_back(share) && self.span_served >= MIN_SERVED
+                {
+                    self.measured = Some(Closed {
+                        open,
+                        close: sent,
+                        served: self.span_served,
+                        from,
+                    });
                     match self.cut_to(measured, share) {
                         Learned::Cut { from, to } => Learned::Measured {
                             from,
                             to,
-                            served: self.served,
+                            served: self.span_served,
                             span,
                         },
                         other => other,
@@ -310,8 +385,14 @@ impl Rate {
                 }
             }
         };
+        if !matches!(learned, Learned::Measured { .. }) {
+            // Only a measure is completed by the answers still on the wire.
+            self.measured = None;
+        }
         self.empty_at = Some(now);
+        self.empty_sent = Some(sent);
         self.served = 0.0;
+        self.span_served = 0.0;
         self.refused = 0.0;
         self.starved = false;
         if !matches!(learned, Learned::Noise { .. } | Learned::Undone { .. }) {
@@ -374,7 +455,7 @@ mod tests {
     /// its first throttle is judged.
     fn warmed(r: &mut Rate, now: Instant) {
         r.starved();
-        r.served(MIN_ANSWERS, now);
+        r.served(MIN_ANSWERS, now, now);
     }
 
     #[test]
@@ -384,7 +465,7 @@ mod tests {
         assert!(!r.learned());
         warmed(&mut r, t0);
         assert_eq!(
-            r.throttled(at(t0, 10_000), false),
+            r.throttled(at(t0, 10_000), at(t0, 10_000), false),
             Learned::Cut {
                 from: 25.0,
                 to: 12.5
@@ -393,14 +474,14 @@ mod tests {
         // 10 s later, 80 served while the scope wanted more: the service
         // refills 8 a second.
         r.starved();
-        for i in 0..80 {
+        for i in 1..=80 {
             assert_eq!(
-                r.served(1.0, at(t0, 10_000 + i * 50)),
+                r.served(1.0, at(t0, 10_000 + i * 50), at(t0, 10_000 + i * 50)),
                 None,
                 "no growth yet"
             );
         }
-        match r.throttled(at(t0, 20_000), false) {
+        match r.throttled(at(t0, 20_000), at(t0, 20_000), false) {
             Learned::Measured {
                 from,
                 to,
@@ -414,25 +495,25 @@ mod tests {
         }
         // The same burst, answered a moment later: nothing new to measure.
         assert_eq!(
-            r.throttled(at(t0, 20_100), false),
+            r.throttled(at(t0, 20_100), at(t0, 20_100), false),
             Learned::Kept { rate: 8.0 * MARGIN }
         );
         // A measure above the rate paced at is no reason to rise on a throttle.
         r.starved();
         for _ in 0..400 {
-            r.served(1.0, at(t0, 21_000));
+            r.served(1.0, at(t0, 21_000), at(t0, 21_000));
         }
         assert_eq!(
-            r.throttled(at(t0, 22_000), false),
+            r.throttled(at(t0, 22_000), at(t0, 22_000), false),
             Learned::Kept { rate: 8.0 * MARGIN }
         );
         // One 429 among 100 successes of a scope its pace did not hold back
         // is stray.
         for _ in 0..100 {
-            r.served(1.0, at(t0, 23_000));
+            r.served(1.0, at(t0, 23_000), at(t0, 23_000));
         }
         assert_eq!(
-            r.throttled(at(t0, 24_000), false),
+            r.throttled(at(t0, 24_000), at(t0, 24_000), false),
             Learned::Stray { rate: 8.0 * MARGIN }
         );
     }
@@ -442,26 +523,37 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
         warmed(&mut r, t0);
-        r.throttled(t0, false);
+        r.throttled(t0, t0, false);
         assert_eq!(r.per_second(), 12.5);
-        assert_eq!(r.served(19.0, at(t0, 4_999)), None, "not yet");
         assert_eq!(
-            r.served(0.5, at(t0, 5_000)),
+            r.served(19.0, at(t0, 4_999), at(t0, 4_999)),
+            None,
+            "not yet"
+        );
+        assert_eq!(
+            r.served(0.5, at(t0, 5_000), at(t0, 5_000)),
             None,
             "5 s, but fewer than 20 served: a slow scope grows by its count"
         );
-        assert_eq!(r.served(0.5, at(t0, 5_001)), Some(12.5 * GROWTH));
-        assert_eq!(r.served(20.0, at(t0, 6_000)), None, "once per quiet spell");
+        assert_eq!(
+            r.served(0.5, at(t0, 5_001), at(t0, 5_001)),
+            Some(12.5 * GROWTH)
+        );
+        assert_eq!(
+            r.served(20.0, at(t0, 6_000), at(t0, 6_000)),
+            None,
+            "once per quiet spell"
+        );
         let mut t = 5_000;
         let mut grew = 1;
         while r.per_second() < 25.0 {
             t += 5_000;
-            r.served(20.0, at(t0, t));
+            r.served(20.0, at(t0, t), at(t0, t));
             grew += 1;
             assert!(grew < 30, "it reaches the ceiling");
         }
         assert_eq!(r.per_second(), 25.0, "capped at the ceiling");
-        assert_eq!(r.served(1.0, at(t0, t + 60_000)), None);
+        assert_eq!(r.served(1.0, at(t0, t + 60_000), at(t0, t + 60_000)), None);
     }
 
     #[test]
@@ -471,12 +563,12 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Rate::new(10.0, 10.0, t0);
         warmed(&mut r, t0);
-        r.throttled(t0, false);
+        r.throttled(t0, t0, false);
         let cut = r.per_second();
         r.starved();
-        r.served(2.0, at(t0, 1_000));
+        r.served(2.0, at(t0, 1_000), at(t0, 1_000));
         assert_eq!(
-            r.throttled(at(t0, 2_000), false),
+            r.throttled(at(t0, 2_000), at(t0, 2_000), false),
             Learned::Kept { rate: cut }
         );
         assert_eq!(r.per_second(), cut, "not measured down to 2 served in 2 s");
@@ -487,8 +579,8 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
         r.starved();
-        r.served(3.0, t0);
-        assert_eq!(r.throttled(t0, false), Learned::Kept { rate: 25.0 });
+        r.served(3.0, t0, t0);
+        assert_eq!(r.throttled(t0, t0, false), Learned::Kept { rate: 25.0 });
         assert!(!r.learned());
     }
 
@@ -496,14 +588,17 @@ mod tests {
     fn a_scope_its_headers_pace_is_not_cut_at_its_first_throttle() {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
-        assert_eq!(r.throttled(t0, true), Learned::Kept { rate: 25.0 });
+        assert_eq!(r.throttled(t0, t0, true), Learned::Kept { rate: 25.0 });
         assert!(r.learned(), "the empty moment is recorded");
         for _ in 0..50 {
-            r.served(1.0, at(t0, 1_000));
+            r.served(1.0, at(t0, 1_000), at(t0, 1_000));
         }
         r.starved();
         assert!(
-            matches!(r.throttled(at(t0, 10_000), true), Learned::Measured { .. }),
+            matches!(
+                r.throttled(at(t0, 10_000), at(t0, 10_000), true),
+                Learned::Measured { .. }
+            ),
             "a span is measured all the same"
         );
         assert!((r.per_second() - 5.0 * MARGIN).abs() < 1e-9);
@@ -514,10 +609,10 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
         warmed(&mut r, t0);
-        r.throttled(t0, false);
-        r.served(3.0, at(t0, 1_000));
+        r.throttled(t0, t0, false);
+        r.served(3.0, at(t0, 1_000), at(t0, 1_000));
         assert_eq!(
-            r.throttled(at(t0, 2_000), false),
+            r.throttled(at(t0, 2_000), at(t0, 2_000), false),
             Learned::Kept { rate: 12.5 },
             "3 served in 2 s, never held back: a stray 429, not the refill"
         );
@@ -528,16 +623,16 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Rate::new(25.0, 25.0, t0);
         for _ in 0..100 {
-            r.served(1.0, t0);
+            r.served(1.0, t0, t0);
         }
         assert_eq!(
-            r.throttled(at(t0, 2_000), false),
+            r.throttled(at(t0, 2_000), at(t0, 2_000), false),
             Learned::Stray { rate: 25.0 }
         );
         assert!(!r.learned(), "nothing learned");
         // When 429s are a tenth of the answers, the service is the limit.
         for i in 0..12 {
-            r.throttled(at(t0, 2_000 + i), false);
+            r.throttled(at(t0, 2_000 + i), at(t0, 2_000 + i), false);
         }
         assert!(r.learned() && r.per_second() < 25.0, "{}", r.per_second());
     }
@@ -549,18 +644,18 @@ mod tests {
         // A bucket's burst served clean, not held back by the pace; then its
         // refill's worth served and a wave of 429s, again and again.
         for _ in 0..500 {
-            r.served(1.0, t0);
+            r.served(1.0, t0, t0);
         }
         let mut t = 0;
         let mut lessons = vec![];
         for _ in 0..3 {
             for _ in 0..16 {
                 t += 1;
-                lessons.push(r.throttled(at(t0, t), false));
+                lessons.push(r.throttled(at(t0, t), at(t0, t), false));
             }
             t += 2_500;
             for _ in 0..100 {
-                r.served(1.0, at(t0, t));
+                r.served(1.0, at(t0, t), at(t0, t));
             }
         }
         let stray = lessons
@@ -583,13 +678,13 @@ mod tests {
             r.starved();
             for _ in 0..19 {
                 *t += 10;
-                r.served(1.0, at(t0, *t));
+                r.served(1.0, at(t0, *t), at(t0, *t));
             }
             *t += 1_000;
-            r.throttled(at(t0, *t), false)
+            r.throttled(at(t0, *t), at(t0, *t), false)
         };
         assert_eq!(
-            r.throttled(t0, false),
+            r.throttled(t0, t0, false),
             Learned::Kept { rate: 100.0 },
             "the first 429, before any success: too few answers to tell"
         );
@@ -625,14 +720,14 @@ mod tests {
         r.starved();
         for _ in 0..15 {
             t += 100;
-            r.served(1.0, at(t0, t));
+            r.served(1.0, at(t0, t), at(t0, t));
         }
         t += 1_000;
         for _ in 0..5 {
             r.refused += 1.0;
         }
         assert!(matches!(
-            r.throttled(at(t0, t), false),
+            r.throttled(at(t0, t), at(t0, t), false),
             Learned::Measured { .. }
         ));
     }
@@ -651,11 +746,11 @@ mod tests {
             r.starved();
             for _ in 0..served {
                 *t += 5;
-                r.served(1.0, at(t0, *t));
+                r.served(1.0, at(t0, *t), at(t0, *t));
             }
             r.refused += f64::from(refused - 1);
             *t += 1_100;
-            r.throttled(at(t0, *t), false)
+            r.throttled(at(t0, *t), at(t0, *t), false)
         };
         assert!(matches!(span(&mut r, &mut t, 100, 20), Learned::Cut { .. }));
         // The cold start's next span: about the same share (19% for 17%).
@@ -695,11 +790,11 @@ mod tests {
         let mut wave = |r: &mut Rate| {
             for _ in 0..54 {
                 t += 2;
-                r.served(1.0, at(t0, t));
+                r.served(1.0, at(t0, t), at(t0, t));
             }
             r.refused += 59.0;
             t += 1_080 - 54 * 2;
-            r.throttled(at(t0, t), false)
+            r.throttled(at(t0, t), at(t0, t), false)
         };
         // The first wave's empty moment: nothing measured yet, not stray.
         assert!(matches!(wave(&mut r), Learned::Cut { .. }));
@@ -712,15 +807,81 @@ mod tests {
         }
     }
 
+    /// Bench row (p)'s slow runs (2,000 Graph updates against a plain bucket
+    /// refilling 40 a second), traced: spans were counted by when their
+    /// answers came back. The first after the cold start took in the burst
+    /// still on the wire (137 served in 1.43 s), the next lost a batch of 10
+    /// that came back after its closing 429 (39 in 1.2 s), and the rate sat at
+    /// 31 a second for half the run. Counted by when the requests were sent,
+    /// the late answers completing the measure, each span measures the refill.
+    #[test]
+    fn a_span_is_counted_by_when_its_requests_were_sent() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(175.0, 350.0, t0);
+        warmed(&mut r, t0);
+        // The first 429 comes back at 1 s; its request was sent at 0.9 s.
+        assert_eq!(
+            r.throttled(at(t0, 1_000), at(t0, 900), false),
+            Learned::Cut {
+                from: 175.0,
+                to: 87.5
+            }
+        );
+        r.starved();
+        // The burst's tail, sent before that request, comes back after it.
+        for i in 0..100 {
+            assert_eq!(r.served(1.0, at(t0, 1_000 + i), at(t0, 800)), None);
+        }
+        // 38 sent in the span, each answered 100 ms later; then a 429 to a
+        // request sent at 2.1 s.
+        for i in 1..=38 {
+            let sent = 900 + i * 31;
+            r.served(1.0, at(t0, sent + 100), at(t0, sent));
+        }
+        match r.throttled(at(t0, 2_200), at(t0, 2_100), false) {
+            Learned::Measured {
+                from,
+                to,
+                served,
+                span,
+            } => {
+                assert_eq!((from, served), (87.5, 38.0));
+                assert_eq!(span, Duration::from_millis(1_200));
+                assert!((to - 38.0 / 1.2 * MARGIN).abs() < 1e-9, "{to}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A batch of 10 sent with that request comes back after its 429:
+        // the span served 48 in 1.2 s.
+        let mut rose = None;
+        for _ in 0..10 {
+            rose = r.served(1.0, at(t0, 2_250), at(t0, 2_100)).or(rose);
+        }
+        let refill = 48.0 / 1.2 * MARGIN;
+        assert!((r.per_second() - refill).abs() < 1e-9, "{}", r.per_second());
+        assert_eq!(rose, Some(r.per_second()), "the rise is told");
+        // Answers to requests sent after the closing one, or before the
+        // span, change nothing.
+        assert_eq!(r.served(1.0, at(t0, 2_300), at(t0, 2_150)), None);
+        assert_eq!(r.served(1.0, at(t0, 2_300), at(t0, 850)), None);
+        assert!((r.per_second() - refill).abs() < 1e-9);
+        // However many come back late, the measure goes no higher than the
+        // rate the span began at.
+        for _ in 0..1_000 {
+            r.served(1.0, at(t0, 2_400), at(t0, 2_000));
+        }
+        assert_eq!(r.per_second(), 87.5);
+    }
+
     #[test]
     fn it_never_goes_below_one_a_minute() {
         let t0 = Instant::now();
         let mut r = Rate::new(0.02, 0.02, t0);
         warmed(&mut r, t0);
-        r.throttled(t0, false);
+        r.throttled(t0, t0, false);
         assert_eq!(r.per_second(), FLOOR);
         r.starved();
-        r.throttled(at(t0, 600_000), false);
+        r.throttled(at(t0, 600_000), at(t0, 600_000), false);
         assert_eq!(r.per_second(), FLOOR, "nothing served in ten minutes");
         r.scale(2.0);
         assert_eq!(r.per_second(), 2.0 * FLOOR);

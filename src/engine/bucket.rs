@@ -257,11 +257,12 @@ impl Bucket {
         self.grown_at = self.sent;
     }
 
-    /// The service throttled this bucket: it is empty now, and its refill
-    /// is what the limiter learns from the span since the last throttle.
-    /// From then on it holds requests back, whatever it did before; after a
-    /// cut it bursts at most [`BURST_SECONDS`] of its rate.
-    pub fn throttled(&mut self, now: Instant) -> Learned {
+    /// The service throttled this bucket, refusing a request `sent` then: it
+    /// is empty now, and its refill is what the limiter learns from the span
+    /// since the last throttle. From then on it holds requests back, whatever
+    /// it did before; after a cut it bursts at most [`BURST_SECONDS`] of its
+    /// rate.
+    pub fn throttled(&mut self, now: Instant, sent: Instant) -> Learned {
         self.refill(now);
         // A bucket whose answers said it holds plenty did not run out: the
         // 429 was another limit's (or a stray one); it is not learned from.
@@ -270,7 +271,7 @@ impl Bucket {
             // The emptier bucket is the one the service ran out of.
             if shared.available(now) < self.tokens {
                 self.tokens = self.tokens.min(0.0);
-                return shared.throttled(now);
+                return shared.throttled(now, sent);
             }
         }
         if plenty {
@@ -279,7 +280,7 @@ impl Bucket {
                 rate: self.rate.per_second(),
             };
         }
-        let learned = self.rate.throttled(now, self.informed);
+        let learned = self.rate.throttled(now, sent, self.informed);
         if let Learned::Stray { .. } = learned {
             // The service was not what held the scope back: the model stays.
             return learned;
@@ -305,12 +306,16 @@ impl Bucket {
         self.rate.noisy()
     }
 
-    /// The service served `units` of this bucket at `now`; the new rate
-    /// when a quiet spell let it grow back.
-    pub fn served(&mut self, units: f64, now: Instant) -> Option<f64> {
+    /// The service served `units` of this bucket at `now`, of a request
+    /// `sent` then; the new rate when it rose (a quiet spell let it grow
+    /// back, or the answer completed a measure).
+    pub fn served(&mut self, units: f64, now: Instant, sent: Instant) -> Option<f64> {
         self.refill(now);
-        let shared = self.shared.as_mut().and_then(|s| s.served(units, now));
-        self.rate.served(units, now).or(shared)
+        let shared = self
+            .shared
+            .as_mut()
+            .and_then(|s| s.served(units, now, sent));
+        self.rate.served(units, now, sent).or(shared)
     }
 
     /// The scope wanted more than the bucket (or the shared one) lets out.
@@ -423,7 +428,7 @@ mod tests {
             (0..1000).all(|_| b.take(1.0, t2)),
             "a larger bucket than documented"
         );
-        b.throttled(t2);
+        b.throttled(t2, t2);
         assert!(!b.take(1.0, t2));
         let mut w = Bucket::new(Kind::of("DELETE").seed(Model::TokenBucket), t0);
         assert!((0..200).all(|_| w.take(1.0, t0)) && !w.take(1.0, t0));

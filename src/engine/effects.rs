@@ -112,16 +112,18 @@ impl Run {
         if ok {
             let item = self.items[idx].live();
             let units = item.sent_mark.map_or(1.0, |m| m.charged());
+            let now = Instant::now();
             if let Some(rate) = self.scopes.succeeded(
                 &item.scope,
                 item.operation.as_deref(),
                 units,
-                Instant::now(),
+                now,
+                item.sent_at.unwrap_or(now),
             ) {
                 tracing::info!(
                     scope = item.scope.as_str(),
                     per_second = rate,
-                    "scope's rate grew back"
+                    "scope's rate rose"
                 );
             }
         }

@@ -51,6 +51,8 @@ pub(super) struct Item {
     pub sent_mark: Option<super::scopes::Mark>,
     /// In a batch on the wire now.
     pub on_wire: bool,
+    /// When it was last sent: the limiter counts the service's spans by it.
+    pub sent_at: Option<tokio::time::Instant>,
     /// An earlier send may have run (its answer was lost) and it is being
     /// sent again.
     pub maybe_ran: bool,
@@ -66,6 +68,7 @@ impl Item {
     pub fn new(request: Request, scope: String) -> Item {
         Item {
             on_wire: false,
+            sent_at: None,
             maybe_ran: false,
             batch_items: 0,
             size: request.wire_size(),

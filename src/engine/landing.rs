@@ -218,8 +218,11 @@ impl Run {
             let key = &item.scope;
             let policy = dialect::spent_policy(item.operation.as_deref(), &answer);
             let now = Instant::now();
+            let sent = item.sent_at.unwrap_or(now);
             let before = self.scopes.paused_until(key).filter(|t| *t > now);
-            let learned = self.scopes.throttled(key, pause, policy.as_deref(), now);
+            let learned = self
+                .scopes
+                .throttled(key, pause, policy.as_deref(), now, sent);
             // A batch's 429s come together: the log says when a pause begins
             // or is pushed back, and what a throttle changed, not each item.
             let news = before.is_none_or(|t| now + pause >= t + PUSHED_BACK);

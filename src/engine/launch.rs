@@ -111,6 +111,10 @@ impl Run {
             item.on_wire = true;
             item.batch_items = batch.len();
         }
+        let now = Instant::now();
+        for &i in &batch {
+            self.items[i].live_mut().sent_at = Some(now);
+        }
         self.in_flight_items += batch.len() as u64;
         self.progress.batch_sent(batch.len() as u64);
         let ctx = self.ctx.clone();

@@ -120,10 +120,11 @@ impl Providers {
             .max()
     }
 
-    /// A request of `op` succeeded, having cost `units` of each policy.
-    pub fn served(&mut self, op: Option<&str>, units: f64, now: Instant) {
+    /// A request of `op`, sent at `sent`, succeeded, having cost `units` of
+    /// each policy.
+    pub fn served(&mut self, op: Option<&str>, units: f64, now: Instant, sent: Instant) {
         for b in self.of(op) {
-            b.served(units, now);
+            b.served(units, now, sent);
         }
     }
 
@@ -178,13 +179,13 @@ impl Providers {
         self.met.insert(op.to_string(), names);
     }
 
-    /// The service refused a request for policy `name` (its figure was 0):
-    /// what its bucket learned and the rate it paces at now, if the policy
-    /// is known.
-    pub fn throttled(&mut self, name: &str, now: Instant) -> Option<(Learned, f64)> {
+    /// The service refused a request for policy `name` (its figure was 0),
+    /// sent at `sent`: what its bucket learned and the rate it paces at now,
+    /// if the policy is known.
+    pub fn throttled(&mut self, name: &str, now: Instant, sent: Instant) -> Option<(Learned, f64)> {
         self.buckets
             .get_mut(name)
-            .map(|b| (b.throttled(now), b.per_second()))
+            .map(|b| (b.throttled(now, sent), b.per_second()))
     }
 }
 
@@ -231,9 +232,9 @@ mod tests {
             "{waited:?}"
         );
         assert!(p
-            .throttled("microsoft.compute/highcostget3min", t0)
+            .throttled("microsoft.compute/highcostget3min", t0, t0)
             .is_some());
-        assert!(p.throttled("microsoft.compute/unknown", t0).is_none());
+        assert!(p.throttled("microsoft.compute/unknown", t0, t0).is_none());
     }
 
     #[test]

@@ -438,27 +438,29 @@ impl Scopes {
         }
     }
 
-    /// The service throttled scope `key` for `wait`: what its bucket's
-    /// limiter learned, and the rate it paces at now. When the answer said
-    /// a provider's `policy` was spent, that policy's bucket learns instead:
-    /// the subscription's was not what ran out.
+    /// The service throttled scope `key` for `wait`, refusing a request
+    /// `sent` then: what its bucket's limiter learned, and the rate it paces
+    /// at now. When the answer said a provider's `policy` was spent, that
+    /// policy's bucket learns instead: the subscription's was not what ran
+    /// out.
     pub fn throttled(
         &mut self,
         key: &str,
         wait: Duration,
         policy: Option<&str>,
         now: Instant,
+        sent: Instant,
     ) -> Option<(Learned, f64)> {
         let restart = self.restart;
         let s = self.scope(key, now);
         let until = now + wait;
         s.until = Some(s.until.map_or(until, |t| t.max(until)));
-        let learned = match policy.and_then(|p| s.providers.throttled(p, now)) {
+        let learned = match policy.and_then(|p| s.providers.throttled(p, now, sent)) {
             Some(learned) => Some(learned),
             None => s
                 .bucket
                 .as_mut()
-                .map(|b| (b.throttled(now), b.per_second())),
+                .map(|b| (b.throttled(now, sent), b.per_second())),
         };
         // A 429 that did not follow the rate (a stray one, the scope's
         // noise, or one more of a burst in a scope known to be noisy) is no
@@ -478,18 +480,20 @@ impl Scopes {
         learned
     }
 
-    /// A request of scope `key` succeeded, having cost `units` of its
-    /// bucket; the scope's new rate when a quiet spell let it grow.
+    /// A request of scope `key`, sent at `sent`, succeeded, having cost
+    /// `units` of its bucket; the scope's new rate when it rose (a quiet
+    /// spell let it grow, or the answer completed a measure).
     pub fn succeeded(
         &mut self,
         key: &str,
         op: Option<&str>,
         units: f64,
         now: Instant,
+        sent: Instant,
     ) -> Option<f64> {
         let open = self.open;
         let s = self.map.get_mut(key)?;
-        s.providers.served(op, CALL, now);
+        s.providers.served(op, CALL, now, sent);
         if s.window < s.max_window {
             s.ramp += 1;
             if s.ramp >= RAMP {
@@ -500,7 +504,7 @@ impl Scopes {
                 s.window = s.max_window;
             }
         }
-        s.bucket.as_mut().and_then(|b| b.served(units, now))
+        s.bucket.as_mut().and_then(|b| b.served(units, now, sent))
     }
 
     /// Until when scope `key` is paused (a time already past, or none, when
@@ -896,7 +900,7 @@ mod tests {
         );
         s.landed("mailbox/a", 0);
         for _ in 0..100 {
-            s.succeeded("mailbox/a", None, 1.0, t0);
+            s.succeeded("mailbox/a", None, 1.0, t0, t0);
         }
         assert_eq!(s.release(t0), [4], "one back, one out");
         assert!(
@@ -912,7 +916,7 @@ mod tests {
         let mut s = Scopes::new(2, 2);
         assert!(s.admit(key, 0, true, None, t0));
         s.landed(key, 0);
-        s.throttled(key, Duration::from_secs(1), None, t0);
+        s.throttled(key, Duration::from_secs(1), None, t0, t0);
         for i in 1..=4 {
             assert!(!s.admit(key, i, true, None, t0), "paused");
         }
@@ -935,7 +939,7 @@ mod tests {
         let mut s = Scopes::new(2, 2);
         assert!(s.admit("a", 0, true, None, t0) && s.admit("b", 1, true, None, t0));
         s.landed("a", 0);
-        s.throttled("a", Duration::from_secs(1), None, t0);
+        s.throttled("a", Duration::from_secs(1), None, t0, t0);
         assert!(
             !s.admit("a", 2, true, None, t0)
                 && !s.admit("a", 3, true, None, t0)
@@ -963,14 +967,14 @@ mod tests {
             "queued behind the held ones"
         );
         s.landed("a", 0);
-        s.succeeded("a", None, 1.0, t1);
+        s.succeeded("a", None, 1.0, t1, t1);
         assert_eq!(
             s.release(t1),
             [4],
             "one back, one out: the window is as wide"
         );
         s.landed("a", 4);
-        s.succeeded("a", None, 1.0, t1);
+        s.succeeded("a", None, 1.0, t1, t1);
         assert_eq!(
             s.release(t1),
             [6],
@@ -978,7 +982,7 @@ mod tests {
         );
         assert!(!s.holding() && s.held() == 0);
         for _ in 0..16 {
-            s.succeeded("a", None, 1.0, t1);
+            s.succeeded("a", None, 1.0, t1, t1);
         }
         for i in 10..30 {
             assert!(s.admit("a", i, true, None, t1), "open again");

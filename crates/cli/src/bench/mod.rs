@@ -1018,8 +1018,12 @@ fn azbatch_child(emu: &impl Server, w: &Workload) -> Result<Measured> {
             &BATCH.to_string(),
         ])
         .args(w.cloud.map(|c| ["--cloud", c]).into_iter().flatten())
-        .arg(&file)
-        .stderr(std::process::Stdio::null());
+        .arg(&file);
+    // Its log, when `AZBATCH_LOG` asks for one, goes to the bench's standard
+    // error (the child reads the variable); else the child is quiet.
+    if std::env::var_os("AZBATCH_LOG").is_none() {
+        cmd.stderr(std::process::Stdio::null());
+    }
     let measured = timed_child(emu, cmd, |mut out| {
         let mut sink = Counting(0);
         std::io::copy(&mut out, &mut sink)?;
