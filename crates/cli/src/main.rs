@@ -61,8 +61,10 @@ enum Command {
     Demo(demo::Args),
     /// Run the benchmark workloads side by side (one request at a time,
     /// sequential batches, AzBatch) against the emulator and print the table.
+    ///
+    /// With `AZBATCH_LOG` set, AzBatch's rows log to standard error.
     #[command(
-        after_help = "Examples:\n  azbatch bench\n  azbatch bench --only a,e --scale 0.1 --json > bench.json"
+        after_help = "Examples:\n  azbatch bench\n  azbatch bench --only a,e --scale 0.1 --json > bench.json\n  AZBATCH_LOG=azbatch=info azbatch bench --only p --azbatch-only 2> p.log"
     )]
     Bench(bench::Args),
     /// The benchmark's child that runs the library alone.

@@ -509,6 +509,33 @@ fn ctrl_c_cancels_and_still_prints_every_result() {
 /// `azbatch bench`, shrunk: every workload gives a row per strategy, AzBatch
 /// runs each request once and is never throttled, and its memory and CPU are
 /// read from its own process.
+/// A bench row can be traced: with `AZBATCH_LOG` set, the azbatch run behind
+/// AzBatch's row logs to the bench's standard error; without it, nothing.
+#[test]
+fn bench_passes_azbatch_log_to_its_rows() {
+    let bench = |log: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_azbatch"));
+        cmd.args(["bench", "--only", "q", "--azbatch-only"])
+            .args(["--scale", "0.01", "--latency-ms", "10"])
+            .env_remove("AZBATCH_LOG");
+        if let Some(filter) = log {
+            cmd.env("AZBATCH_LOG", filter);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("(q)"),
+            "the row is printed whatever the log"
+        );
+        stderr
+    };
+    let traced = bench(Some("azbatch=debug"));
+    assert!(traced.contains("batch sent"), "{traced}");
+    let quiet = bench(None);
+    assert!(!quiet.contains("batch sent"), "{quiet}");
+}
+
 #[test]
 fn bench_prints_a_row_per_strategy() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_azbatch"))

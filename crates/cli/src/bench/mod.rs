@@ -40,7 +40,7 @@ pub struct Args {
     /// Print the rows as a JSON array instead of a table.
     #[arg(long)]
     json: bool,
-    /// Workloads to run, by letter (a to p); default all.
+    /// Workloads to run, by letter (a to q); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Mean latency of every call inside the emulator, in milliseconds (each call takes 0.5x to 1.5x of it).
