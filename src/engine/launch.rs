@@ -104,16 +104,14 @@ impl Run {
         }
         let wire = self.wire(&batch);
         let refused = self.journal_sent(&batch);
+        let now = Instant::now();
         for &i in &batch {
             let item = self.items[i].live_mut();
             item.attempts += 1;
             item.page_tries += 1;
             item.on_wire = true;
+            item.sent_at = Some(now);
             item.batch_items = batch.len();
-        }
-        let now = Instant::now();
-        for &i in &batch {
-            self.items[i].live_mut().sent_at = Some(now);
         }
         self.in_flight_items += batch.len() as u64;
         self.progress.batch_sent(batch.len() as u64);
