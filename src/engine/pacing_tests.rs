@@ -49,6 +49,10 @@ struct Shape {
     /// whatever the rate (a fault,
     /// another limit's brief refusal), with `Retry-After: 0`.
     noise_every: Option<u64>,
+    /// Each batch's answer takes the latency give or take up to this, batch
+    /// by batch (a spread drawn evenly, the same every run), so answers come
+    /// back in another order than their requests went.
+    spread: Duration,
 }
 
 struct Bucket {
@@ -65,6 +69,8 @@ struct Plain {
     latency: Duration,
     buckets: Mutex<HashMap<String, Bucket>>,
     attempts: Mutex<(u64, u64)>,
+    /// Batches answered so far: the next one's place in the latency's spread.
+    batches: Mutex<u64>,
     /// Attempts and 429s from the shape's `warm` on: the pacing once learned.
     late: Mutex<(u64, u64)>,
 }
@@ -107,6 +113,16 @@ impl Plain {
         } else {
             (false, b.tokens)
         }
+    }
+
+    /// How long the next batch's answer takes: the latency, give or take
+    /// the shape's spread (the golden ratio's multiples, a spread as even as
+    /// random and the same every run).
+    fn latency_of_next(&self) -> Duration {
+        let mut k = self.batches.lock().unwrap();
+        *k += 1;
+        let at = (*k as f64 * 0.618_033_988_749_895).fract();
+        self.latency - self.shape.spread + self.shape.spread.mul_f64(2.0 * at)
     }
 
     fn answer(&self, item: &Value, ok: bool, left: f64) -> Value {
@@ -169,8 +185,9 @@ impl Transport for PlainTransport {
                 plain.answer(i, ok, left)
             })
             .collect();
+        let latency = plain.latency_of_next();
         Box::pin(async move {
-            tokio::time::sleep(plain.latency).await;
+            tokio::time::sleep(latency).await;
             Ok(HttpResponse {
                 status: 200,
                 headers: vec![],
@@ -278,6 +295,7 @@ async fn against_at(
         latency,
         buckets: Mutex::new(HashMap::new()),
         attempts: Mutex::new((0, 0)),
+        batches: Mutex::new(0),
         late: Mutex::new((0, 0)),
     });
     let mut o = Options::new(api);
@@ -338,6 +356,7 @@ const ARM_PUBLIC: Shape = Shape {
     warm: WARM,
     policy: None,
     noise_every: None,
+    spread: Duration::ZERO,
 };
 
 #[tokio::test(start_paused = true)]
@@ -390,6 +409,7 @@ const GRAPH_400: Shape = Shape {
     warm: WARM,
     policy: None,
     noise_every: None,
+    spread: Duration::ZERO,
 };
 
 #[tokio::test(start_paused = true)]
@@ -444,6 +464,43 @@ async fn graph_app_without_unit_headers_at_any_concurrency() {
     }
 }
 
+/// Bench row (p)'s shape (2,000 Graph updates against a plain bucket of
+/// 400 + 40/s) with each batch answered in the latency give or take 30 to 70
+/// ms, so answers come back in another order than their requests went, at 4,
+/// 8 and 16 batches in flight and `Retry-After` of 1 and 2 s. While spans
+/// were counted by when their answers came back, a span took in the burst
+/// still on the wire or lost a batch that landed after its closing 429, and
+/// the rate sat far below the refill: 1.13x to 1.68x the ideal at five of
+/// these eighteen settings (the bench met 1.24x and 1.34x). Counted by when
+/// the requests were sent, late answers completing the measure: 1.00x to 1.04x.
+#[tokio::test(start_paused = true)]
+async fn graph_app_without_unit_headers_answered_out_of_order() {
+    for retry_after in [1, 2] {
+        for concurrency in [4, 8, 16] {
+            for spread in [30, 50, 70] {
+                let shape = Shape {
+                    retry_after: Some(retry_after),
+                    spread: Duration::from_millis(spread),
+                    ..GRAPH_400
+                };
+                let request = |i| plain_request(Api::Graph, i);
+                let at = (concurrency, 20);
+                let out = against_at(Api::Graph, Cloud::default(), shape, 2000, request, at).await;
+                let what = format!(
+                    "Retry-After {retry_after} s, {concurrency} in flight, answers 100 ms give or take {spread}"
+                );
+                eprintln!("{what}: {out:?}");
+                let (late, late_429) = out.late;
+                assert!(
+                    (late_429 as f64) < 0.02 * late as f64,
+                    "{what}: after the cold start: {out:?}"
+                );
+                assert!(out.ratio() <= 1.10, "{what}: {:.2}x: {out:?}", out.ratio());
+            }
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn china_hourly_counts_from_the_clouds_documented_seed() {
     // 12,000 reads an hour: a bucket of an hour's count, refilled evenly.
@@ -456,6 +513,7 @@ async fn china_hourly_counts_from_the_clouds_documented_seed() {
         warm: WARM,
         policy: None,
         noise_every: None,
+        spread: Duration::ZERO,
     };
     let out = against(Api::Arm, Cloud::AzureChinaCloud, shape, 12_500).await;
     assert_eq!(out.throttled, 0, "{out:?}");
@@ -481,6 +539,7 @@ async fn conditional_access_at_one_a_second_without_retry_after() {
         warm: WARM,
         policy: None,
         noise_every: None,
+        spread: Duration::ZERO,
     };
     let out = against_paths(Api::Graph, Cloud::default(), shape, 40, |i| {
         Request::get(
@@ -514,6 +573,7 @@ const PROVIDER_3MIN: Shape = Shape {
     warm: Duration::from_secs(30),
     policy: None,
     noise_every: None,
+    spread: Duration::ZERO,
 };
 
 #[tokio::test(start_paused = true)]
@@ -561,9 +621,11 @@ async fn graph_429s_that_do_not_follow_the_rate_are_noise() {
         warm: WARM,
         policy: None,
         noise_every: None,
+        spread: Duration::ZERO,
     };
     let noisy = Shape {
         noise_every: Some(8),
+        spread: Duration::ZERO,
         ..open
     };
     // Reads: Graph's writes meet the documented write limit (3,000 per 2 min
