@@ -69,7 +69,7 @@ struct Plain {
     latency: Duration,
     buckets: Mutex<HashMap<String, Bucket>>,
     attempts: Mutex<(u64, u64)>,
-    /// Batches answered so far: the next one's place in the latency's spread.
+    /// Batches sent so far: the next one's place in the latency's spread.
     batches: Mutex<u64>,
     /// Attempts and 429s from the shape's `warm` on: the pacing once learned.
     late: Mutex<(u64, u64)>,
