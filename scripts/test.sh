@@ -87,7 +87,11 @@ fi
 
 step "the fault table: 20,000 ARM and Graph requests per row, one family of faults each"
 # The fuzz targets build meanwhile (their own target folder): the table mostly
-# waits on its emulator, the build mostly computes.
+# waits on its emulator, the build mostly computes. The folder is made first:
+# cargo makes a missing one under a temporary name and renames it, and the
+# table's cargo, listing the package's files, failed once on that name vanishing
+# ("Failed to read the directory at 'fuzz/targetVBcWAv'").
+mkdir -p fuzz/target
 fuzz_build_log=$(mktemp)
 bash scripts/fuzz.sh --build >"$fuzz_build_log" 2>&1 &
 fuzz_build=$!
