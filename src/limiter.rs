@@ -159,6 +159,7 @@ struct Closed {
 }
 
 impl Closed {
+    /// The refill it measures, with the margin.
     fn rate(&self) -> f64 {
         self.served
             / self
@@ -342,7 +343,13 @@ impl Rate {
                     // the first of it): keep counting from that one.
                     return Learned::Kept { rate: from };
                 }
-                let measured = self.span_served / span.as_secs_f64() * MARGIN;
+                let span_measure = Closed {
+                    open,
+                    close: sent,
+                    served: self.span_served,
+                    from,
+                };
+                let measured = span_measure.rate();
                 // A cut after which the 429s are what they were, or not
                 // half as many and what the scope's noise is at any rate,
                 // did not help. (One after which they fell by half helped,
@@ -365,12 +372,7 @@ impl Rate {
                     Learned::Noise { rate: from, share }
                 } else if measured < from && self.held_back(share) && self.span_served >= MIN_SERVED
                 {
-                    self.measured = Some(Closed {
-                        open,
-                        close: sent,
-                        served: self.span_served,
-                        from,
-                    });
+                    self.measured = Some(span_measure);
                     match self.cut_to(measured, share) {
                         Learned::Cut { from, to } => Learned::Measured {
                             from,
